@@ -1,0 +1,8 @@
+//! Calls in progress: the per-call actor that owns a conversation, outbound audio pacing,
+//! and the registry of live calls (used to drain them on shutdown).
+
+pub mod actor;
+pub mod playback;
+pub mod registry;
+
+pub use actor::{CallActor, CallDeps, CallInput, CallOutput, CallSettings, CallSetup, CallSummary};

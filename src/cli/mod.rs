@@ -1,0 +1,354 @@
+//! The `ringlypro` sub-commands: serve, migrate, demo, call, nlu, tenant.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::DateTime;
+use clap::{Args, Parser, Subcommand};
+
+use crate::call::CallSettings;
+use crate::config::Config;
+use crate::dialogue::nlu;
+use crate::domain::language::Language;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::scheduling::BusinessHours;
+use crate::providers::tts::flite::FliteTts;
+use crate::sim::{self, Line, Script};
+use crate::startup::{Application, Engines, shutdown_signal};
+use crate::storage::postgres::{self, tenants};
+
+#[derive(Parser, Debug)]
+#[command(name = "ringlypro", version, about = "RinglyPro: the AI phone receptionist with a CRM")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (migrates first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Seed a demo tenant, start the server, place a simulated booking call, keep serving.
+    Demo(DemoArgs),
+    /// Place a simulated call against a running server, exactly as Twilio would.
+    Call(CallArgs),
+    /// Show how the dialogue engine reads one utterance.
+    Nlu(NluArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Exit after the simulated call instead of serving on.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// The tenant's RinglyPro number (E.164).
+    #[arg(long)]
+    pub to: String,
+    /// The caller's number.
+    #[arg(long, default_value = "+15557654321")]
+    pub from: String,
+    /// A line to say after the agent's turn; start it with ">>" to say it over the agent
+    /// (barge-in). Repeat for each line.
+    #[arg(long = "say")]
+    pub say: Vec<String>,
+    /// Server base URL (defaults to PUBLIC_URL).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Hang up right after the last line, without waiting for the agent.
+    #[arg(long)]
+    pub hang_up: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NluArgs {
+    /// The moment to read relative dates against (RFC 3339); default now.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// The tenant's time zone (IANA).
+    #[arg(long, default_value = "America/New_York")]
+    pub tz: String,
+    /// Read as Spanish.
+    #[arg(long)]
+    pub spanish: bool,
+    pub utterance: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant with its credit account; prints its id.
+    Add(TenantAddArgs),
+    /// List tenants.
+    List,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TenantAddArgs {
+    #[arg(long)]
+    pub name: String,
+    /// The tenant's RinglyPro number (E.164, e.g. +15550001111).
+    #[arg(long)]
+    pub number: String,
+    /// The owner's phone (E.164), where transfers ring.
+    #[arg(long)]
+    pub owner_phone: String,
+    #[arg(long, default_value = "America/New_York")]
+    pub timezone: String,
+    #[arg(long, default_value = "mon-fri")]
+    pub days: String,
+    #[arg(long, default_value = "09:00-17:00")]
+    pub hours: String,
+    #[arg(long, default_value_t = 30)]
+    pub slot_minutes: i32,
+    #[arg(long, default_value_t = 0)]
+    pub buffer_minutes: i32,
+    #[arg(long)]
+    pub greeting: Option<String>,
+    #[arg(long, default_value = "")]
+    pub services: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    #[arg(long, default_value = "")]
+    pub owner_name: String,
+    /// Default language: en or es.
+    #[arg(long, default_value = "en")]
+    pub language: String,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => serve().await,
+        Command::Migrate => {
+            let config = Config::from_env()?;
+            let pool = postgres::connect(&config.database_url).await?;
+            postgres::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Demo(args) => demo(args).await,
+        Command::Call(args) => call(args).await,
+        Command::Nlu(args) => nlu_command(args),
+        Command::Tenant(TenantCommand::Add(args)) => {
+            let config = Config::from_env()?;
+            let pool = postgres::connect(&config.database_url).await?;
+            postgres::migrate(&pool).await?;
+            let id = add_tenant(&pool, &args).await?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::List) => {
+            let config = Config::from_env()?;
+            let pool = postgres::connect(&config.database_url).await?;
+            postgres::migrate(&pool).await?;
+            for t in tenants::list(&pool).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{} {}-{}\tagent {}",
+                    t.id,
+                    t.ringlypro_number,
+                    t.business_name,
+                    t.timezone,
+                    t.business_days,
+                    t.business_hours_start.format("%H:%M"),
+                    t.business_hours_end.format("%H:%M"),
+                    if t.rachel_enabled { "on" } else { "off" }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    tracing::info!(?config, "starting");
+    let engines = Engines::local(&config)?;
+    let app = Application::build(config, engines, CallSettings::default()).await?;
+    tracing::info!(addr = %app.local_addr(), "listening");
+    app.run_until(shutdown_signal()).await
+}
+
+/// Validates and creates a tenant. Nothing is written when any field is invalid.
+pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Result<i64> {
+    let name = args.name.trim();
+    if name.is_empty() {
+        bail!("--name must not be empty");
+    }
+    if !args.number.trim().starts_with('+') {
+        bail!("--number must be in E.164 form, like +15550001111 (got {:?})", args.number);
+    }
+    let number = PhoneNumber::parse(&args.number).map_err(|e| anyhow::anyhow!("--number {:?}: {e}", args.number))?;
+    if !args.owner_phone.trim().starts_with('+') {
+        bail!("--owner-phone must be in E.164 form, like +15551234567 (got {:?})", args.owner_phone);
+    }
+    let owner = PhoneNumber::parse(&args.owner_phone)
+        .map_err(|e| anyhow::anyhow!("--owner-phone {:?}: {e}", args.owner_phone))?;
+    let _tz: chrono_tz::Tz = args.timezone.parse().map_err(|_| {
+        anyhow::anyhow!("--timezone {:?} is not an IANA time zone (e.g. America/New_York)", args.timezone)
+    })?;
+    let hours = BusinessHours::parse(&args.days, &args.hours).map_err(|e| anyhow::anyhow!("--days/--hours: {e}"))?;
+    if !(5..=480).contains(&args.slot_minutes) {
+        bail!("--slot-minutes must be between 5 and 480");
+    }
+    if !(0..=240).contains(&args.buffer_minutes) {
+        bail!("--buffer-minutes must be between 0 and 240");
+    }
+    let language = Language::from_code(&args.language).ok_or_else(|| anyhow::anyhow!("--language must be en or es"))?;
+    let new = tenants::NewTenant {
+        business_name: name.to_owned(),
+        ringlypro_number: number.as_str().to_owned(),
+        owner_name: args.owner_name.clone(),
+        owner_phone: owner.as_str().to_owned(),
+        timezone: args.timezone.clone(),
+        business_days: args.days.trim().to_lowercase(),
+        open: hours.open,
+        close: hours.close,
+        appointment_minutes: args.slot_minutes,
+        buffer_minutes: args.buffer_minutes,
+        custom_greeting: args.greeting.clone().filter(|g| !g.trim().is_empty()),
+        services: args.services.clone(),
+        business_description: args.description.clone(),
+        language,
+    };
+    let mut tx = pool.begin().await?;
+    match tenants::insert(&mut tx, &new).await {
+        Ok(id) => {
+            tx.commit().await?;
+            Ok(id)
+        }
+        Err(e) if postgres::violated_constraint(&e).as_deref() == Some("clients_ringlypro_number_key") => {
+            bail!("the number {} already belongs to another tenant", number.as_str())
+        }
+        Err(e) => Err(e).context("creating the tenant"),
+    }
+}
+
+fn nlu_command(args: NluArgs) -> anyhow::Result<()> {
+    let tz: chrono_tz::Tz =
+        args.tz.parse().map_err(|_| anyhow::anyhow!("--tz {:?} is not an IANA time zone", args.tz))?;
+    let now = match &args.now {
+        Some(s) => {
+            DateTime::parse_from_rfc3339(s).with_context(|| format!("--now {s:?} is not RFC 3339"))?.with_timezone(&tz)
+        }
+        None => chrono::Utc::now().with_timezone(&tz),
+    };
+    let lang = if args.spanish { Language::Spanish } else { Language::English };
+    let reading = nlu::read(&args.utterance, now, lang);
+    println!("{}", serde_json::to_string(&reading)?);
+    Ok(())
+}
+
+fn parse_lines(say: &[String]) -> Vec<Line> {
+    say.iter()
+        .map(|s| match s.trim().strip_prefix(">>") {
+            Some(rest) => Line { text: rest.trim().to_owned(), over_agent: true },
+            None => Line { text: s.trim().to_owned(), over_agent: false },
+        })
+        .collect()
+}
+
+async fn call(args: CallArgs) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let base = args.url.clone().unwrap_or_else(|| config.public_url.clone());
+    let mut script = Script::new(&base, &args.to, &args.from, parse_lines(&args.say));
+    script.auth_token = config.twilio_auth_token.clone();
+    script.hang_up_after_last_line = args.hang_up;
+    let report = sim::place_call(&script, Arc::new(FliteTts::default())).await?;
+    print!("{}", report.transcript());
+    println!("{}", report.summary());
+    Ok(())
+}
+
+/// The demo tenant's number.
+pub const DEMO_NUMBER: &str = "+15550001111";
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let mut config = Config::from_env()?;
+    let pool = postgres::connect(&config.database_url).await?;
+    postgres::migrate(&pool).await?;
+    if tenants::find_by_number(&pool, DEMO_NUMBER).await?.is_none() {
+        let id = add_tenant(
+            &pool,
+            &TenantAddArgs {
+                name: "Bright Smile Dental".into(),
+                number: DEMO_NUMBER.into(),
+                owner_phone: "+15551230000".into(),
+                timezone: "America/New_York".into(),
+                days: "mon-fri".into(),
+                hours: "09:00-17:00".into(),
+                slot_minutes: 30,
+                buffer_minutes: 0,
+                greeting: None,
+                services: "cleanings are $99, exams are $75, whitening is $250, and fillings start at $150".into(),
+                description: "We're at 12 Main Street, next to the library.".into(),
+                owner_name: "Dr. Rivera".into(),
+                language: "en".into(),
+            },
+        )
+        .await?;
+        println!("seeded demo tenant Bright Smile Dental (id {id}, number {DEMO_NUMBER})");
+    }
+    pool.close().await;
+    let engines = Engines::local(&config)?;
+    // Serve where PUBLIC_URL says when it is set; otherwise on BIND, and tell the
+    // simulated caller the address actually bound.
+    let explicit_public = std::env::var("PUBLIC_URL").is_ok_and(|v| !v.trim().is_empty());
+    let app = Application::build(config.clone(), engines, CallSettings::default()).await?;
+    let addr = app.local_addr();
+    if !explicit_public {
+        config.public_url = format!("http://{addr}");
+    }
+    let base = config.public_url.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        tokio::select! { _ = shutdown_signal() => {}, _ = stop_rx => {} }
+    }));
+    println!("server listening on http://{addr}; placing a simulated call to Bright Smile Dental...");
+    let lines = parse_lines(&[
+        "Hi, I would like to book an appointment please.".into(),
+        "My name is John Smith.".into(),
+        "Yes, that is right.".into(),
+        "The second one please.".into(),
+        "No, that is all. Thank you.".into(),
+    ]);
+    let mut script = Script::new(&base, DEMO_NUMBER, "+15557654321", lines);
+    script.auth_token = config.twilio_auth_token.clone();
+    let report = sim::place_call(&script, Arc::new(FliteTts::default())).await;
+    match &report {
+        Ok(report) => {
+            println!("\n--- transcript (as the server recorded it) ---");
+            print!("{}", report.transcript());
+            println!("--- result ---");
+            println!("{}", report.summary());
+        }
+        Err(e) => eprintln!("the simulated call failed: {e:#}"),
+    }
+    if args.once {
+        let _ = stop_tx.send(());
+        server.await??;
+        return report.map(|_| ());
+    }
+    println!("\nCalls page: http://{addr}/   (Ctrl-C to stop)");
+    server.await??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_starting_with_chevrons_are_said_over_the_agent() {
+        let lines = parse_lines(&["hello".into(), ">> wait a second".into()]);
+        assert!(!lines[0].over_agent);
+        assert!(lines[1].over_agent);
+        assert_eq!(lines[1].text, "wait a second");
+    }
+}

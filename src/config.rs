@@ -1,0 +1,167 @@
+//! Typed configuration, read once from the environment in `main` and passed down.
+//! Secrets never appear in `Debug` output.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+/// Everything the server needs to know about its surroundings.
+#[derive(Clone)]
+pub struct Config {
+    /// `DATABASE_URL`; the database is created if it does not exist.
+    pub database_url: String,
+    /// `REDIS_URL`; unset means the in-process call-state store.
+    pub redis_url: Option<String>,
+    /// `BIND`: where the HTTP server listens.
+    pub bind: SocketAddr,
+    /// `PUBLIC_URL`: the base URL Twilio reaches us at, used in TwiML and signature checks.
+    pub public_url: String,
+    /// `TWILIO_ACCOUNT_SID`.
+    pub twilio_account_sid: Option<String>,
+    /// `TWILIO_AUTH_TOKEN`; unset means local mode (no signature checks).
+    pub twilio_auth_token: Option<String>,
+    /// `RINGLYPRO_KEY_PREFIX`: prefix of every Redis key (lets tests share one Redis).
+    pub key_prefix: String,
+    /// `RINGLYPRO_STT_DECODERS`: local speech decoders kept warm for new calls.
+    pub stt_warm_decoders: usize,
+    /// `SHUTDOWN_GRACE_SECS`: how long shutdown waits for live calls to finish.
+    pub shutdown_grace: std::time::Duration,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ringlypro";
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let bind = get("BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
+        let bind: SocketAddr =
+            bind.parse().with_context(|| format!("BIND must be an address like 127.0.0.1:3000, got {bind:?}"))?;
+        let public_url = get("PUBLIC_URL").unwrap_or_else(|| "http://localhost:3000".into());
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            anyhow::bail!("PUBLIC_URL must start with http:// or https://, got {public_url:?}");
+        }
+        let stt_warm_decoders = match get("RINGLYPRO_STT_DECODERS") {
+            Some(v) => v.parse().with_context(|| format!("RINGLYPRO_STT_DECODERS must be a number, got {v:?}"))?,
+            None => 2,
+        };
+        let shutdown_grace = match get("SHUTDOWN_GRACE_SECS") {
+            Some(v) => std::time::Duration::from_secs(
+                v.parse().with_context(|| format!("SHUTDOWN_GRACE_SECS must be a number, got {v:?}"))?,
+            ),
+            None => std::time::Duration::from_secs(280),
+        };
+        Ok(Self {
+            shutdown_grace,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            redis_url: get("REDIS_URL"),
+            bind,
+            public_url,
+            twilio_account_sid: get("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token: get("TWILIO_AUTH_TOKEN"),
+            key_prefix: get("RINGLYPRO_KEY_PREFIX").unwrap_or_else(|| "ringlypro:".into()),
+            stt_warm_decoders,
+        })
+    }
+
+    /// Local mode: no Twilio credentials, so webhooks are not signature-checked.
+    pub fn local_mode(&self) -> bool {
+        self.twilio_auth_token.is_none()
+    }
+
+    /// The WebSocket base matching `public_url` (`https` → `wss`, `http` → `ws`).
+    pub fn public_ws_url(&self) -> String {
+        if let Some(rest) = self.public_url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.public_url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.public_url.clone()
+        }
+    }
+}
+
+fn redact(value: &Option<String>) -> &'static str {
+    if value.is_some() { "<set>" } else { "<unset>" }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_auth_token", &redact(&self.twilio_auth_token))
+            .field("key_prefix", &self.key_prefix)
+            .field("stt_warm_decoders", &self.stt_warm_decoders)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host` URL.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_run_locally_without_keys() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.public_url, "http://localhost:3000");
+        assert!(c.local_mode());
+        assert!(c.redis_url.is_none());
+        assert_eq!(c.public_ws_url(), "ws://localhost:3000");
+    }
+
+    #[test]
+    fn https_public_url_gives_wss_and_loses_its_trailing_slash() {
+        let c = config(&[("PUBLIC_URL", "https://rp.example.com/")]).unwrap();
+        assert_eq!(c.public_ws_url(), "wss://rp.example.com");
+    }
+
+    #[test]
+    fn a_bad_bind_address_is_a_clear_error() {
+        let e = config(&[("BIND", "nonsense")]).unwrap_err();
+        assert!(e.to_string().contains("BIND"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c =
+            config(&[("TWILIO_AUTH_TOKEN", "supersecret"), ("DATABASE_URL", "postgres://app:hunter2@db/x")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("supersecret"));
+        assert!(!shown.contains("hunter2"));
+        assert!(!c.local_mode());
+    }
+}

@@ -1,0 +1,6 @@
+//! Understanding what callers say and deciding what the agent says next.
+
+pub mod datetime;
+pub mod nlu;
+pub mod policy;
+pub mod prompts;

@@ -1,0 +1,615 @@
+//! The local dialogue engine: a deterministic slot-filling policy that stands where the LLM
+//! will. It decides what to say and which tool to call; it never touches the database
+//! itself (the call actor runs the tools and hands back their results), so the booking
+//! rules stay in `services` whichever engine converses.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use minijinja::{Value, context};
+use serde::{Deserialize, Serialize};
+
+use crate::dialogue::datetime::SpokenTime;
+use crate::dialogue::nlu::{self, Intent, Reading};
+use crate::dialogue::prompts::Prompts;
+use crate::domain::confirmation;
+use crate::domain::language::Language;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::scheduling::{self, Calendar, Preference, Slot};
+
+/// Misunderstandings in a row before the agent offers a message or a call-back.
+pub const MAX_MISUNDERSTANDINGS: u32 = 3;
+
+/// Where the conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Waiting to hear what the caller wants.
+    Intent,
+    AskName,
+    ConfirmPhone,
+    AskPhone,
+    /// Three slots were offered; waiting for a choice.
+    ChooseSlot,
+    /// The caller turned the offers down; waiting for a day/time.
+    AskPreference,
+    /// Waiting for the caller's message.
+    TakeMessage,
+    /// An appointment was found; waiting for yes/no to cancel it.
+    ConfirmCancel,
+    /// Waiting for a confirmation code to find an appointment.
+    AskCode,
+    /// Stuck: offered a message or a call-back.
+    Stuck,
+    /// The call is over (or being transferred).
+    Done,
+}
+
+/// What the call achieved, as stored on the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    None,
+    Booked,
+    Cancelled,
+    Rescheduled,
+    Message,
+    Transfer,
+    Info,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::None => "none",
+            Outcome::Booked => "booked",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Rescheduled => "rescheduled",
+            Outcome::Message => "message",
+            Outcome::Transfer => "transfer",
+            Outcome::Info => "info",
+        }
+    }
+}
+
+/// An appointment found for the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoundAppointment {
+    pub id: i64,
+    pub name: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub code: String,
+}
+
+/// Work the engine asks the actor to do (the same tools the LLM will call).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolCall {
+    CheckAvailability(Preference),
+    Book { slot: Slot, name: String, phone: String },
+    FindAppointment { phone: Option<String>, code: Option<String> },
+    Cancel { appointment_id: i64 },
+    TakeMessage { text: String },
+}
+
+/// What a tool returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolResult {
+    Slots(Vec<Slot>),
+    Booked { code: String, slot: Slot },
+    SlotTaken,
+    Found(Option<FoundAppointment>),
+    Cancelled(bool),
+    MessageTaken,
+    Failed(String),
+}
+
+/// The engine's next move.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Run this tool and call [`Policy::on_tool_result`].
+    Tool(ToolCall),
+    /// Say this and wait for the caller. `end` hangs up after it is heard; `transfer`
+    /// hands the call to the owner after it is heard.
+    Reply { text: String, end: bool, transfer: bool },
+}
+
+/// Facts about the tenant and the moment that phrasing and tools need.
+pub struct Context<'a> {
+    pub prompts: &'a Prompts,
+    pub business_name: &'a str,
+    pub greeting: Option<&'a str>,
+    pub services: &'a str,
+    pub description: &'a str,
+    pub calendar: &'a Calendar,
+    pub now: DateTime<Utc>,
+}
+
+impl Context<'_> {
+    fn local_now(&self) -> DateTime<Tz> {
+        self.now.with_timezone(&self.calendar.tz)
+    }
+
+    fn is_open_now(&self) -> bool {
+        let local = self.local_now();
+        let weekday = chrono::Datelike::weekday(&local).num_days_from_monday() as usize;
+        let time = local.time();
+        self.calendar.hours.days[weekday] && time >= self.calendar.hours.open && time < self.calendar.hours.close
+    }
+}
+
+/// The conversation state. Serializable: it is what gets checkpointed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Policy {
+    pub language: Language,
+    pub stage: Stage,
+    pub intent: Option<Intent>,
+    pub name: Option<String>,
+    /// The caller's number from Twilio, until the caller gives another.
+    pub phone: Option<String>,
+    pub date: Option<NaiveDate>,
+    pub time: Option<SpokenTime>,
+    pub offered: Vec<Slot>,
+    pub misunderstandings: u32,
+    pub outcome: Outcome,
+    pub found: Option<FoundAppointment>,
+    pub booked: Option<(String, Slot)>,
+    /// Text said before the tool result's own line ("That time was just taken.").
+    #[serde(skip)]
+    prefix: Option<String>,
+}
+
+impl Policy {
+    pub fn new(language: Language, caller_phone: Option<&str>) -> Self {
+        Self {
+            language,
+            stage: Stage::Intent,
+            intent: None,
+            name: None,
+            phone: caller_phone.and_then(|p| PhoneNumber::parse(p).ok()).map(|p| p.as_str().to_owned()),
+            date: None,
+            time: None,
+            offered: Vec::new(),
+            misunderstandings: 0,
+            outcome: Outcome::None,
+            found: None,
+            booked: None,
+            prefix: None,
+        }
+    }
+
+    fn base(&self, ctx: &Context<'_>) -> Value {
+        let capabilities = ctx.prompts.render(self.language, "capabilities", &Value::UNDEFINED);
+        context! {
+            business_name => ctx.business_name,
+            greeting => ctx.greeting,
+            services => ctx.services.trim().trim_end_matches('.'),
+            description => ctx.description,
+            hours => ctx.calendar.hours.describe(),
+            capabilities => capabilities,
+            name => self.name.as_deref().and_then(|n| n.split_whitespace().next()).unwrap_or(""),
+            prefix => self.prefix.as_deref(),
+        }
+    }
+
+    fn say(&mut self, ctx: &Context<'_>, key: &str, extra: Value) -> Step {
+        let text = self.line(ctx, key, extra);
+        Step::Reply { text, end: false, transfer: false }
+    }
+
+    fn line(&mut self, ctx: &Context<'_>, key: &str, extra: Value) -> String {
+        let merged = context! { ..extra, ..self.base(ctx) };
+        self.prefix = None;
+        ctx.prompts.render(self.language, key, &merged)
+    }
+
+    fn describe(&self, ctx: &Context<'_>, slot: &Slot) -> String {
+        scheduling::describe_slot(ctx.calendar, slot, ctx.now, self.language)
+    }
+
+    /// The opening line.
+    pub fn greet(&mut self, ctx: &Context<'_>) -> Step {
+        self.say(ctx, "greeting", Value::UNDEFINED)
+    }
+
+    /// The caller said nothing for a while.
+    pub fn on_silence(&mut self, ctx: &Context<'_>) -> Step {
+        self.misunderstood(ctx, "still_there")
+    }
+
+    /// A key was pressed: 0 asks for a person.
+    pub fn on_dtmf(&mut self, ctx: &Context<'_>, digit: char) -> Option<Step> {
+        match digit {
+            '0' => Some(self.start_intent(ctx, Intent::Human, &Reading::default())),
+            _ => None,
+        }
+    }
+
+    /// The call has gone on too long: wrap up politely.
+    pub fn on_time_up(&mut self, ctx: &Context<'_>) -> Step {
+        self.stage = Stage::Done;
+        let text = self.line(ctx, "goodbye_time", Value::UNDEFINED);
+        Step::Reply { text, end: true, transfer: false }
+    }
+
+    fn misunderstood(&mut self, ctx: &Context<'_>, key: &str) -> Step {
+        self.misunderstandings += 1;
+        if self.misunderstandings >= MAX_MISUNDERSTANDINGS + 1 || self.stage == Stage::Stuck {
+            // Already offered a way out and still nothing: end politely rather than loop.
+            self.stage = Stage::Done;
+            let text = self.line(ctx, "goodbye", Value::UNDEFINED);
+            return Step::Reply { text, end: true, transfer: false };
+        }
+        if self.misunderstandings >= MAX_MISUNDERSTANDINGS {
+            self.stage = Stage::Stuck;
+            return self.say(ctx, "stuck", Value::UNDEFINED);
+        }
+        self.say(ctx, key, Value::UNDEFINED)
+    }
+
+    fn understood(&mut self) {
+        self.misunderstandings = 0;
+    }
+
+    /// What the caller said (one final transcript).
+    pub fn on_utterance(&mut self, ctx: &Context<'_>, text: &str) -> Step {
+        let reading = nlu::read(text, ctx.local_now(), self.language);
+        if reading.date.is_some() {
+            self.date = reading.date;
+        }
+        if reading.time.is_some() {
+            self.time = reading.time;
+        }
+        match self.stage {
+            Stage::Intent | Stage::Done => self.on_intent_answer(ctx, &reading),
+            Stage::AskName => match reading.name.clone().or_else(|| nlu::read_name_answer(text)) {
+                Some(name) => {
+                    self.understood();
+                    self.name = Some(name);
+                    self.after_name(ctx)
+                }
+                None => self.misunderstood(ctx, "ask_name_again"),
+            },
+            Stage::ConfirmPhone => match (reading.yes_no, reading.phone.as_deref()) {
+                (_, Some(phone)) if PhoneNumber::parse(phone).is_ok() => {
+                    self.understood();
+                    self.phone = PhoneNumber::parse(phone).ok().map(|p| p.as_str().to_owned());
+                    self.check_availability()
+                }
+                (Some(true), _) => {
+                    self.understood();
+                    self.check_availability()
+                }
+                (Some(false), _) => {
+                    self.understood();
+                    self.stage = Stage::AskPhone;
+                    self.say(ctx, "ask_phone", Value::UNDEFINED)
+                }
+                _ => {
+                    let phone = self.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()).map(|p| p.spoken());
+                    self.misunderstood_with(ctx, "confirm_phone", context! { phone => phone })
+                }
+            },
+            Stage::AskPhone => match reading.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) {
+                Some(phone) => {
+                    self.understood();
+                    self.phone = Some(phone.as_str().to_owned());
+                    self.check_availability()
+                }
+                None => self.misunderstood(ctx, "ask_phone_again"),
+            },
+            Stage::ChooseSlot => self.on_choice(ctx, &reading),
+            Stage::AskPreference => {
+                if reading.date.is_some() || reading.time.is_some() {
+                    self.understood();
+                    self.check_availability()
+                } else if let Some(intent) = reading.intent.filter(|i| *i != Intent::Book) {
+                    self.start_intent(ctx, intent, &reading)
+                } else {
+                    self.misunderstood(ctx, "ask_preference")
+                }
+            }
+            Stage::TakeMessage => {
+                self.understood();
+                Step::Tool(ToolCall::TakeMessage { text: text.trim().to_owned() })
+            }
+            Stage::ConfirmCancel => match reading.yes_no {
+                Some(true) => {
+                    self.understood();
+                    match &self.found {
+                        Some(found) => Step::Tool(ToolCall::Cancel { appointment_id: found.id }),
+                        None => self.on_intent_answer(ctx, &reading),
+                    }
+                }
+                Some(false) => {
+                    self.understood();
+                    self.stage = Stage::Intent;
+                    self.say(ctx, "kept", Value::UNDEFINED)
+                }
+                None => self.misunderstood(ctx, "not_understood"),
+            },
+            Stage::AskCode => match reading.code.clone() {
+                Some(code) if confirmation::is_code(&code) => {
+                    self.understood();
+                    Step::Tool(ToolCall::FindAppointment { phone: None, code: Some(code.to_uppercase()) })
+                }
+                _ => {
+                    if reading.yes_no == Some(false) {
+                        // No code: offer a message instead of asking forever.
+                        self.understood();
+                        self.stage = Stage::TakeMessage;
+                        return self.say(ctx, "ask_message", Value::UNDEFINED);
+                    }
+                    self.misunderstood(ctx, "ask_code")
+                }
+            },
+            Stage::Stuck => match (reading.intent, reading.yes_no) {
+                (Some(intent), _) => self.start_intent(ctx, intent, &reading),
+                (None, Some(true)) => self.start_intent(ctx, Intent::Message, &reading),
+                _ => self.misunderstood(ctx, "stuck"),
+            },
+        }
+    }
+
+    fn on_intent_answer(&mut self, ctx: &Context<'_>, reading: &Reading) -> Step {
+        match reading.intent {
+            Some(intent) => self.start_intent(ctx, intent, reading),
+            None if reading.yes_no == Some(false) && self.outcome != Outcome::None => self.goodbye(ctx),
+            None if reading.yes_no == Some(false) && self.stage == Stage::Done => self.goodbye(ctx),
+            None if reading.date.is_some() || reading.time.is_some() => {
+                // "Do you have anything Tuesday morning?" reads as a booking request.
+                self.start_intent(ctx, Intent::Book, reading)
+            }
+            None => self.misunderstood(ctx, "not_understood"),
+        }
+    }
+
+    fn goodbye(&mut self, ctx: &Context<'_>) -> Step {
+        self.stage = Stage::Done;
+        let text = self.line(ctx, "goodbye", Value::UNDEFINED);
+        Step::Reply { text, end: true, transfer: false }
+    }
+
+    fn start_intent(&mut self, ctx: &Context<'_>, intent: Intent, reading: &Reading) -> Step {
+        self.understood();
+        self.intent = Some(intent);
+        match intent {
+            Intent::Book => {
+                if let Some(name) = &reading.name {
+                    self.name = Some(name.clone());
+                }
+                if self.name.is_none() {
+                    self.stage = Stage::AskName;
+                    self.say(ctx, "ask_name", Value::UNDEFINED)
+                } else {
+                    self.after_name(ctx)
+                }
+            }
+            Intent::Cancel | Intent::Reschedule => {
+                let code = reading.code.clone().filter(|c| confirmation::is_code(c));
+                Step::Tool(ToolCall::FindAppointment { phone: self.phone.clone(), code })
+            }
+            Intent::Pricing => {
+                self.stage = Stage::Intent;
+                self.note_info();
+                self.say(ctx, "pricing", Value::UNDEFINED)
+            }
+            Intent::Hours => {
+                self.stage = Stage::Intent;
+                self.note_info();
+                self.say(ctx, "hours", Value::UNDEFINED)
+            }
+            Intent::Human => {
+                if ctx.is_open_now() {
+                    self.stage = Stage::Done;
+                    self.outcome = Outcome::Transfer;
+                    let text = self.line(ctx, "transfer", Value::UNDEFINED);
+                    Step::Reply { text, end: true, transfer: true }
+                } else {
+                    self.stage = Stage::TakeMessage;
+                    self.say(ctx, "transfer_closed", Value::UNDEFINED)
+                }
+            }
+            Intent::Message => {
+                self.stage = Stage::TakeMessage;
+                self.say(ctx, "ask_message", Value::UNDEFINED)
+            }
+        }
+    }
+
+    fn note_info(&mut self) {
+        if self.outcome == Outcome::None {
+            self.outcome = Outcome::Info;
+        }
+    }
+
+    fn after_name(&mut self, ctx: &Context<'_>) -> Step {
+        match self.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) {
+            Some(phone) => {
+                self.stage = Stage::ConfirmPhone;
+                self.say(ctx, "confirm_phone", context! { phone => phone.spoken() })
+            }
+            None => {
+                self.stage = Stage::AskPhone;
+                self.say(ctx, "ask_phone", Value::UNDEFINED)
+            }
+        }
+    }
+
+    fn preference(&self) -> Preference {
+        let (time, part) = match self.time {
+            Some(SpokenTime::At(t)) => (Some(t), None),
+            Some(SpokenTime::Part(p)) => (None, Some(p)),
+            None => (None, None),
+        };
+        Preference { date: self.date, time, part }
+    }
+
+    fn check_availability(&mut self) -> Step {
+        Step::Tool(ToolCall::CheckAvailability(self.preference()))
+    }
+
+    fn on_choice(&mut self, ctx: &Context<'_>, reading: &Reading) -> Step {
+        let chosen = self.match_offer(ctx, reading);
+        match chosen {
+            Some(slot) => {
+                self.understood();
+                let (name, phone) = (self.name.clone().unwrap_or_default(), self.phone.clone().unwrap_or_default());
+                Step::Tool(ToolCall::Book { slot, name, phone })
+            }
+            None if reading.date.is_some() || reading.time.is_some() => {
+                // A different day or time than offered: look again with it.
+                self.understood();
+                self.check_availability()
+            }
+            None if reading.yes_no == Some(false) => {
+                self.understood();
+                self.stage = Stage::AskPreference;
+                self.date = None;
+                self.time = None;
+                self.say(ctx, "ask_preference", Value::UNDEFINED)
+            }
+            None if reading.intent.is_some_and(|i| i != Intent::Book) => {
+                self.start_intent(ctx, reading.intent.unwrap_or(Intent::Book), reading)
+            }
+            None => {
+                let slots: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
+                self.misunderstood_with(ctx, "which_one", context! { slots => slots })
+            }
+        }
+    }
+
+    fn misunderstood_with(&mut self, ctx: &Context<'_>, key: &str, extra: Value) -> Step {
+        self.misunderstandings += 1;
+        if self.misunderstandings >= MAX_MISUNDERSTANDINGS {
+            self.stage = Stage::Stuck;
+            return self.say(ctx, "stuck", Value::UNDEFINED);
+        }
+        self.say(ctx, key, extra)
+    }
+
+    /// Which offered slot the caller picked: by ordinal, by time, or by day.
+    fn match_offer(&self, ctx: &Context<'_>, reading: &Reading) -> Option<Slot> {
+        if self.offered.is_empty() {
+            return None;
+        }
+        if let Some(choice) = reading.choice {
+            let index = if choice == usize::MAX { self.offered.len() } else { choice };
+            return self.offered.get(index.checked_sub(1)?).copied();
+        }
+        let tz = ctx.calendar.tz;
+        let matches: Vec<Slot> = self
+            .offered
+            .iter()
+            .filter(|slot| {
+                let local = slot.starts_at.with_timezone(&tz);
+                let time_ok = match reading.time {
+                    Some(SpokenTime::At(t)) => local.time() == t,
+                    Some(SpokenTime::Part(p)) => scheduling::DayPart::of(local.time()) == p,
+                    None => true,
+                };
+                let date_ok = reading.date.is_none_or(|d| local.date_naive() == d);
+                time_ok && date_ok && (reading.time.is_some() || reading.date.is_some())
+            })
+            .copied()
+            .collect();
+        if matches.len() == 1 {
+            return matches.first().copied();
+        }
+        // "Yes" to a single offer takes it.
+        if reading.yes_no == Some(true) && self.offered.len() == 1 {
+            return self.offered.first().copied();
+        }
+        None
+    }
+
+    fn confirm_booking(&mut self, ctx: &Context<'_>) -> Step {
+        self.stage = Stage::Intent;
+        let Some((code, slot)) = self.booked.clone() else {
+            return self.say(ctx, "anything_else", Value::UNDEFINED);
+        };
+        let slot_text = self.describe(ctx, &slot);
+        self.say(ctx, "booked", context! { slot => slot_text, code => confirmation::spoken(&code) })
+    }
+
+    /// A tool finished.
+    pub fn on_tool_result(&mut self, ctx: &Context<'_>, result: ToolResult) -> Step {
+        match result {
+            ToolResult::Slots(slots) if slots.is_empty() => {
+                self.stage = Stage::Stuck;
+                self.say(ctx, "no_slots", Value::UNDEFINED)
+            }
+            ToolResult::Slots(slots) => {
+                self.offered = slots;
+                self.stage = Stage::ChooseSlot;
+                let described: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
+                self.say(ctx, "offer", context! { slots => described })
+            }
+            ToolResult::SlotTaken => {
+                self.prefix = Some(ctx.prompts.render(self.language, "slot_taken", &Value::UNDEFINED));
+                self.check_availability()
+            }
+            ToolResult::Booked { code, slot } => {
+                self.offered.clear();
+                self.booked = Some((code, slot));
+                match (&self.found, self.intent) {
+                    // Rescheduling: the new time is held, now release the old one.
+                    (Some(found), Some(Intent::Reschedule)) => {
+                        Step::Tool(ToolCall::Cancel { appointment_id: found.id })
+                    }
+                    _ => {
+                        self.outcome = Outcome::Booked;
+                        self.confirm_booking(ctx)
+                    }
+                }
+            }
+            ToolResult::Found(Some(found)) => {
+                let slot_text = self.describe(ctx, &Slot { starts_at: found.starts_at, ends_at: found.ends_at });
+                self.found = Some(found);
+                if self.intent == Some(Intent::Reschedule) {
+                    // Book the new time first; the old one is cancelled once that succeeds.
+                    self.prefix = Some(self.line(ctx, "confirm_reschedule", context! { slot => slot_text }));
+                    if self.name.is_none() {
+                        self.name = self.found.as_ref().map(|f| f.name.clone());
+                    }
+                    self.check_availability()
+                } else {
+                    self.stage = Stage::ConfirmCancel;
+                    self.say(ctx, "confirm_cancel", context! { slot => slot_text })
+                }
+            }
+            ToolResult::Found(None) => {
+                self.stage = Stage::AskCode;
+                self.say(ctx, "find_failed", Value::UNDEFINED)
+            }
+            ToolResult::Cancelled(_) if self.intent == Some(Intent::Reschedule) && self.booked.is_some() => {
+                self.outcome = Outcome::Rescheduled;
+                self.found = None;
+                self.confirm_booking(ctx)
+            }
+            ToolResult::Cancelled(_) => {
+                let slot_text = self
+                    .found
+                    .as_ref()
+                    .map(|f| self.describe(ctx, &Slot { starts_at: f.starts_at, ends_at: f.ends_at }))
+                    .unwrap_or_default();
+                self.outcome = Outcome::Cancelled;
+                self.stage = Stage::Intent;
+                self.found = None;
+                self.say(ctx, "cancelled", context! { slot => slot_text })
+            }
+            ToolResult::MessageTaken => {
+                if self.outcome == Outcome::None || self.outcome == Outcome::Info {
+                    self.outcome = Outcome::Message;
+                }
+                self.stage = Stage::Intent;
+                self.say(ctx, "message_taken", Value::UNDEFINED)
+            }
+            ToolResult::Failed(reason) => {
+                tracing::warn!(reason, "tool failed; offering to take a message");
+                self.stage = Stage::TakeMessage;
+                self.say(ctx, "booking_failed", Value::UNDEFINED)
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The languages a caller can be served in.
+
+use serde::{Deserialize, Serialize};
+
+/// A conversation language: Rachel speaks English, Lina Spanish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    English,
+    Spanish,
+}
+
+impl Language {
+    /// The short code stored in the database and used in prompt file names.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::English => "en",
+            Language::Spanish => "es",
+        }
+    }
+
+    /// Parses "en"/"es" (and the long forms); anything else is `None`.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code.trim().to_ascii_lowercase().as_str() {
+            "en" | "en-us" | "english" => Some(Language::English),
+            "es" | "es-mx" | "es-us" | "spanish" | "español" => Some(Language::Spanish),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Pure business rules: no database, network or async runtime in here.
+
+pub mod confirmation;
+pub mod language;
+pub mod phone;
+pub mod scheduling;

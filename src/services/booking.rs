@@ -1,0 +1,255 @@
+//! Booking: offering slots from a tenant's real availability, booking one (appointment,
+//! contact and confirmation texts in one transaction), finding and cancelling.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+
+use crate::domain::confirmation;
+use crate::domain::language::Language;
+use crate::domain::scheduling::{self, Preference, Slot};
+use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
+use crate::storage::postgres::tenants::Tenant;
+use crate::storage::postgres::{begin_tenant, calls, contacts, messages};
+
+/// How far ahead availability is searched.
+pub const LOOKAHEAD_DAYS: i64 = 31;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error("that time is no longer available")]
+    SlotTaken,
+    #[error("that time is outside the business's bookable hours")]
+    NotBookable,
+    #[error("a name and a valid phone number are needed to book")]
+    MissingDetails,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Up to `count` open slots matching the caller's preference.
+pub async fn availability(
+    pool: &PgPool,
+    tenant: &Tenant,
+    pref: &Preference,
+    now: DateTime<Utc>,
+    count: usize,
+) -> anyhow::Result<Vec<Slot>> {
+    let mut tx = begin_tenant(pool, tenant.id).await?;
+    let busy = appointments::busy_between(
+        &mut tx,
+        tenant.id,
+        now - Duration::days(1),
+        now + Duration::days(LOOKAHEAD_DAYS + 2),
+    )
+    .await
+    .context("reading busy times")?;
+    tx.commit().await?;
+    Ok(scheduling::offer(&tenant.calendar(), &busy, now, pref, count))
+}
+
+/// A booking request from a call (or the dashboard).
+#[derive(Debug, Clone)]
+pub struct BookingRequest {
+    pub name: String,
+    pub phone: String,
+    pub slot: Slot,
+    pub call_id: Option<i64>,
+    pub language: Language,
+    pub source: &'static str,
+}
+
+/// What a successful booking produced.
+#[derive(Debug, Clone)]
+pub struct Booked {
+    pub appointment: Appointment,
+    pub contact_id: i64,
+}
+
+/// Books `req.slot` for the tenant in one transaction: the contact (created or matched by
+/// phone), the appointment with a fresh confirmation code, the call's outcome, and the two
+/// confirmation texts in the outbox. The exclusion constraint makes a concurrent booking
+/// of an overlapping time fail with [`BookingError::SlotTaken`].
+pub async fn book(
+    pool: &PgPool,
+    tenant: &Tenant,
+    req: &BookingRequest,
+    now: DateTime<Utc>,
+) -> Result<Booked, BookingError> {
+    if req.phone.trim().is_empty() {
+        return Err(BookingError::MissingDetails);
+    }
+    let calendar = tenant.calendar();
+    // Existing appointments are checked by the constraint; here only the tenant's rules.
+    if !scheduling::is_bookable(&calendar, &[], now, &req.slot) {
+        return Err(BookingError::NotBookable);
+    }
+    let name = if req.name.trim().is_empty() { "Caller".to_owned() } else { req.name.trim().to_owned() };
+    let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
+    let contact_id =
+        contacts::upsert_by_phone(&mut tx, tenant.id, &req.phone, &name).await.context("saving the contact")?;
+    let mut appointment = None;
+    for _ in 0..5 {
+        let code = confirmation::generate();
+        // A savepoint, so a failed insert does not abort the whole transaction.
+        let mut attempt = sqlx::Acquire::begin(&mut *tx).await.context("savepoint")?;
+        let result = appointments::insert(
+            &mut attempt,
+            &NewAppointment {
+                client_id: tenant.id,
+                contact_id: Some(contact_id),
+                call_id: req.call_id,
+                customer_name: &name,
+                customer_phone: &req.phone,
+                starts_at: req.slot.starts_at,
+                ends_at: req.slot.ends_at,
+                source: req.source,
+                confirmation_code: &code,
+            },
+        )
+        .await;
+        match result {
+            Ok(a) => {
+                attempt.commit().await.context("savepoint release")?;
+                appointment = Some(a);
+                break;
+            }
+            Err(InsertError::CodeTaken) => {
+                attempt.rollback().await.context("savepoint rollback")?;
+            }
+            Err(InsertError::SlotTaken) => return Err(BookingError::SlotTaken),
+            Err(InsertError::Database(e)) => {
+                return Err(anyhow::Error::from(e).context("inserting the appointment").into());
+            }
+        }
+    }
+    let appointment = appointment.ok_or_else(|| anyhow::anyhow!("no free confirmation code after 5 tries"))?;
+    let when = scheduling::describe_slot(&calendar, &req.slot, now, req.language);
+    let code = &appointment.confirmation_code;
+    let caller_text = match req.language {
+        Language::English => format!(
+            "{}: you're booked for {when}. Confirmation code {code}. Reply CANCEL to cancel or call us to reschedule.",
+            tenant.business_name
+        ),
+        Language::Spanish => format!(
+            "{}: su cita es {when}. Código de confirmación {code}. Responda CANCEL para cancelar o llámenos para cambiarla.",
+            tenant.business_name
+        ),
+    };
+    let owner_text = format!("New booking: {name} ({}) for {when}. Code {code}.", req.phone);
+    for (to, body, kind) in [
+        (req.phone.as_str(), caller_text.as_str(), "booking_confirmation"),
+        (tenant.owner_phone.as_str(), owner_text.as_str(), "owner_booking_alert"),
+    ] {
+        messages::queue(
+            &mut tx,
+            &messages::NewMessage {
+                client_id: tenant.id,
+                contact_id: (kind == "booking_confirmation").then_some(contact_id),
+                call_id: req.call_id,
+                direction: "outbound",
+                kind,
+                to_number: to,
+                from_number: &tenant.ringlypro_number,
+                body,
+            },
+        )
+        .await
+        .context("queueing a confirmation text")?;
+    }
+    if let Some(call_id) = req.call_id {
+        calls::set_contact(&mut tx, call_id, contact_id).await.context("linking the call")?;
+        calls::set_outcome(&mut tx, call_id, "booked").await.context("recording the outcome")?;
+    }
+    tx.commit().await.context("committing the booking")?;
+    Ok(Booked { appointment, contact_id })
+}
+
+/// The caller's next appointment, by phone number or confirmation code.
+pub async fn find(
+    pool: &PgPool,
+    tenant: &Tenant,
+    phone: Option<&str>,
+    code: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Appointment>> {
+    let mut tx = begin_tenant(pool, tenant.id).await?;
+    let found = appointments::next_for_caller(&mut tx, tenant.id, phone, code, now).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// Cancels an appointment and tells the owner.
+pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id: Option<i64>) -> anyhow::Result<bool> {
+    let mut tx = begin_tenant(pool, tenant.id).await?;
+    let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
+    if cancelled {
+        let body = format!("Appointment #{appointment_id} was cancelled by the caller.");
+        messages::queue(
+            &mut tx,
+            &messages::NewMessage {
+                client_id: tenant.id,
+                contact_id: None,
+                call_id,
+                direction: "outbound",
+                kind: "owner_cancellation_alert",
+                to_number: &tenant.owner_phone,
+                from_number: &tenant.ringlypro_number,
+                body: &body,
+            },
+        )
+        .await?;
+        if let Some(call_id) = call_id {
+            calls::set_outcome(&mut tx, call_id, "cancelled").await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
+/// Records a caller's message and texts it to the owner.
+pub async fn take_message(
+    pool: &PgPool,
+    tenant: &Tenant,
+    call_id: Option<i64>,
+    from: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    let mut tx = begin_tenant(pool, tenant.id).await?;
+    let contact_id =
+        if from.is_empty() { None } else { Some(contacts::upsert_by_phone(&mut tx, tenant.id, from, "").await?) };
+    messages::queue(
+        &mut tx,
+        &messages::NewMessage {
+            client_id: tenant.id,
+            contact_id,
+            call_id,
+            direction: "inbound",
+            kind: "voice_message",
+            to_number: &tenant.ringlypro_number,
+            from_number: from,
+            body: text,
+        },
+    )
+    .await?;
+    let alert = format!("Message from {}: {text}", if from.is_empty() { "a caller" } else { from });
+    messages::queue(
+        &mut tx,
+        &messages::NewMessage {
+            client_id: tenant.id,
+            contact_id: None,
+            call_id,
+            direction: "outbound",
+            kind: "owner_message_alert",
+            to_number: &tenant.owner_phone,
+            from_number: &tenant.ringlypro_number,
+            body: &alert,
+        },
+    )
+    .await?;
+    if let Some(call_id) = call_id {
+        calls::set_outcome(&mut tx, call_id, "message").await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

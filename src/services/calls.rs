@@ -1,0 +1,40 @@
+//! Recording calls: the incoming call, and everything the conversation produced when it
+//! ends (transcript with latency figures, outcome, what failed), in one transaction.
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+
+use crate::storage::postgres::calls::{self, Turn};
+use crate::storage::postgres::{begin_tenant, contacts};
+
+/// What a finished media stream leaves behind.
+#[derive(Debug, Clone)]
+pub struct CallRecord<'a> {
+    pub client_id: i64,
+    pub call_id: i64,
+    pub stream_sid: &'a str,
+    pub language: &'a str,
+    pub caller_phone: Option<&'a str>,
+    pub caller_name: Option<&'a str>,
+    pub outcome: &'a str,
+    pub failures: &'a str,
+    pub turns: &'a [Turn],
+}
+
+/// Saves the conversation. Safe to call again (turns are upserted by sequence number).
+pub async fn save(pool: &PgPool, record: &CallRecord<'_>) -> anyhow::Result<()> {
+    let mut tx = begin_tenant(pool, record.client_id).await?;
+    calls::save_turns(&mut tx, record.client_id, record.call_id, record.turns).await.context("saving turns")?;
+    if let Some(phone) = record.caller_phone.filter(|p| !p.is_empty()) {
+        let contact_id = contacts::upsert_by_phone(&mut tx, record.client_id, phone, record.caller_name.unwrap_or(""))
+            .await
+            .context("saving the caller's contact")?;
+        calls::set_contact(&mut tx, record.call_id, contact_id).await?;
+    }
+    if record.outcome != "none" {
+        calls::set_outcome(&mut tx, record.call_id, record.outcome).await?;
+    }
+    calls::finish_stream(&mut tx, record.call_id, record.stream_sid, record.language, record.failures).await?;
+    tx.commit().await.context("committing the call record")?;
+    Ok(())
+}

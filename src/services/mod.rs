@@ -1,0 +1,4 @@
+//! Use cases shared by calls and the web, each one transaction.
+
+pub mod booking;
+pub mod calls;

@@ -1,0 +1,435 @@
+//! The simulated caller: plays Twilio's part exactly — a signed voice webhook, then the
+//! Media Streams socket with real-time 20 ms μ-law frames, playing the agent's audio back
+//! at real-time speed, echoing marks when their audio has "played" and honouring `clear`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::domain::language::Language;
+use crate::providers::tts::{TextToSpeech, TtsRequest};
+use crate::telephony::{signature, twiml};
+
+const FRAME: usize = 160; // 20 ms of 8 kHz μ-law
+const SILENCE: u8 = 0xff;
+
+/// One thing the caller says.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub text: String,
+    /// Say it over the agent (about a second into the agent's turn) instead of waiting.
+    pub over_agent: bool,
+}
+
+/// A scripted call.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Server base URL (its PUBLIC_URL), e.g. `http://127.0.0.1:3000`.
+    pub base_url: String,
+    pub to: String,
+    pub from: String,
+    pub lines: Vec<Line>,
+    /// Signs requests as Twilio would, when the server checks signatures.
+    pub auth_token: Option<String>,
+    /// Quiet time after the agent's audio ends before the caller answers.
+    pub answer_gap: Duration,
+    /// Upper bound on the whole call.
+    pub max_duration: Duration,
+    /// Hang up right after saying the last line, without waiting for the agent.
+    pub hang_up_after_last_line: bool,
+}
+
+impl Script {
+    pub fn new(base_url: &str, to: &str, from: &str, lines: Vec<Line>) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            to: to.to_owned(),
+            from: from.to_owned(),
+            lines,
+            auth_token: None,
+            answer_gap: Duration::from_millis(700),
+            max_duration: Duration::from_secs(180),
+            hang_up_after_last_line: false,
+        }
+    }
+}
+
+/// What the call produced, as the server recorded it.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub call_sid: String,
+    /// `booked`, `cancelled`, `message`, `transfer`, `none`, ...
+    pub outcome: String,
+    /// The server's record of the call (`GET /calls/{sid}`), if it answered one.
+    pub record: Value,
+    /// Agent audio received, in milliseconds, and how much of it was cleared unplayed.
+    pub agent_audio_ms: u64,
+    pub cleared_audio_ms: u64,
+    /// `clear` frames received.
+    pub clears: usize,
+    /// Frames of agent audio that arrived after a `clear` for audio already cleared.
+    pub marks_echoed: usize,
+}
+
+impl Report {
+    /// The summary line `ringlypro call` ends with.
+    pub fn summary(&self) -> Value {
+        let appointment = self.record["appointments"]
+            .as_array()
+            .and_then(|a| a.iter().rev().find(|a| a["status"] != "cancelled"))
+            .map(|a| json!({ "starts_at": a["starts_at"], "code": a["confirmation_code"] }));
+        json!({ "call_sid": self.call_sid, "outcome": self.outcome, "appointment": appointment })
+    }
+
+    /// The transcript as lines of text.
+    pub fn transcript(&self) -> String {
+        let mut out = String::new();
+        if let Some(turns) = self.record["turns"].as_array() {
+            for t in turns {
+                let who = if t["speaker"] == "caller" { "Caller" } else { "Agent " };
+                let at = t["started_at"].as_str().unwrap_or("");
+                let time = at.get(11..23).unwrap_or(at);
+                out.push_str(&format!("[{time}] {who}: {}", t["text"].as_str().unwrap_or("")));
+                if t["interrupted"] == true {
+                    out.push_str(&format!("  (interrupted; heard: \"{}\")", t["heard_text"].as_str().unwrap_or("")));
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn random_sid(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+fn signed_post(
+    client: &reqwest::Client,
+    token: Option<&str>,
+    url: &str,
+    params: &[(String, String)],
+) -> reqwest::RequestBuilder {
+    let mut req = client.post(url).form(params);
+    if let Some(token) = token {
+        req = req.header("X-Twilio-Signature", signature::sign(token, url, params));
+    }
+    req
+}
+
+/// Places the scripted call and returns what happened.
+pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow::Result<Report> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
+    let call_sid = random_sid("CA");
+    let account_sid = random_sid("AC");
+    let token = script.auth_token.as_deref();
+    let base_params = vec![
+        ("AccountSid".to_owned(), account_sid.clone()),
+        ("ApiVersion".to_owned(), "2010-04-01".to_owned()),
+        ("CallSid".to_owned(), call_sid.clone()),
+        ("CallStatus".to_owned(), "ringing".to_owned()),
+        ("Direction".to_owned(), "inbound".to_owned()),
+        ("From".to_owned(), script.from.clone()),
+        ("To".to_owned(), script.to.clone()),
+    ];
+    let voice_url = format!("{}/twilio/voice", script.base_url);
+    let response = signed_post(&client, token, &voice_url, &base_params).send().await.context("voice webhook")?;
+    if !response.status().is_success() {
+        bail!("voice webhook answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+    }
+    let doc = response.text().await?;
+    let instructions = twiml::read(&doc);
+    let started = Instant::now();
+    let mut report = Report {
+        call_sid: call_sid.clone(),
+        outcome: "none".into(),
+        record: Value::Null,
+        agent_audio_ms: 0,
+        cleared_audio_ms: 0,
+        clears: 0,
+        marks_echoed: 0,
+    };
+    if let Some(stream_url) = &instructions.stream_url {
+        converse(script, voice, stream_url, &instructions.parameters, &call_sid, &account_sid, &mut report).await?;
+        if let Some(after) = &instructions.redirect {
+            let resp = signed_post(&client, token, after, &base_params).send().await.context("after-stream webhook")?;
+            let next = twiml::read(&resp.text().await.unwrap_or_default());
+            if next.dial.is_some() {
+                report.outcome = "transfer".into();
+            }
+        }
+    } else if instructions.dial.is_some() {
+        report.outcome = "transfer".into();
+    }
+    // Twilio's final status callback.
+    let mut status = base_params.clone();
+    status.retain(|(k, _)| k != "CallStatus");
+    status.push(("CallStatus".into(), "completed".into()));
+    status.push(("CallDuration".into(), started.elapsed().as_secs().max(1).to_string()));
+    let status_url = format!("{}/twilio/status", script.base_url);
+    signed_post(&client, token, &status_url, &status).send().await.context("status callback")?;
+
+    // The server saves the call when its actor ends; wait for that.
+    let record_url = format!("{}/calls/{call_sid}", script.base_url);
+    for _ in 0..100 {
+        let mut req = client.get(&record_url);
+        if let Some(token) = token {
+            req = req.header("X-Twilio-Signature", signature::sign(token, &record_url, &[]));
+        }
+        if let Ok(resp) = req.send().await {
+            if resp.status().is_success() {
+                let record: Value = resp.json().await?;
+                let finished = record["call"]["ended_at"].is_string() || instructions.stream_url.is_none();
+                report.record = record;
+                if finished && !report.record["live"].as_bool().unwrap_or(false) {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if report.outcome != "transfer" {
+        if let Some(outcome) = report.record["call"]["outcome"].as_str() {
+            report.outcome = outcome.to_owned();
+        }
+    }
+    Ok(report)
+}
+
+/// Synthesizes a line into μ-law bytes.
+async fn synthesize(voice: &Arc<dyn TextToSpeech>, text: &str) -> anyhow::Result<Vec<u8>> {
+    let mut rx = voice.synthesize(TtsRequest { text: text.to_owned(), language: Language::English });
+    let mut audio = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        audio.extend(chunk.map_err(|e| anyhow::anyhow!("caller voice failed: {e}"))?);
+    }
+    Ok(audio)
+}
+
+/// The agent's audio as a real-time player would hear it.
+#[derive(Default)]
+struct Player {
+    buffer: VecDeque<u8>,
+    /// Marks with the number of buffered bytes ahead of them.
+    marks: VecDeque<(String, usize)>,
+    played: usize,
+    queued_total: usize,
+    last_audio_at: Option<Instant>,
+}
+
+impl Player {
+    fn push_audio(&mut self, bytes: &[u8]) {
+        self.buffer.extend(bytes);
+        self.queued_total += bytes.len();
+    }
+    fn push_mark(&mut self, name: String) {
+        self.marks.push_back((name, self.queued_total));
+    }
+    /// Plays 20 ms; returns the marks whose audio has now played.
+    fn play_frame(&mut self, now: Instant) -> Vec<String> {
+        let n = self.buffer.len().min(FRAME);
+        if n > 0 {
+            self.buffer.drain(..n);
+            self.played += n;
+            self.last_audio_at = Some(now);
+        }
+        let mut done = Vec::new();
+        while self.marks.front().is_some_and(|(_, at)| *at <= self.played) {
+            if let Some((name, _)) = self.marks.pop_front() {
+                done.push(name);
+            }
+        }
+        done
+    }
+    /// `clear`: drop the queue and echo every pending mark at once, as Twilio does.
+    fn clear(&mut self) -> (usize, Vec<String>) {
+        let dropped = self.buffer.len();
+        self.buffer.clear();
+        self.played = self.queued_total;
+        (dropped, self.marks.drain(..).map(|(n, _)| n).collect())
+    }
+    fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if !self.buffer.is_empty() {
+            return None;
+        }
+        self.last_audio_at.map(|t| now.duration_since(t))
+    }
+}
+
+async fn converse(
+    script: &Script,
+    voice: Arc<dyn TextToSpeech>,
+    stream_url: &str,
+    parameters: &[(String, String)],
+    call_sid: &str,
+    account_sid: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut request = stream_url.into_client_request()?;
+    if let Some(token) = &script.auth_token {
+        request.headers_mut().insert("X-Twilio-Signature", signature::sign(token, stream_url, &[]).parse()?);
+    }
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.context("media stream connect")?;
+    let (mut tx, mut rx) = socket.split();
+    let stream_sid = random_sid("MZ");
+    let custom: serde_json::Map<String, Value> =
+        parameters.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    tx.send(Message::text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string())).await?;
+    tx.send(Message::text(
+        json!({
+            "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+            "start": {
+                "accountSid": account_sid, "streamSid": stream_sid, "callSid": call_sid,
+                "tracks": ["inbound"], "customParameters": custom,
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+            }
+        })
+        .to_string(),
+    ))
+    .await?;
+
+    // Synthesize every line up front so speaking never waits on the voice engine.
+    let mut lines = VecDeque::new();
+    for line in &script.lines {
+        lines.push_back((line.clone(), synthesize(&voice, &line.text).await?));
+    }
+
+    let mut player = Player::default();
+    let mut speaking: Option<(Vec<u8>, usize)> = None;
+    let mut agent_spoke_since_line = false;
+    let mut agent_turn_started: Option<Instant> = None;
+    let mut seq: u64 = 2;
+    let mut chunk: u64 = 0;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut done_at: Option<Instant> = None;
+    let mut server_closed = false;
+
+    loop {
+        tokio::select! {
+            msg = rx.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { server_closed = true; break; }
+                    Some(Ok(_)) => continue,
+                };
+                let frame: Value = match serde_json::from_str(&text) { Ok(v) => v, Err(_) => continue };
+                match frame["event"].as_str() {
+                    Some("media") => {
+                        if let Some(payload) = frame["media"]["payload"].as_str() {
+                            if let Ok(bytes) = STANDARD.decode(payload) {
+                                if player.buffer.is_empty() && agent_turn_started.is_none() {
+                                    agent_turn_started = Some(Instant::now());
+                                }
+                                report.agent_audio_ms += bytes.len() as u64 / 8;
+                                player.push_audio(&bytes);
+                                agent_spoke_since_line = true;
+                            }
+                        }
+                    }
+                    Some("mark") => {
+                        if let Some(name) = frame["mark"]["name"].as_str() {
+                            player.push_mark(name.to_owned());
+                        }
+                    }
+                    Some("clear") => {
+                        report.clears += 1;
+                        let (dropped, marks) = player.clear();
+                        report.cleared_audio_ms += dropped as u64 / 8;
+                        for name in marks {
+                            echo_mark(&mut tx, &stream_sid, &mut seq, &name).await?;
+                            report.marks_echoed += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                for name in player.play_frame(now) {
+                    echo_mark(&mut tx, &stream_sid, &mut seq, &name).await?;
+                    report.marks_echoed += 1;
+                }
+                if player.idle_for(now).is_some_and(|idle| idle > Duration::from_millis(300)) {
+                    agent_turn_started = None;
+                }
+                // Start the next line: after the agent's turn, or over it when scripted so.
+                if speaking.is_none() {
+                    let next_over = lines.front().is_some_and(|(l, _)| l.over_agent);
+                    let agent_done = agent_spoke_since_line
+                        && player.idle_for(now).is_some_and(|idle| idle >= script.answer_gap);
+                    let barge_moment = next_over
+                        && agent_turn_started.is_some_and(|t| now.duration_since(t) > Duration::from_millis(1200));
+                    if agent_done || barge_moment {
+                        if let Some((_, audio)) = lines.pop_front() {
+                            speaking = Some((audio, 0));
+                            agent_spoke_since_line = false;
+                        } else if done_at.is_none() {
+                            done_at = Some(now);
+                        }
+                    }
+                }
+                let frame: Vec<u8> = match &mut speaking {
+                    Some((audio, pos)) => {
+                        let end = (*pos + FRAME).min(audio.len());
+                        let mut f = audio[*pos..end].to_vec();
+                        f.resize(FRAME, SILENCE);
+                        *pos = end;
+                        if end >= audio.len() {
+                            speaking = None;
+                            if lines.is_empty() && script.hang_up_after_last_line {
+                                done_at = Some(now);
+                            }
+                        }
+                        f
+                    }
+                    None => vec![SILENCE; FRAME],
+                };
+                chunk += 1;
+                let media = json!({
+                    "event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+                    "media": {"track": "inbound", "chunk": chunk.to_string(),
+                              "timestamp": (chunk * 20).to_string(), "payload": STANDARD.encode(&frame)}
+                });
+                seq += 1;
+                if tx.send(Message::text(media.to_string())).await.is_err() {
+                    server_closed = true;
+                    break;
+                }
+                if done_at.is_some() || now.duration_since(started) > script.max_duration {
+                    break;
+                }
+            }
+        }
+    }
+    if !server_closed {
+        // The caller hangs up: Twilio sends `stop` and closes.
+        let stop = json!({"event": "stop", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+                          "stop": {"accountSid": account_sid, "callSid": call_sid}});
+        let _ = tx.send(Message::text(stop.to_string())).await;
+        let _ = tx.close().await;
+    }
+    Ok(())
+}
+
+async fn echo_mark<S>(tx: &mut S, stream_sid: &str, seq: &mut u64, name: &str) -> anyhow::Result<()>
+where
+    S: futures::Sink<Message> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let frame =
+        json!({"event": "mark", "sequenceNumber": seq.to_string(), "streamSid": stream_sid, "mark": {"name": name}});
+    *seq += 1;
+    tx.send(Message::text(frame.to_string())).await?;
+    Ok(())
+}

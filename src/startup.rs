@@ -1,0 +1,165 @@
+//! Building the application (pools, stores, speech engines, router) separately from
+//! serving it, so tests start the real thing on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::call::registry::CallRegistry;
+use crate::call::{CallDeps, CallSettings};
+use crate::config::Config;
+use crate::dialogue::prompts::Prompts;
+use crate::providers::stt::SpeechToText;
+use crate::providers::stt::sphinx::{SphinxConfig, SphinxStt};
+use crate::providers::tts::TextToSpeech;
+use crate::providers::tts::espeak::EspeakTts;
+use crate::storage::call_state::CallStateStore;
+use crate::storage::postgres;
+use crate::telephony::webhooks;
+use crate::web;
+
+/// The speech engines calls use.
+#[derive(Clone)]
+pub struct Engines {
+    pub stt: Arc<dyn SpeechToText>,
+    pub tts: Arc<dyn TextToSpeech>,
+}
+
+impl Engines {
+    /// The offline engines: PocketSphinx for recognition, espeak-ng for speech.
+    pub fn local(config: &Config) -> anyhow::Result<Self> {
+        let stt = SphinxStt::new(SphinxConfig { spare_decoders: config.stt_warm_decoders, ..SphinxConfig::default() })
+            .context("starting the local speech recogniser")?;
+        Ok(Self { stt: Arc::new(stt), tts: Arc::new(EspeakTts::default()) })
+    }
+}
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: PgPool,
+    pub store: CallStateStore,
+    pub registry: CallRegistry,
+    pub call_deps: CallDeps,
+}
+
+/// A built application: listening, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to PostgreSQL (creating and migrating the database) and the call-state
+    /// store, and binds the listener.
+    pub async fn build(mut config: Config, engines: Engines, settings: CallSettings) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
+        if config.bind.port() == 0 {
+            // An ephemeral port (tests): Twilio-facing URLs must name the port we got.
+            config.public_url = format!("http://{}", listener.local_addr()?);
+        }
+        let pool = postgres::connect(&config.database_url).await?;
+        postgres::migrate(&pool).await?;
+        let store = match &config.redis_url {
+            Some(url) => CallStateStore::redis(url, &config.key_prefix).await?,
+            None => CallStateStore::memory(),
+        };
+        if config.local_mode() {
+            tracing::warn!(
+                "LOCAL MODE: TWILIO_AUTH_TOKEN is not set, so Twilio webhooks and media streams are NOT \
+                 signature-checked. Set TWILIO_AUTH_TOKEN before exposing this server."
+            );
+        }
+        tracing::info!(store = store.kind(), stt = engines.stt.name(), tts = engines.tts.name(), "engines ready");
+        let prompts = Arc::new(Prompts::load()?);
+        let registry = CallRegistry::new();
+        let call_deps = CallDeps {
+            pool: pool.clone(),
+            store: store.clone(),
+            stt: engines.stt,
+            tts: engines.tts,
+            prompts,
+            settings,
+        };
+        let state = AppState { config: Arc::new(config.clone()), pool, store, registry, call_deps };
+        Ok(Self { listener, router: router(state.clone()), state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address.
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking new requests and drains live
+    /// calls (they finish on their own, or are asked to wrap up near the end of the grace).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let registry = self.state.registry.clone();
+        let grace = self.state.config.shutdown_grace;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        shutdown.await;
+        tracing::info!(live_calls = registry.active(), "shutting down: draining live calls");
+        let _ = stop_tx.send(());
+        let wrap_up = grace.min(std::time::Duration::from_secs(20));
+        let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;
+        if left > 0 {
+            tracing::warn!(left, "calls still running at the end of the grace period");
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(5), server).await {
+            Ok(joined) => joined.context("server task")?.context("server")?,
+            Err(_) => tracing::warn!("server did not stop within 5 s"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/twilio/voice", post(webhooks::voice))
+        .route("/twilio/after", post(webhooks::after_stream))
+        .route("/twilio/status", post(webhooks::status))
+        .route("/twilio/media", get(webhooks::media))
+        .route("/health", get(web::pages::health))
+        .route("/", get(web::pages::calls_page))
+        .route("/calls/{call_sid}", get(web::pages::call_json))
+        .layer(DefaultBodyLimit::max(webhooks::MAX_BODY))
+        .with_state(state)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

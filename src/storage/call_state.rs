@@ -1,0 +1,196 @@
+//! The call-state store: each live call's conversation checkpoint (`call:{CallSid}`, with a
+//! TTL) and the per-tenant index of live calls. Redis when configured, so the dashboard and
+//! other instances see it; an in-process map with the same behaviour otherwise.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dashmap::DashMap;
+use deadpool_redis::redis::AsyncCommands;
+
+/// Where live-call state is kept.
+#[derive(Clone)]
+pub enum CallStateStore {
+    Memory(Arc<MemoryStore>),
+    Redis { pool: deadpool_redis::Pool, prefix: String },
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    checkpoints: DashMap<String, (Instant, String)>,
+    live: DashMap<i64, Vec<String>>,
+}
+
+impl CallStateStore {
+    pub fn memory() -> Self {
+        CallStateStore::Memory(Arc::default())
+    }
+
+    /// Connects to Redis at `url`; every key starts with `prefix`.
+    pub async fn redis(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .context("REDIS_URL is not a valid Redis URL")?;
+        let store = CallStateStore::Redis { pool, prefix: prefix.to_owned() };
+        if !store.ping().await {
+            anyhow::bail!("cannot reach Redis at the configured REDIS_URL");
+        }
+        Ok(store)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallStateStore::Memory(_) => "in-process",
+            CallStateStore::Redis { .. } => "redis",
+        }
+    }
+
+    /// Saves a call's checkpoint, replacing the previous one; it expires after `ttl`.
+    pub async fn save(&self, call_sid: &str, state: &str, ttl: Duration) -> anyhow::Result<()> {
+        match self {
+            CallStateStore::Memory(m) => {
+                m.checkpoints.insert(call_sid.to_owned(), (Instant::now() + ttl, state.to_owned()));
+                Ok(())
+            }
+            CallStateStore::Redis { pool, prefix } => {
+                let mut conn = pool.get().await?;
+                let _: () = conn.set_ex(format!("{prefix}call:{call_sid}"), state, ttl.as_secs().max(1)).await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn load(&self, call_sid: &str) -> anyhow::Result<Option<String>> {
+        match self {
+            CallStateStore::Memory(m) => {
+                let expired = match m.checkpoints.get(call_sid) {
+                    Some(entry) if entry.0 > Instant::now() => return Ok(Some(entry.1.clone())),
+                    Some(_) => true,
+                    None => false,
+                };
+                if expired {
+                    m.checkpoints.remove(call_sid);
+                }
+                Ok(None)
+            }
+            CallStateStore::Redis { pool, prefix } => {
+                let mut conn = pool.get().await?;
+                Ok(conn.get(format!("{prefix}call:{call_sid}")).await?)
+            }
+        }
+    }
+
+    /// Adds a call to its tenant's live index.
+    pub async fn mark_live(&self, tenant_id: i64, call_sid: &str) -> anyhow::Result<()> {
+        match self {
+            CallStateStore::Memory(m) => {
+                let mut calls = m.live.entry(tenant_id).or_default();
+                if !calls.iter().any(|c| c == call_sid) {
+                    calls.push(call_sid.to_owned());
+                }
+                Ok(())
+            }
+            CallStateStore::Redis { pool, prefix } => {
+                let mut conn = pool.get().await?;
+                let _: () = conn.sadd(format!("{prefix}live:{tenant_id}"), call_sid).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes an ended call from the live index (its checkpoint expires on its own).
+    pub async fn mark_ended(&self, tenant_id: i64, call_sid: &str) -> anyhow::Result<()> {
+        match self {
+            CallStateStore::Memory(m) => {
+                if let Some(mut calls) = m.live.get_mut(&tenant_id) {
+                    calls.retain(|c| c != call_sid);
+                }
+                Ok(())
+            }
+            CallStateStore::Redis { pool, prefix } => {
+                let mut conn = pool.get().await?;
+                let _: () = conn.srem(format!("{prefix}live:{tenant_id}"), call_sid).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The tenant's calls in progress.
+    pub async fn live_calls(&self, tenant_id: i64) -> anyhow::Result<Vec<String>> {
+        match self {
+            CallStateStore::Memory(m) => Ok(m.live.get(&tenant_id).map(|c| c.clone()).unwrap_or_default()),
+            CallStateStore::Redis { pool, prefix } => {
+                let mut conn = pool.get().await?;
+                let mut calls: Vec<String> = conn.smembers(format!("{prefix}live:{tenant_id}")).await?;
+                calls.sort();
+                Ok(calls)
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        match self {
+            CallStateStore::Memory(_) => true,
+            CallStateStore::Redis { pool, .. } => {
+                let attempt = async {
+                    let mut conn = pool.get().await.ok()?;
+                    let pong: String = deadpool_redis::redis::cmd("PING").query_async(&mut conn).await.ok()?;
+                    Some(pong == "PONG")
+                };
+                tokio::time::timeout(Duration::from_secs(2), attempt).await.ok().flatten().unwrap_or(false)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn exercise(store: CallStateStore) {
+        assert!(store.ping().await);
+        assert_eq!(store.load("CA1").await.unwrap(), None);
+        store.save("CA1", r#"{"step":1}"#, Duration::from_secs(60)).await.unwrap();
+        store.save("CA1", r#"{"step":2}"#, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.load("CA1").await.unwrap().as_deref(), Some(r#"{"step":2}"#));
+        store.mark_live(7, "CA1").await.unwrap();
+        store.mark_live(7, "CA2").await.unwrap();
+        store.mark_live(7, "CA1").await.unwrap();
+        store.mark_live(8, "CA3").await.unwrap();
+        assert_eq!(store.live_calls(7).await.unwrap(), vec!["CA1", "CA2"]);
+        store.mark_ended(7, "CA1").await.unwrap();
+        assert_eq!(store.live_calls(7).await.unwrap(), vec!["CA2"]);
+        assert_eq!(store.live_calls(8).await.unwrap(), vec!["CA3"]);
+    }
+
+    #[tokio::test]
+    async fn memory_store_keeps_checkpoints_and_live_calls() {
+        exercise(CallStateStore::memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_checkpoints_expire() {
+        let store = CallStateStore::memory();
+        store.save("CA9", "x", Duration::from_millis(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.load("CA9").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn redis_store_keeps_checkpoints_and_live_calls() {
+        let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4());
+        let store = CallStateStore::redis(&url, &prefix).await.expect("the test suite needs Redis running");
+        exercise(store.clone()).await;
+        // The checkpoint carries a TTL in Redis.
+        let CallStateStore::Redis { pool, .. } = &store else { unreachable!() };
+        let mut conn = pool.get().await.unwrap();
+        let ttl: i64 = conn.ttl(format!("{prefix}call:CA1")).await.unwrap();
+        assert!(ttl > 0 && ttl <= 60, "ttl {ttl}");
+        let _: () = conn
+            .del(&[format!("{prefix}call:CA1"), format!("{prefix}live:7"), format!("{prefix}live:8")])
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,141 @@
+//! Appointments. The `appointments_no_overlap` exclusion constraint is what makes
+//! double booking impossible; this module maps its violation to a domain error.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+
+use crate::domain::scheduling::Busy;
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct Appointment {
+    pub id: i64,
+    pub client_id: i64,
+    pub contact_id: Option<i64>,
+    pub call_id: Option<i64>,
+    pub customer_name: String,
+    pub customer_phone: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: String,
+    pub source: String,
+    pub confirmation_code: String,
+}
+
+const COLUMNS: &str = "id, client_id, contact_id, call_id, customer_name, customer_phone, starts_at, ends_at, \
+     status, source, confirmation_code";
+
+#[derive(Debug, Clone)]
+pub struct NewAppointment<'a> {
+    pub client_id: i64,
+    pub contact_id: Option<i64>,
+    pub call_id: Option<i64>,
+    pub customer_name: &'a str,
+    pub customer_phone: &'a str,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub source: &'a str,
+    pub confirmation_code: &'a str,
+}
+
+/// Why an insert failed, in domain terms.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("that time overlaps another appointment")]
+    SlotTaken,
+    #[error("confirmation code already in use")]
+    CodeTaken,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>) -> Result<Appointment, InsertError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO appointments (client_id, contact_id, call_id, customer_name, customer_phone, starts_at, \
+             ends_at, source, confirmation_code) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    )))
+    .bind(a.client_id)
+    .bind(a.contact_id)
+    .bind(a.call_id)
+    .bind(a.customer_name)
+    .bind(a.customer_phone)
+    .bind(a.starts_at)
+    .bind(a.ends_at)
+    .bind(a.source)
+    .bind(a.confirmation_code)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| match super::violated_constraint(&e).as_deref() {
+        Some("appointments_no_overlap") => InsertError::SlotTaken,
+        Some("appointments_confirmation_code_key") => InsertError::CodeTaken,
+        _ => InsertError::Database(e),
+    })
+}
+
+/// Non-cancelled appointments of a tenant overlapping `[from, to)`.
+pub async fn busy_between(
+    conn: &mut PgConnection,
+    client_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<Busy>> {
+    let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT starts_at, ends_at FROM appointments \
+         WHERE client_id = $1 AND status <> 'cancelled' AND starts_at < $3 AND ends_at > $2 ORDER BY starts_at",
+    )
+    .bind(client_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(starts_at, ends_at)| Busy { starts_at, ends_at }).collect())
+}
+
+/// The caller's next upcoming appointment with this tenant (by phone or confirmation code).
+pub async fn next_for_caller(
+    conn: &mut PgConnection,
+    client_id: i64,
+    phone: Option<&str>,
+    code: Option<&str>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Appointment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND status IN ('confirmed', 'pending') \
+             AND ends_at > $4 AND (customer_phone = $2 OR confirmation_code = upper($3)) \
+         ORDER BY (confirmation_code = upper($3)) DESC NULLS LAST, starts_at LIMIT 1"
+    )))
+    .bind(client_id)
+    .bind(phone)
+    .bind(code)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn cancel(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE appointments SET status = 'cancelled', updated_at = now() \
+         WHERE client_id = $1 AND id = $2 AND status <> 'cancelled'",
+    )
+    .bind(client_id)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn for_call(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Appointment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM appointments WHERE call_id = $1 ORDER BY id")))
+        .bind(call_id)
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn for_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Appointment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM appointments WHERE client_id = $1 ORDER BY starts_at"
+    )))
+    .bind(client_id)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,202 @@
+//! Calls and their transcript turns.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+
+/// A call row.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct Call {
+    pub id: i64,
+    pub client_id: i64,
+    pub contact_id: Option<i64>,
+    pub call_sid: String,
+    pub from_number: String,
+    pub to_number: String,
+    pub handled_by: String,
+    pub status: String,
+    pub outcome: String,
+    pub language: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<i32>,
+    pub cost_cents: i64,
+    pub failures: String,
+}
+
+const COLUMNS: &str = "id, client_id, contact_id, call_sid, from_number, to_number, handled_by, status, \
+     outcome, language, started_at, ended_at, duration_seconds, cost_cents, failures";
+
+/// A new incoming call, as the voice webhook sees it.
+#[derive(Debug, Clone)]
+pub struct NewCall<'a> {
+    pub client_id: i64,
+    pub call_sid: &'a str,
+    pub from_number: &'a str,
+    pub to_number: &'a str,
+    pub handled_by: &'a str,
+    pub status: &'a str,
+}
+
+/// Records a call; a retried webhook for the same `CallSid` returns the existing row's id.
+pub async fn upsert(conn: &mut PgConnection, call: &NewCall<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO calls (client_id, call_sid, from_number, to_number, handled_by, status) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (call_sid) DO UPDATE SET status = calls.status RETURNING id",
+    )
+    .bind(call.client_id)
+    .bind(call.call_sid)
+    .bind(call.from_number)
+    .bind(call.to_number)
+    .bind(call.handled_by)
+    .bind(call.status)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn find_by_sid(pool: &PgPool, call_sid: &str) -> sqlx::Result<Option<Call>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM calls WHERE call_sid = $1")))
+        .bind(call_sid)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn recent(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Call>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM calls ORDER BY started_at DESC, id DESC LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Twilio's final status callback. Idempotent: a retried callback changes nothing, and a
+/// late `in-progress` never overwrites a final status.
+pub async fn record_status(
+    pool: &PgPool,
+    call_sid: &str,
+    status: &str,
+    duration_seconds: Option<i32>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE calls SET \
+             status = CASE WHEN status IN ('completed', 'busy', 'failed', 'no-answer', 'canceled') \
+                           THEN status ELSE $2 END, \
+             duration_seconds = COALESCE(duration_seconds, $3), \
+             ended_at = CASE WHEN $2 IN ('completed', 'busy', 'failed', 'no-answer', 'canceled') \
+                             THEN COALESCE(ended_at, now()) ELSE ended_at END \
+         WHERE call_sid = $1",
+    )
+    .bind(call_sid)
+    .bind(status)
+    .bind(duration_seconds)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Links the caller's contact and records what the call achieved.
+pub async fn set_outcome(conn: &mut PgConnection, call_id: i64, outcome: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE calls SET outcome = $2 WHERE id = $1")
+        .bind(call_id)
+        .bind(outcome)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_contact(conn: &mut PgConnection, call_id: i64, contact_id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE calls SET contact_id = $2 WHERE id = $1")
+        .bind(call_id)
+        .bind(contact_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Marks the media stream finished (the socket closed), whatever Twilio reports later.
+pub async fn finish_stream(
+    conn: &mut PgConnection,
+    call_id: i64,
+    stream_sid: &str,
+    language: &str,
+    failures: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE calls SET stream_sid = $2, language = $3, failures = $4, \
+             ended_at = COALESCE(ended_at, now()), \
+             status = CASE WHEN status IN ('ringing', 'in-progress') THEN 'completed' ELSE status END \
+         WHERE id = $1",
+    )
+    .bind(call_id)
+    .bind(stream_sid)
+    .bind(language)
+    .bind(failures)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// One line of a transcript, with the latency figures of an agent turn.
+#[derive(Debug, Clone, Default, FromRow, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Turn {
+    pub seq: i32,
+    pub speaker: String,
+    pub text: String,
+    pub heard_text: Option<String>,
+    pub interrupted: bool,
+    pub intent: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub caller_stopped_at: Option<DateTime<Utc>>,
+    pub stt_final_at: Option<DateTime<Utc>>,
+    pub reply_ready_at: Option<DateTime<Utc>>,
+    pub tts_first_byte_at: Option<DateTime<Utc>>,
+    pub first_audio_sent_at: Option<DateTime<Utc>>,
+    pub first_mark_at: Option<DateTime<Utc>>,
+}
+
+/// Writes (or rewrites, on a retried save) the turns of a call.
+pub async fn save_turns(conn: &mut PgConnection, client_id: i64, call_id: i64, turns: &[Turn]) -> sqlx::Result<()> {
+    for t in turns {
+        sqlx::query(
+            "INSERT INTO call_turns (client_id, call_id, seq, speaker, text, heard_text, interrupted, intent, \
+                 started_at, ended_at, caller_stopped_at, stt_final_at, reply_ready_at, tts_first_byte_at, \
+                 first_audio_sent_at, first_mark_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             ON CONFLICT (call_id, seq) DO UPDATE SET text = EXCLUDED.text, heard_text = EXCLUDED.heard_text, \
+                 interrupted = EXCLUDED.interrupted, intent = EXCLUDED.intent, ended_at = EXCLUDED.ended_at, \
+                 first_mark_at = EXCLUDED.first_mark_at",
+        )
+        .bind(client_id)
+        .bind(call_id)
+        .bind(t.seq)
+        .bind(&t.speaker)
+        .bind(&t.text)
+        .bind(&t.heard_text)
+        .bind(t.interrupted)
+        .bind(&t.intent)
+        .bind(t.started_at)
+        .bind(t.ended_at)
+        .bind(t.caller_stopped_at)
+        .bind(t.stt_final_at)
+        .bind(t.reply_ready_at)
+        .bind(t.tts_first_byte_at)
+        .bind(t.first_audio_sent_at)
+        .bind(t.first_mark_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn turns(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Turn>> {
+    sqlx::query_as(
+        "SELECT seq, speaker, text, heard_text, interrupted, intent, started_at, ended_at, caller_stopped_at, \
+             stt_final_at, reply_ready_at, tts_first_byte_at, first_audio_sent_at, first_mark_at \
+         FROM call_turns WHERE call_id = $1 ORDER BY seq",
+    )
+    .bind(call_id)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,86 @@
+//! PostgreSQL: connecting (creating the database if needed), migrating, and opening
+//! tenant-scoped transactions that row-level security filters.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
+
+pub mod appointments;
+pub mod calls;
+pub mod contacts;
+pub mod messages;
+pub mod tenants;
+
+/// The embedded migrations in `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Creates the database named in `url` when it does not exist yet.
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .log_statements(tracing::log::LevelFilter::Debug)
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {}", options.get_host()))?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it between our check and our CREATE.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e).context("could not create the database"),
+        }
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Opens the connection pool (creating the database first if needed).
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    ensure_database(url).await?;
+    let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Debug);
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("cannot connect to PostgreSQL")
+}
+
+/// Applies every pending migration.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("migrations failed")
+}
+
+/// A transaction scoped to one tenant: it runs as the `ringlypro_tenant` role with
+/// `app.client_id` set, so row-level security hides every other tenant's rows even from
+/// a query that forgot its `WHERE client_id`.
+pub async fn begin_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('app.client_id', $1, true)").bind(client_id.to_string()).execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL ROLE ringlypro_tenant").execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// Whether the database answers.
+pub async fn ping(pool: &PgPool) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(pool)).await.is_ok_and(|r| r.is_ok())
+}
+
+/// The name of the constraint a database error violated, if any.
+pub fn violated_constraint(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(e) => e.constraint().map(str::to_owned),
+        _ => None,
+    }
+}

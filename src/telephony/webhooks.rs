@@ -1,0 +1,302 @@
+//! Twilio's webhooks (incoming call, after-stream, status callback) and the Media Streams
+//! WebSocket. Every request is signature-checked when an Auth Token is configured.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
+use crate::domain::phone::PhoneNumber;
+use crate::startup::AppState;
+use crate::storage::postgres::{calls, tenants};
+use crate::telephony::media_stream::{self, Outbound, StreamEvent, StreamStart};
+use crate::telephony::{signature, twiml};
+use crate::web::Error;
+
+/// The header Twilio signs requests with.
+pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
+
+/// Largest webhook body accepted (Twilio's are a few hundred bytes).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Checks `X-Twilio-Signature` against the public URL of this request (rebuilt from
+/// configuration, never from the Host header). In local mode there is nothing to check.
+pub fn verify(
+    app: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    params: &[(String, String)],
+    websocket: bool,
+) -> Result<(), Error> {
+    let Some(token) = app.config.twilio_auth_token.as_deref() else {
+        return Ok(());
+    };
+    let base = if websocket { app.config.public_ws_url() } else { app.config.public_url.clone() };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{base}{path}");
+    let given = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if signature::is_valid(token, &url, params, given) {
+        Ok(())
+    } else {
+        tracing::warn!(url, "rejected a request with a missing or invalid Twilio signature");
+        Err(Error::Forbidden)
+    }
+}
+
+fn form(body: &Bytes) -> Result<Vec<(String, String)>, Error> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| Error::BadRequest("body must be application/x-www-form-urlencoded".into()))
+}
+
+fn field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+fn xml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+/// `POST /twilio/voice`: an incoming call. Finds the tenant by the number dialled.
+pub async fn voice(
+    State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let params = form(&body)?;
+    verify(&app, &headers, &uri, &params, false)?;
+    let call_sid = field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?;
+    let to = field(&params, "To").unwrap_or("");
+    let from = field(&params, "From").unwrap_or("");
+    let to_normalised = PhoneNumber::parse(to).map(|p| p.as_str().to_owned()).unwrap_or_else(|_| to.to_owned());
+    let Some(tenant) = tenants::find_by_number(&app.pool, &to_normalised).await? else {
+        tracing::warn!(call_sid, to, from, "call to a number no tenant owns");
+        return Ok(xml(twiml::say_and_hang_up(
+            "Sorry, this number is not in service. Please check the number and try again. Goodbye.",
+            "en-US",
+        )));
+    };
+    let handled_by = if tenant.rachel_enabled { "agent" } else { "owner" };
+    let mut tx = crate::storage::postgres::begin_tenant(&app.pool, tenant.id).await?;
+    let call_id = calls::upsert(
+        &mut tx,
+        &calls::NewCall {
+            client_id: tenant.id,
+            call_sid,
+            from_number: from,
+            to_number: &to_normalised,
+            handled_by,
+            status: field(&params, "CallStatus").unwrap_or("ringing"),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if !tenant.rachel_enabled {
+        tracing::info!(call_sid, tenant_id = tenant.id, "agent is off: forwarding to the owner");
+        return Ok(xml(twiml::dial(&tenant.owner_phone, Some(from).filter(|f| !f.is_empty()))));
+    }
+    tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting the agent");
+    let stream_url = format!("{}/twilio/media", app.config.public_ws_url());
+    let after = format!("{}/twilio/after", app.config.public_url);
+    let tenant_id = tenant.id.to_string();
+    let call_id = call_id.to_string();
+    Ok(xml(twiml::connect_stream(
+        &stream_url,
+        &[("tenant_id", &tenant_id), ("call_id", &call_id), ("caller", from)],
+        &after,
+    )))
+}
+
+/// `POST /twilio/after`: TwiML fetched when our stream closes — transfer or hang up.
+pub async fn after_stream(
+    State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let params = form(&body)?;
+    verify(&app, &headers, &uri, &params, false)?;
+    let call_sid = field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?;
+    let Some(call) = calls::find_by_sid(&app.pool, call_sid).await? else {
+        return Ok(xml(twiml::hang_up()));
+    };
+    if call.outcome == "transfer" {
+        if let Some(tenant) = tenants::find(&app.pool, call.client_id).await? {
+            return Ok(xml(twiml::dial(
+                &tenant.owner_phone,
+                Some(&call.from_number).filter(|f| !f.is_empty()).map(|s| s.as_str()),
+            )));
+        }
+    }
+    Ok(xml(twiml::hang_up()))
+}
+
+/// `POST /twilio/status`: the call's final status and billed duration. Twilio retries
+/// callbacks; applying one twice changes nothing.
+pub async fn status(
+    State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let params = form(&body)?;
+    verify(&app, &headers, &uri, &params, false)?;
+    let call_sid = field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?;
+    let status = field(&params, "CallStatus").ok_or_else(|| Error::BadRequest("CallStatus is required".into()))?;
+    let duration = match field(&params, "CallDuration") {
+        Some(d) => Some(d.parse::<i32>().map_err(|_| Error::BadRequest("CallDuration must be whole seconds".into()))?),
+        None => None,
+    };
+    if !calls::record_status(&app.pool, call_sid, status, duration).await? {
+        tracing::warn!(call_sid, status, "status callback for an unknown call");
+    }
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /twilio/media`: the Media Streams WebSocket.
+pub async fn media(
+    State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, Error> {
+    verify(&app, &headers, &uri, &[], true)?;
+    Ok(ws
+        .max_message_size(256 * 1024)
+        .on_failed_upgrade(|e| tracing::warn!(error = %e, "media stream upgrade failed"))
+        .on_upgrade(move |socket| media_session(app, socket)))
+}
+
+/// Waits for the `start` frame, then runs the call's actor with a reader and a writer
+/// translating between Twilio's frames and the actor's messages.
+async fn media_session(app: AppState, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let start = match wait_for_start(&mut stream).await {
+        Some(start) => start,
+        None => {
+            tracing::warn!("media stream closed before its start frame");
+            return;
+        }
+    };
+    let setup = match resolve_call(&app, &start).await {
+        Ok(setup) => setup,
+        Err(e) => {
+            tracing::warn!(call_sid = %start.call_sid, error = %e, "media stream for an unknown call; closing");
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = setup.tenant.id);
+    let registration = app.registry.register(&setup.call_sid, setup.tenant.id);
+    let (in_tx, in_rx) = mpsc::channel::<CallInput>(512);
+    let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
+    let stream_sid = setup.stream_sid.clone();
+
+    let writer = tokio::spawn(
+        async move {
+            while let Some(out) = out_rx.recv().await {
+                let frame = match out {
+                    CallOutput::Audio(audio) => Outbound::media(&stream_sid, &audio),
+                    CallOutput::Mark(name) => Outbound::mark(&stream_sid, &name),
+                    CallOutput::Clear => Outbound::clear(&stream_sid),
+                    CallOutput::Close => break,
+                };
+                if sink.send(Message::Text(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        }
+        .instrument(span.clone()),
+    );
+
+    let reader = tokio::spawn(
+        async move {
+            while let Some(msg) = stream.next().await {
+                let text = match msg {
+                    Ok(Message::Text(text)) => text,
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    Ok(_) => continue,
+                };
+                let input = match media_stream::parse(&text) {
+                    Ok(StreamEvent::Audio(bytes)) if bytes.is_empty() => continue,
+                    Ok(StreamEvent::Audio(bytes)) => {
+                        // Audio is real-time: if the actor is behind, drop rather than queue.
+                        let _ = in_tx.try_send(CallInput::Audio(bytes));
+                        continue;
+                    }
+                    Ok(StreamEvent::Dtmf(d)) => CallInput::Dtmf(d),
+                    Ok(StreamEvent::Mark(m)) => CallInput::Mark(m),
+                    Ok(StreamEvent::Stop) => break,
+                    Ok(StreamEvent::Connected | StreamEvent::Start(_)) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping a malformed media stream frame");
+                        continue;
+                    }
+                };
+                if in_tx.send(input).await.is_err() {
+                    return;
+                }
+            }
+            let _ = in_tx.send(CallInput::Hangup).await;
+        }
+        .instrument(span.clone()),
+    );
+
+    let actor = CallActor::new(app.call_deps.clone(), setup, out_tx);
+    let summary = actor.run(in_rx, app.registry.shutdown_signal()).instrument(span.clone()).await;
+    reader.abort();
+    let _ = writer.await;
+    drop(registration);
+    span.in_scope(|| tracing::debug!(outcome = summary.outcome, "media session closed"));
+}
+
+async fn wait_for_start(stream: &mut futures::stream::SplitStream<WebSocket>) -> Option<StreamStart> {
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return None,
+            msg = stream.next() => match msg? {
+                Ok(Message::Text(text)) => match media_stream::parse(&text) {
+                    Ok(StreamEvent::Start(start)) => return Some(start),
+                    Ok(_) => continue,
+                    Err(e) => tracing::warn!(error = %e, "skipping a malformed frame before start"),
+                },
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+}
+
+/// Finds the call the stream belongs to. The tenant comes from our own call record (made
+/// by the signed voice webhook), not from the stream's parameters alone.
+async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<CallSetup> {
+    let params: &HashMap<String, String> = &start.parameters;
+    let call = calls::find_by_sid(&app.pool, &start.call_sid)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no call record for {}", start.call_sid))?;
+    if let Some(tenant_id) = params.get("tenant_id") {
+        if tenant_id.parse::<i64>().ok() != Some(call.client_id) {
+            anyhow::bail!("stream parameters name another tenant than the call record");
+        }
+    }
+    let tenant = tenants::find(&app.pool, call.client_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;
+    Ok(CallSetup {
+        tenant,
+        call_id: call.id,
+        call_sid: call.call_sid,
+        stream_sid: start.stream_sid.clone(),
+        caller: call.from_number,
+    })
+}

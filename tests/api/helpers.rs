@@ -1,0 +1,152 @@
+//! Spawning the application for a test, with its own database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use chrono::NaiveTime;
+use ringlypro::call::CallSettings;
+use ringlypro::config::Config;
+use ringlypro::domain::language::Language;
+use ringlypro::providers::stt::SpeechToText;
+use ringlypro::providers::stt::sphinx::{SphinxConfig, SphinxStt};
+use ringlypro::providers::tts::espeak::EspeakTts;
+use ringlypro::startup::{AppState, Application, Engines};
+use ringlypro::storage::postgres::{self, tenants};
+use sqlx::PgPool;
+
+pub fn base_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The URL of a fresh, empty, migrated database.
+pub async fn fresh_database() -> (String, PgPool) {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let base = base_database_url();
+    let name = format!("ringlypro_test_{}", uuid::Uuid::new_v4().simple());
+    let url = match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("TEST_DATABASE_URL must name a database"),
+    };
+    let pool = postgres::connect(&url).await.expect("the test suite needs PostgreSQL running");
+    postgres::migrate(&pool).await.expect("migrations apply to a fresh database");
+    (url, pool)
+}
+
+/// One speech recogniser shared by the tests of this binary (its decoders are costly).
+fn shared_stt() -> Arc<dyn SpeechToText> {
+    static STT: OnceLock<Arc<dyn SpeechToText>> = OnceLock::new();
+    STT.get_or_init(|| {
+        Arc::new(SphinxStt::new(SphinxConfig::default()).expect("PocketSphinx and its model are installed"))
+    })
+    .clone()
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub pool: PgPool,
+    pub state: AppState,
+    pub auth_token: Option<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub auth_token: Option<String>,
+    pub redis: bool,
+    pub settings: Option<CallSettings>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    ringlypro::telemetry::init();
+    let (url, pool) = fresh_database().await;
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    vars.insert("DATABASE_URL", url);
+    vars.insert("BIND", "127.0.0.1:0".into());
+    vars.insert("SHUTDOWN_GRACE_SECS", "5".into());
+    if let Some(token) = &options.auth_token {
+        vars.insert("TWILIO_AUTH_TOKEN", token.clone());
+        vars.insert("TWILIO_ACCOUNT_SID", "AC_test".into());
+    }
+    if options.redis {
+        vars.insert("REDIS_URL", redis_url());
+        vars.insert("RINGLYPRO_KEY_PREFIX", format!("test:{}:", uuid::Uuid::new_v4().simple()));
+    }
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+    let engines = Engines { stt: shared_stt(), tts: Arc::new(EspeakTts::default()) };
+    let app = Application::build(config, engines, options.settings.unwrap_or_default()).await.expect("app builds");
+    let state = app.state().clone();
+    let base_url = state.config.public_url.clone();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    TestApp { base_url, pool, state, auth_token: options.auth_token, stop: Some(stop), server: Some(server) }
+}
+
+impl TestApp {
+    /// Stops the server, draining live calls.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+
+    pub async fn add_tenant(&self, name: &str, number: &str, timezone: &str) -> i64 {
+        add_tenant(&self.pool, name, number, timezone).await
+    }
+}
+
+pub async fn add_tenant(pool: &PgPool, name: &str, number: &str, timezone: &str) -> i64 {
+    let mut tx = pool.begin().await.unwrap();
+    let id = tenants::insert(
+        &mut tx,
+        &tenants::NewTenant {
+            business_name: name.into(),
+            ringlypro_number: number.into(),
+            owner_name: "Owner".into(),
+            owner_phone: "+15551230000".into(),
+            timezone: timezone.into(),
+            business_days: "mon-sun".into(),
+            open: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+            close: NaiveTime::from_hms_opt(23, 59, 0).unwrap(),
+            appointment_minutes: 30,
+            buffer_minutes: 0,
+            custom_greeting: None,
+            services: "cleanings are $99".into(),
+            business_description: String::new(),
+            language: Language::English,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// Form parameters of a voice webhook as Twilio sends them.
+pub fn voice_params(call_sid: &str, from: &str, to: &str) -> Vec<(String, String)> {
+    [
+        ("AccountSid", "AC_test"),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", call_sid),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+        ("From", from),
+        ("To", to),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
