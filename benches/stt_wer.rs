@@ -22,89 +22,38 @@ use serde_json::json;
 
 /// (what the voice is asked to say, what a perfect transcript contains)
 const PHRASES: &[(&str, &str)] = &[
-    (
-        "Hi, I'd like to book a haircut for tomorrow morning.",
-        "hi i'd like to book a haircut for tomorrow morning",
-    ),
-    (
-        "Do you have anything available next Tuesday afternoon?",
-        "do you have anything available next tuesday afternoon",
-    ),
-    (
-        "I need to cancel my appointment for Friday.",
-        "i need to cancel my appointment for friday",
-    ),
-    (
-        "Can I move my appointment to Thursday at three thirty?",
-        "can i move my appointment to thursday at three thirty",
-    ),
-    (
-        "How much does a massage cost?",
-        "how much does a massage cost",
-    ),
-    (
-        "What time do you close today?",
-        "what time do you close today",
-    ),
-    (
-        "Could I talk to the manager please?",
-        "could i talk to the manager please",
-    ),
-    (
-        "I'd like to leave a message for Maria.",
-        "i'd like to leave a message for maria",
-    ),
+    ("Hi, I'd like to book a haircut for tomorrow morning.", "hi i'd like to book a haircut for tomorrow morning"),
+    ("Do you have anything available next Tuesday afternoon?", "do you have anything available next tuesday afternoon"),
+    ("I need to cancel my appointment for Friday.", "i need to cancel my appointment for friday"),
+    ("Can I move my appointment to Thursday at three thirty?", "can i move my appointment to thursday at three thirty"),
+    ("How much does a massage cost?", "how much does a massage cost"),
+    ("What time do you close today?", "what time do you close today"),
+    ("Could I talk to the manager please?", "could i talk to the manager please"),
+    ("I'd like to leave a message for Maria.", "i'd like to leave a message for maria"),
     ("My name is Robert Johnson.", "my name is robert johnson"),
     ("This is Emily Davis.", "this is emily davis"),
     ("It's under Martinez.", "it's under martinez"),
-    (
-        "My phone number is 555 867 5319.",
-        "my phone number is five five five eight six seven five three one nine",
-    ),
-    (
-        "You can reach me at 312 555 7142.",
-        "you can reach me at three one two five five five seven one four two",
-    ),
+    ("My phone number is 555 867 5319.", "my phone number is five five five eight six seven five three one nine"),
+    ("You can reach me at 312 555 7142.", "you can reach me at three one two five five five seven one four two"),
     ("Yes.", "yes"),
     ("No thanks.", "no thanks"),
     ("Yeah, that sounds good.", "yeah that sounds good"),
     ("Nope, that's all, thank you.", "nope that's all thank you"),
     ("The second one, please.", "the second one please"),
-    (
-        "The two o'clock works for me.",
-        "the two o'clock works for me",
-    ),
-    (
-        "How about January ninth at two thirty p.m.?",
-        "how about january ninth at two thirty p.m.",
-    ),
+    ("The two o'clock works for me.", "the two o'clock works for me"),
+    ("How about January ninth at two thirty p.m.?", "how about january ninth at two thirty p.m."),
     ("Is ten past four available?", "is ten past four available"),
-    (
-        "Next Wednesday in the morning would be great.",
-        "next wednesday in the morning would be great",
-    ),
+    ("Next Wednesday in the morning would be great.", "next wednesday in the morning would be great"),
     ("I'm free on the fifth.", "i'm free on the fifth"),
     ("Okay.", "okay"),
     ("Can you repeat that please?", "can you repeat that please"),
-    (
-        "I want to reschedule my cleaning.",
-        "i want to reschedule my cleaning",
-    ),
+    ("I want to reschedule my cleaning.", "i want to reschedule my cleaning"),
     ("Are you open on Sunday?", "are you open on sunday"),
     ("Sarah Thompson.", "sarah thompson"),
-    (
-        "Quarter past eleven tomorrow.",
-        "quarter past eleven tomorrow",
-    ),
-    (
-        "I'd like a consultation next month please.",
-        "i'd like a consultation next month please",
-    ),
+    ("Quarter past eleven tomorrow.", "quarter past eleven tomorrow"),
+    ("I'd like a consultation next month please.", "i'd like a consultation next month please"),
     ("Goodbye, have a nice day.", "goodbye have a nice day"),
-    (
-        "Um, what about the third one?",
-        "um what about the third one",
-    ),
+    ("Um, what about the third one?", "um what about the third one"),
 ];
 
 /// Trailing silence after each phrase: enough for any endpoint to fire.
@@ -143,11 +92,7 @@ fn main() {
     }
     let quick = std::env::var_os("STT_WER_QUICK").is_some();
     let verbose = std::env::var_os("STT_WER_VERBOSE").is_some();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("stt_wer: cannot start a runtime: {e}");
@@ -162,41 +107,36 @@ fn main() {
 
 async fn run(quick: bool, verbose: bool) -> anyhow::Result<()> {
     let voices = [
-        Voice {
-            name: "flite-kal",
-            tts: Box::new(FliteTts::new(FliteVoice::Kal)),
-        },
-        Voice {
-            name: "flite-slt",
-            tts: Box::new(FliteTts::new(FliteVoice::Slt)),
-        },
-        Voice {
-            name: "espeak-ng",
-            tts: Box::new(EspeakTts::new()),
-        },
+        Voice { name: "flite-kal", tts: Box::new(FliteTts::new(FliteVoice::Kal)) },
+        Voice { name: "flite-slt", tts: Box::new(FliteTts::new(FliteVoice::Slt)) },
+        Voice { name: "espeak-ng", tts: Box::new(EspeakTts::new()) },
     ];
     let mut corpus: BTreeMap<&str, Vec<Utterance>> = BTreeMap::new();
     for voice in &voices {
         let mut utterances = Vec::new();
         for (text, reference) in PHRASES {
             let audio = synthesize(voice.tts.as_ref(), text).await?;
-            let last_speech_sample = audio
-                .iter()
-                .rposition(|&b| mulaw::decode(b).unsigned_abs() > SPEECH_LEVEL)
-                .unwrap_or(0);
-            utterances.push(Utterance {
-                reference,
-                audio,
-                last_speech_sample,
-            });
+            let last_speech_sample =
+                audio.iter().rposition(|&b| mulaw::decode(b).unsigned_abs() > SPEECH_LEVEL).unwrap_or(0);
+            utterances.push(Utterance { reference, audio, last_speech_sample });
         }
         corpus.insert(voice.name, utterances);
     }
 
-    let models = [
-        ("booking", SphinxConfig::default()),
-        ("generic", SphinxConfig::generic_english()),
-    ];
+    // STT_WER_OPTIONS="-lw 8 -wip 0.5" tries extra decoder options on both models.
+    let options: Vec<(String, String)> = std::env::var("STT_WER_OPTIONS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .filter(|pair| pair.len() == 2)
+        .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+        .collect();
+    let only_booking = std::env::var_os("STT_WER_BOOKING_ONLY").is_some();
+    let mut models = vec![("booking", SphinxConfig { decoder_options: options.clone(), ..SphinxConfig::default() })];
+    if !only_booking {
+        models.push(("generic", SphinxConfig { decoder_options: options, ..SphinxConfig::generic_english() }));
+    }
     let mut results = Vec::new();
     let mut table = Vec::new();
     let mut init_times = BTreeMap::new();
@@ -250,52 +190,32 @@ async fn run(quick: bool, verbose: bool) -> anyhow::Result<()> {
         "\nSTT accuracy over the telephone band ({} phrases per voice, decoded as fast as possible)",
         PHRASES.len()
     );
-    println!(
-        "{:<8} {:<10} {:>7} {:>7} {:>7} {:>8}",
-        "LM", "voice", "WER", "SER", "RTF", "finals"
-    );
+    println!("{:<8} {:<10} {:>7} {:>7} {:>7} {:>8}", "LM", "voice", "WER", "SER", "RTF", "finals");
     for line in &table {
         println!("{line}");
     }
     println!(
         "\ndecoder init: {}",
-        init_times
-            .iter()
-            .map(|(m, t)| format!("{m} {} ms", t.as_millis()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        init_times.iter().map(|(m, t)| format!("{m} {} ms", t.as_millis())).collect::<Vec<_>>().join(", ")
     );
 
     let mut latency_json = Vec::new();
     if let (false, Some(stt)) = (quick, booking_stt) {
-        println!(
-            "\nEndpoint latency, booking LM, real-time pacing (20 ms frames; voices in parallel):"
-        );
-        println!(
-            "{:<10} {:>8} {:>8} {:>8} {:>7}",
-            "voice", "p50 ms", "p95 ms", "max ms", "missed"
-        );
+        println!("\nEndpoint latency, booking LM, real-time pacing (20 ms frames; voices in parallel):");
+        println!("{:<10} {:>8} {:>8} {:>8} {:>7}", "voice", "p50 ms", "p95 ms", "max ms", "missed");
         let stt = std::sync::Arc::new(stt);
         let mut tasks = Vec::new();
         for voice in &voices {
             let stt = std::sync::Arc::clone(&stt);
-            let utterances: Vec<(Vec<u8>, usize)> = corpus[voice.name]
-                .iter()
-                .map(|u| (u.audio.clone(), u.last_speech_sample))
-                .collect();
-            tasks.push((
-                voice.name,
-                tokio::spawn(async move { latencies(&stt, &utterances).await }),
-            ));
+            let utterances: Vec<(Vec<u8>, usize)> =
+                corpus[voice.name].iter().map(|u| (u.audio.clone(), u.last_speech_sample)).collect();
+            tasks.push((voice.name, tokio::spawn(async move { latencies(&stt, &utterances).await })));
         }
         for (name, task) in tasks {
             let (mut millis, missed) = task.await??;
             millis.sort_by(f64::total_cmp);
-            let (p50, p95, max) = (
-                percentile(&millis, 0.5),
-                percentile(&millis, 0.95),
-                millis.last().copied().unwrap_or(f64::NAN),
-            );
+            let (p50, p95, max) =
+                (percentile(&millis, 0.5), percentile(&millis, 0.95), millis.last().copied().unwrap_or(f64::NAN));
             println!("{name:<10} {p50:>8.0} {p95:>8.0} {max:>8.0} {missed:>7}");
             latency_json.push(json!({"voice": name, "p50_ms": p50, "p95_ms": p95, "max_ms": max, "missed": missed, "samples_ms": millis}));
         }
@@ -325,10 +245,7 @@ fn results_path() -> PathBuf {
 }
 
 async fn synthesize(tts: &dyn TextToSpeech, text: &str) -> anyhow::Result<Vec<u8>> {
-    let mut audio = tts.synthesize(TtsRequest {
-        text: text.into(),
-        language: Language::English,
-    });
+    let mut audio = tts.synthesize(TtsRequest { text: text.into(), language: Language::English });
     let mut bytes = Vec::new();
     while let Some(chunk) = audio.recv().await {
         bytes.extend(chunk?);
@@ -384,10 +301,7 @@ async fn accuracy(stt: &SphinxStt, utterances: &[Utterance]) -> anyhow::Result<S
 /// Streams each utterance at real-time pace and measures, in ms, from the moment its last
 /// speech sample would have been heard to the Final that follows. Returns the latencies and
 /// how many utterances got no Final after their speech ended.
-async fn latencies(
-    stt: &SphinxStt,
-    utterances: &[(Vec<u8>, usize)],
-) -> anyhow::Result<(Vec<f64>, usize)> {
+async fn latencies(stt: &SphinxStt, utterances: &[(Vec<u8>, usize)]) -> anyhow::Result<(Vec<f64>, usize)> {
     let mut millis = Vec::new();
     let mut missed = 0;
     for (audio, last_speech_sample) in utterances {
@@ -402,15 +316,9 @@ async fn latencies(
             finals
         });
         let t0 = Instant::now();
-        for (k, frame) in audio
-            .chunks(160)
-            .map(<[u8]>::to_vec)
-            .chain(silence())
-            .enumerate()
-        {
+        for (k, frame) in audio.chunks(160).map(<[u8]>::to_vec).chain(silence()).enumerate() {
             // A frame leaves the phone network once all its 20 ms have been spoken.
-            tokio::time::sleep_until((t0 + Duration::from_millis(20 * (k as u64 + 1))).into())
-                .await;
+            tokio::time::sleep_until((t0 + Duration::from_millis(20 * (k as u64 + 1))).into()).await;
             input.send(SttInput::Audio(frame)).await?;
         }
         drop(input);
@@ -434,21 +342,11 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Lower case, punctuation dropped (apostrophes kept), spellings unified.
 fn normalise(text: &str) -> Vec<String> {
-    let lower = text
-        .to_lowercase()
-        .replace("a.m.", "a m")
-        .replace("p.m.", "p m")
-        .replace("uh-huh", "uh huh");
+    let lower = text.to_lowercase().replace("a.m.", "a m").replace("p.m.", "p m").replace("uh-huh", "uh huh");
     lower
         .split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .filter(|w| !w.is_empty())
-        .map(|w| {
-            if w == "ok" {
-                "okay".to_owned()
-            } else {
-                w.to_owned()
-            }
-        })
+        .map(|w| if w == "ok" { "okay".to_owned() } else { w.to_owned() })
         .collect()
 }
 

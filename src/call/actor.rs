@@ -263,13 +263,11 @@ impl CallActor {
                 }
             }
             CallInput::Mark(name) => {
-                if self.playback.on_mark(&name) {
-                    if let Some(turn) = &self.speaking {
-                        if let Some(t) = self.turns.get_mut(turn.index) {
+                if self.playback.on_mark(&name)
+                    && let Some(turn) = &self.speaking
+                        && let Some(t) = self.turns.get_mut(turn.index) {
                             t.first_mark_at.get_or_insert_with(Utc::now);
                         }
-                    }
-                }
             }
             CallInput::Hangup => self.closed = true,
         }
@@ -384,27 +382,36 @@ impl CallActor {
         self.hangup_requested = false;
     }
 
-    async fn on_caller_turn(&mut self, text: String) {
+    /// Adds the caller's utterance to the transcript; returns its index.
+    fn record_caller_turn(&mut self, text: String) -> usize {
         let stt_final_at = Utc::now();
         let started_at = self.speech_started_at.take().unwrap_or(stt_final_at);
         let caller_stopped_at = self.last_interim_at.take().unwrap_or(stt_final_at);
         self.last_interim.clear();
-        if self.policy.stage == crate::dialogue::policy::Stage::Intent
-            && self.turns.iter().all(|t| t.speaker != "caller")
-        {
-            self.maybe_switch_language(&text);
-        }
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
             seq,
             speaker: "caller".into(),
-            text: text.clone(),
+            text,
             started_at,
             ended_at: Some(caller_stopped_at),
             stt_final_at: Some(stt_final_at),
             ..Turn::default()
         });
-        let caller_index = self.turns.len() - 1;
+        self.turns.len() - 1
+    }
+
+    async fn on_caller_turn(&mut self, text: String) {
+        if self.policy.stage == crate::dialogue::policy::Stage::Intent
+            && self.turns.iter().all(|t| t.speaker != "caller")
+        {
+            self.maybe_switch_language(&text);
+        }
+        let caller_index = self.record_caller_turn(text.clone());
+        let (caller_stopped_at, stt_final_at) = {
+            let t = &self.turns[caller_index];
+            (t.ended_at.unwrap_or(t.started_at), t.stt_final_at.unwrap_or(t.started_at))
+        };
         let step = self.with_policy(|p, ctx| p.on_utterance(ctx, &text));
         if let (Some(intent), Some(turn)) = (self.policy.intent, self.turns.get_mut(caller_index)) {
             turn.intent = serde_json::to_value(intent).ok().and_then(|v| v.as_str().map(str::to_owned));
@@ -545,11 +552,10 @@ impl CallActor {
     async fn on_tts(&mut self, chunk: Option<Result<Vec<u8>, ProviderError>>) {
         match chunk {
             Some(Ok(audio)) => {
-                if let Some(turn) = &self.speaking {
-                    if let Some(t) = self.turns.get_mut(turn.index) {
+                if let Some(turn) = &self.speaking
+                    && let Some(t) = self.turns.get_mut(turn.index) {
                         t.tts_first_byte_at.get_or_insert_with(Utc::now);
                     }
-                }
                 self.playback.push(&audio);
                 self.pump().await;
             }
@@ -572,13 +578,11 @@ impl CallActor {
         let mut buf = std::mem::take(&mut self.send_buf);
         self.playback.pump(now, &mut buf);
         let first_audio = buf.iter().any(|s| matches!(s, Send::Audio(_)));
-        if first_audio {
-            if let Some(turn) = &self.speaking {
-                if let Some(t) = self.turns.get_mut(turn.index) {
+        if first_audio
+            && let Some(turn) = &self.speaking
+                && let Some(t) = self.turns.get_mut(turn.index) {
                     t.first_audio_sent_at.get_or_insert_with(Utc::now);
                 }
-            }
-        }
         for item in buf.drain(..) {
             let out = match item {
                 Send::Audio(a) => CallOutput::Audio(a),
@@ -594,8 +598,8 @@ impl CallActor {
         if self.playback.has_pending() {
             self.pump().await;
         }
-        if let Some(turn) = &self.speaking {
-            if self.tts.is_none() && self.playback.is_done(now) {
+        if let Some(turn) = &self.speaking
+            && self.tts.is_none() && self.playback.is_done(now) {
                 let (index, end_call, transfer) = (turn.index, turn.end_call, turn.transfer);
                 self.speaking = None;
                 self.last_activity = now;
@@ -609,7 +613,6 @@ impl CallActor {
                     return;
                 }
             }
-        }
         if now.duration_since(self.started) > self.deps.settings.max_duration && !self.hangup_requested {
             self.end_for_time().await;
             return;
@@ -656,10 +659,19 @@ impl CallActor {
                 t.ended_at.get_or_insert_with(Utc::now);
             }
         }
-        // Words the caller said just before hanging up.
-        if let Some(stt) = self.stt.take() {
-            let _ = stt.input.try_send(SttInput::Finalize);
-        }
+        // Words the caller said just before hanging up: flush the recogniser and keep them.
+        if let Some(mut stt) = self.stt.take()
+            && stt.input.send(SttInput::Finalize).await.is_ok() {
+                let deadline = Instant::now() + Duration::from_millis(1500);
+                while let Ok(Some(event)) = tokio::time::timeout_at(deadline, stt.events.recv()).await {
+                    if let SttEvent::Final { text, .. } = event {
+                        if !text.trim().is_empty() {
+                            self.record_caller_turn(text.trim().to_owned());
+                        }
+                        break;
+                    }
+                }
+            }
         self.checkpoint().await;
         let outcome = self.policy.outcome.as_str().to_owned();
         let transfer = outcome == "transfer";

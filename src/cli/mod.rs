@@ -85,7 +85,7 @@ pub struct NluArgs {
 #[derive(Subcommand, Debug)]
 pub enum TenantCommand {
     /// Create a tenant with its credit account; prints its id.
-    Add(TenantAddArgs),
+    Add(Box<TenantAddArgs>),
     /// List tenants.
     List,
 }

@@ -849,8 +849,13 @@ fn clock_at(toks: &[Tok], i: usize) -> Option<(u32, u32, bool)> {
         return Some((value, *m, value > 12));
     }
     // "3 pm", "3 o'clock", "3 in the afternoon", "las 4 de la tarde"
-    let followed_by_part =
-        part_at(toks, i + 3).is_some() && matches!(next_word, Some("in" | "de" | "at" | "en" | "por"));
+    // The part may follow a few connecting words: "in the", "de la", "this".
+    let followed_by_part = (i + 1..=i + 3).any(|k| {
+        part_at(toks, k).is_some()
+            && toks[i + 1..k].iter().all(|t| {
+                matches!(t.word(), Some("in" | "the" | "at" | "this" | "de" | "la" | "en" | "por" | "esta" | "del"))
+            })
+    });
     let meridiem_next = matches!(next_word, Some("am" | "pm" | "oclock" | "noon" | "tonight" | "hrs"));
     if value <= 23 && (meridiem_next || followed_by_part || part_at(toks, i + 1).is_some()) {
         return Some((value, 0, value > 12));
@@ -880,16 +885,18 @@ fn previous_hour(hour: u32) -> u32 {
 }
 
 /// `minutes` past/to the hour named from token `j`: "past four", "to five", "after four",
-/// "of five", "till five".
+/// "of five", "till five", "para las cinco".
 fn minutes_around_hour(toks: &[Tok], j: usize, minutes: u32) -> Option<(u32, u32, bool)> {
     if !(1..=59).contains(&minutes) {
         return None;
     }
     let relation = word_at(toks, j)?;
-    let hour = toks.get(j + 1).and_then(Tok::num).filter(|h| (1..=12).contains(h))?;
+    // Spanish "cuarto para las cinco" puts an article before the hour.
+    let article = usize::from(relation == "para" && matches!(word_at(toks, j + 1), Some("las" | "la")));
+    let hour = toks.get(j + 1 + article).and_then(Tok::num).filter(|h| (1..=12).contains(h))?;
     match relation {
         "past" | "after" => Some((hour, minutes, false)),
-        "to" | "till" | "til" | "of" | "before" => Some((previous_hour(hour), 60 - minutes, false)),
+        "to" | "till" | "til" | "of" | "before" | "para" => Some((previous_hour(hour), 60 - minutes, false)),
         _ => None,
     }
 }
@@ -1117,6 +1124,9 @@ mod tests {
             ("before noon", part(DayPart::Morning)),
             ("after lunch", part(DayPart::Afternoon)),
             ("at 11 before noon", t(11, 0)),
+            ("3 this afternoon", t(15, 0)),
+            ("8 in the morning", t(8, 0)),
+            ("7 tonight", t(19, 0)),
             ("good morning i need an appointment", None),
             ("three", None),
             ("for two people", None),
@@ -1162,6 +1172,8 @@ mod tests {
             ("antes del mediodía", part(DayPart::Morning)),
             ("después de comer", part(DayPart::Afternoon)),
             ("a las once antes del mediodía", t(11, 0)),
+            ("cuarto para las cinco", t(16, 45)),
+            ("diez para las cinco", t(16, 50)),
             ("mañana", None),
             ("buenas tardes", None),
             ("más tarde", None),

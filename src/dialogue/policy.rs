@@ -131,10 +131,7 @@ impl Context<'_> {
     }
 
     fn is_open_now(&self) -> bool {
-        let local = self.local_now();
-        let weekday = chrono::Datelike::weekday(&local).num_days_from_monday() as usize;
-        let time = local.time();
-        self.calendar.hours.days[weekday] && time >= self.calendar.hours.open && time < self.calendar.hours.close
+        self.calendar.is_open_at(self.now)
     }
 }
 
@@ -185,7 +182,7 @@ impl Policy {
             greeting => ctx.greeting,
             services => ctx.services.trim().trim_end_matches('.'),
             description => ctx.description,
-            hours => ctx.calendar.hours.describe(),
+            hours => ctx.calendar.hours.describe_in(self.language),
             capabilities => capabilities,
             name => self.name.as_deref().and_then(|n| n.split_whitespace().next()).unwrap_or(""),
             prefix => self.prefix.as_deref(),
@@ -234,7 +231,7 @@ impl Policy {
 
     fn misunderstood(&mut self, ctx: &Context<'_>, key: &str) -> Step {
         self.misunderstandings += 1;
-        if self.misunderstandings >= MAX_MISUNDERSTANDINGS + 1 || self.stage == Stage::Stuck {
+        if self.misunderstandings > MAX_MISUNDERSTANDINGS || self.stage == Stage::Stuck {
             // Already offered a way out and still nothing: end politely rather than loop.
             self.stage = Stage::Done;
             let text = self.line(ctx, "goodbye", Value::UNDEFINED);
@@ -494,8 +491,7 @@ impl Policy {
             return None;
         }
         if let Some(choice) = reading.choice {
-            let index = if choice == usize::MAX { self.offered.len() } else { choice };
-            return self.offered.get(index.checked_sub(1)?).copied();
+            return nlu::choice_index(choice, self.offered.len()).and_then(|i| self.offered.get(i)).copied();
         }
         let tz = ctx.calendar.tz;
         let matches: Vec<Slot> = self
@@ -611,5 +607,240 @@ impl Policy {
                 self.say(ctx, "booking_failed", Value::UNDEFINED)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, NaiveTime, TimeZone};
+    use chrono_tz::America::New_York;
+
+    use crate::domain::scheduling::BusinessHours;
+
+    struct World {
+        prompts: Prompts,
+        calendar: Calendar,
+        now: DateTime<Utc>,
+    }
+
+    impl World {
+        /// Monday 2026-11-23, 10:00 in New York: open.
+        fn new() -> Self {
+            let calendar = Calendar {
+                tz: New_York,
+                hours: BusinessHours::parse("mon-fri", "09:00-17:00").unwrap(),
+                slot_minutes: 30,
+                buffer_minutes: 0,
+            };
+            let now = New_York.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap().with_timezone(&Utc);
+            Self { prompts: Prompts::load().unwrap(), calendar, now }
+        }
+
+        fn ctx(&self) -> Context<'_> {
+            Context {
+                prompts: &self.prompts,
+                business_name: "Bright Smile Dental",
+                greeting: None,
+                services: "cleanings are $99",
+                description: "",
+                calendar: &self.calendar,
+                now: self.now,
+            }
+        }
+
+        fn slots(&self) -> Vec<Slot> {
+            [(24, 9), (24, 14), (25, 10)]
+                .iter()
+                .map(|(d, h)| {
+                    let starts_at = New_York.with_ymd_and_hms(2026, 11, *d, *h, 0, 0).unwrap().with_timezone(&Utc);
+                    Slot { starts_at, ends_at: starts_at + Duration::minutes(30) }
+                })
+                .collect()
+        }
+    }
+
+    fn text(step: &Step) -> &str {
+        match step {
+            Step::Reply { text, .. } => text,
+            Step::Tool(t) => panic!("expected a reply, got tool {t:?}"),
+        }
+    }
+
+    #[test]
+    fn a_booking_conversation_collects_name_phone_and_choice_then_books() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        assert!(text(&p.greet(&ctx)).contains("Bright Smile Dental"));
+        let step = p.on_utterance(&ctx, "hi i would like to book an appointment");
+        assert!(text(&step).contains("your name"), "{step:?}");
+        let step = p.on_utterance(&ctx, "my name is john smith");
+        assert!(text(&step).contains("5 5 5, 7 6 5, 4 3 2 1"), "{step:?}");
+        let step = p.on_utterance(&ctx, "yes that's right");
+        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "{step:?}");
+        let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+        let offer = text(&step).to_owned();
+        assert!(offer.contains("9 AM") && offer.contains("2 PM") && offer.contains("10 AM"), "{offer}");
+        let step = p.on_utterance(&ctx, "the second one please");
+        let Step::Tool(ToolCall::Book { slot, name, phone }) = step else { panic!("expected a booking, got {step:?}") };
+        assert_eq!(slot, w.slots()[1]);
+        assert_eq!(name, "John Smith");
+        assert_eq!(phone, "+15557654321");
+        let step = p.on_tool_result(&ctx, ToolResult::Booked { code: "K7M2QX".into(), slot });
+        assert!(text(&step).contains("K, 7, M, 2, Q, X"), "{step:?}");
+        assert_eq!(p.outcome, Outcome::Booked);
+        let step = p.on_utterance(&ctx, "no that's all thank you");
+        assert!(matches!(step, Step::Reply { end: true, transfer: false, .. }), "{step:?}");
+    }
+
+    #[test]
+    fn an_offered_slot_can_be_chosen_by_its_time() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        p.name = Some("Ann Lee".into());
+        p.stage = Stage::ChooseSlot;
+        p.offered = w.slots();
+        let step = p.on_utterance(&ctx, "the two o'clock one");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[1]), "{step:?}");
+    }
+
+    #[test]
+    fn a_slot_taken_meanwhile_leads_to_new_offers_with_an_apology() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        p.name = Some("Ann Lee".into());
+        p.stage = Stage::ChooseSlot;
+        p.offered = w.slots();
+        let _ = p.on_utterance(&ctx, "the first one");
+        let step = p.on_tool_result(&ctx, ToolResult::SlotTaken);
+        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))));
+        let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()[1..].to_vec()));
+        assert!(text(&step).starts_with("I'm sorry, that time was just taken."), "{step:?}");
+    }
+
+    #[test]
+    fn three_misunderstandings_offer_a_way_out_and_a_fourth_ends_the_call() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, None);
+        for _ in 0..2 {
+            let step = p.on_utterance(&ctx, "purple monkey dishwasher");
+            assert!(text(&step).contains("didn't quite catch"), "{step:?}");
+        }
+        let step = p.on_utterance(&ctx, "purple monkey dishwasher");
+        assert!(text(&step).contains("leave a message"), "{step:?}");
+        let step = p.on_utterance(&ctx, "purple monkey dishwasher");
+        assert!(matches!(step, Step::Reply { end: true, .. }), "never loops: {step:?}");
+    }
+
+    #[test]
+    fn silence_counts_as_a_misunderstanding() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, None);
+        for _ in 0..3 {
+            let _ = p.on_silence(&ctx);
+        }
+        assert!(matches!(p.on_silence(&ctx), Step::Reply { end: true, .. }));
+    }
+
+    #[test]
+    fn asking_for_a_person_transfers_when_open_and_takes_a_message_when_closed() {
+        let mut w = World::new();
+        let mut p = Policy::new(Language::English, None);
+        let step = p.on_utterance(&w.ctx(), "can i talk to a real person");
+        assert!(matches!(step, Step::Reply { end: true, transfer: true, .. }), "{step:?}");
+        assert_eq!(p.outcome, Outcome::Transfer);
+
+        w.now = New_York.with_ymd_and_hms(2026, 11, 22, 20, 0, 0).unwrap().with_timezone(&Utc); // Sunday night
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        let step = p.on_utterance(&w.ctx(), "can i talk to a real person");
+        assert!(text(&step).contains("closed"), "{step:?}");
+        let step = p.on_utterance(&w.ctx(), "please ask doctor rivera to call me back about my crown");
+        assert!(matches!(&step, Step::Tool(ToolCall::TakeMessage { text }) if text.contains("crown")), "{step:?}");
+        let step = p.on_tool_result(&w.ctx(), ToolResult::MessageTaken);
+        assert!(text(&step).contains("passed your message"));
+        assert_eq!(p.outcome, Outcome::Message);
+    }
+
+    #[test]
+    fn cancelling_finds_the_callers_appointment_and_confirms_first() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        let step = p.on_utterance(&ctx, "i need to cancel my appointment");
+        assert_eq!(step, Step::Tool(ToolCall::FindAppointment { phone: Some("+15557654321".into()), code: None }));
+        let slot = w.slots()[0];
+        let found =
+            FoundAppointment { id: 7, name: "Ann".into(), starts_at: slot.starts_at, ends_at: slot.ends_at, code: "K7M2QX".into() };
+        let step = p.on_tool_result(&ctx, ToolResult::Found(Some(found)));
+        assert!(text(&step).contains("cancel it"), "{step:?}");
+        let step = p.on_utterance(&ctx, "yes please");
+        assert_eq!(step, Step::Tool(ToolCall::Cancel { appointment_id: 7 }));
+        let step = p.on_tool_result(&ctx, ToolResult::Cancelled(true));
+        assert!(text(&step).contains("is cancelled"));
+        assert_eq!(p.outcome, Outcome::Cancelled);
+    }
+
+    #[test]
+    fn rescheduling_books_the_new_time_before_releasing_the_old_one() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        let step = p.on_utterance(&ctx, "i need to reschedule my appointment");
+        assert!(matches!(step, Step::Tool(ToolCall::FindAppointment { .. })));
+        let old = w.slots()[0];
+        let found =
+            FoundAppointment { id: 7, name: "Ann Lee".into(), starts_at: old.starts_at, ends_at: old.ends_at, code: "K7M2QX".into() };
+        assert!(matches!(p.on_tool_result(&ctx, ToolResult::Found(Some(found))), Step::Tool(ToolCall::CheckAvailability(_))));
+        let _ = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()[1..].to_vec()));
+        let step = p.on_utterance(&ctx, "the first one");
+        let Step::Tool(ToolCall::Book { slot, name, .. }) = step else { panic!("{step:?}") };
+        assert_eq!(name, "Ann Lee");
+        let step = p.on_tool_result(&ctx, ToolResult::Booked { code: "AAAAAA".into(), slot });
+        assert_eq!(step, Step::Tool(ToolCall::Cancel { appointment_id: 7 }));
+        let step = p.on_tool_result(&ctx, ToolResult::Cancelled(true));
+        assert!(text(&step).contains("all set"));
+        assert_eq!(p.outcome, Outcome::Rescheduled);
+    }
+
+    #[test]
+    fn pricing_and_hours_come_from_the_tenants_own_text() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, None);
+        assert!(text(&p.on_utterance(&ctx, "how much is a cleaning")).contains("cleanings are $99"));
+        let hours = text(&p.on_utterance(&ctx, "what are your hours")).to_owned();
+        assert!(hours.contains("Monday") && hours.contains("Friday"), "{hours}");
+        assert_eq!(p.outcome, Outcome::Info);
+    }
+
+    #[test]
+    fn a_preferred_day_and_time_are_passed_to_availability() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        p.name = Some("Ann".into());
+        let _ = p.on_utterance(&ctx, "can i book something for wednesday at 2 pm");
+        let _ = p.on_utterance(&ctx, "yes");
+        let step = p.check_availability();
+        let Step::Tool(ToolCall::CheckAvailability(pref)) = step else { panic!() };
+        assert_eq!(pref.date, Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()));
+        assert_eq!(pref.time, Some(NaiveTime::from_hms_opt(14, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn the_state_survives_a_checkpoint_round_trip() {
+        let w = World::new();
+        let mut p = Policy::new(Language::Spanish, Some("+15557654321"));
+        p.offered = w.slots();
+        p.stage = Stage::ChooseSlot;
+        let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.offered, p.offered);
+        assert_eq!(back.stage, Stage::ChooseSlot);
+        assert_eq!(back.language, Language::Spanish);
     }
 }

@@ -27,11 +27,10 @@ fn sections(file: &str) -> HashMap<String, String> {
                 out.insert(key, lines.join(" ").trim().to_owned());
             }
             current = Some((name.to_owned(), Vec::new()));
-        } else if let Some((_, lines)) = current.as_mut() {
-            if !trimmed.is_empty() {
+        } else if let Some((_, lines)) = current.as_mut()
+            && !trimmed.is_empty() {
                 lines.push(trimmed);
             }
-        }
     }
     if let Some((key, lines)) = current {
         out.insert(key, lines.join(" ").trim().to_owned());

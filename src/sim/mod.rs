@@ -185,23 +185,23 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
         if let Some(token) = token {
             req = req.header("X-Twilio-Signature", signature::sign(token, &record_url, &[]));
         }
-        if let Ok(resp) = req.send().await {
-            if resp.status().is_success() {
+        if let Ok(resp) = req.send().await
+            && resp.status().is_success() {
                 let record: Value = resp.json().await?;
-                let finished = record["call"]["ended_at"].is_string() || instructions.stream_url.is_none();
+                // Saved: the actor has left the live registry and its transcript is written.
+                let saved = !record["live"].as_bool().unwrap_or(true)
+                    && record["turns"].as_array().is_some_and(|t| !t.is_empty());
                 report.record = record;
-                if finished && !report.record["live"].as_bool().unwrap_or(false) {
+                if saved || instructions.stream_url.is_none() {
                     break;
                 }
             }
-        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if report.outcome != "transfer" {
-        if let Some(outcome) = report.record["call"]["outcome"].as_str() {
+    if report.outcome != "transfer"
+        && let Some(outcome) = report.record["call"]["outcome"].as_str() {
             report.outcome = outcome.to_owned();
         }
-    }
     Ok(report)
 }
 
@@ -326,8 +326,8 @@ async fn converse(
                 let frame: Value = match serde_json::from_str(&text) { Ok(v) => v, Err(_) => continue };
                 match frame["event"].as_str() {
                     Some("media") => {
-                        if let Some(payload) = frame["media"]["payload"].as_str() {
-                            if let Ok(bytes) = STANDARD.decode(payload) {
+                        if let Some(payload) = frame["media"]["payload"].as_str()
+                            && let Ok(bytes) = STANDARD.decode(payload) {
                                 if player.buffer.is_empty() && agent_turn_started.is_none() {
                                     agent_turn_started = Some(Instant::now());
                                 }
@@ -335,7 +335,6 @@ async fn converse(
                                 player.push_audio(&bytes);
                                 agent_spoke_since_line = true;
                             }
-                        }
                     }
                     Some("mark") => {
                         if let Some(name) = frame["mark"]["name"].as_str() {

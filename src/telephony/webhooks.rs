@@ -127,14 +127,13 @@ pub async fn after_stream(
     let Some(call) = calls::find_by_sid(&app.pool, call_sid).await? else {
         return Ok(xml(twiml::hang_up()));
     };
-    if call.outcome == "transfer" {
-        if let Some(tenant) = tenants::find(&app.pool, call.client_id).await? {
+    if call.outcome == "transfer"
+        && let Some(tenant) = tenants::find(&app.pool, call.client_id).await? {
             return Ok(xml(twiml::dial(
                 &tenant.owner_phone,
                 Some(&call.from_number).filter(|f| !f.is_empty()).map(|s| s.as_str()),
             )));
         }
-    }
     Ok(xml(twiml::hang_up()))
 }
 
@@ -284,11 +283,10 @@ async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<Cal
     let call = calls::find_by_sid(&app.pool, &start.call_sid)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no call record for {}", start.call_sid))?;
-    if let Some(tenant_id) = params.get("tenant_id") {
-        if tenant_id.parse::<i64>().ok() != Some(call.client_id) {
+    if let Some(tenant_id) = params.get("tenant_id")
+        && tenant_id.parse::<i64>().ok() != Some(call.client_id) {
             anyhow::bail!("stream parameters name another tenant than the call record");
         }
-    }
     let tenant = tenants::find(&app.pool, call.client_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;

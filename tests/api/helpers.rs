@@ -49,14 +49,12 @@ pub struct TestApp {
     pub base_url: String,
     pub pool: PgPool,
     pub state: AppState,
-    pub auth_token: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 #[derive(Default)]
 pub struct Options {
-    pub auth_token: Option<String>,
     pub redis: bool,
     pub settings: Option<CallSettings>,
 }
@@ -89,7 +87,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let server = tokio::spawn(app.run_until(async move {
         let _ = stop_rx.await;
     }));
-    TestApp { base_url, pool, state, auth_token: options.auth_token, stop: Some(stop), server: Some(server) }
+    TestApp { base_url, pool, state, stop: Some(stop), server: Some(server) }
 }
 
 impl TestApp {

@@ -2,7 +2,7 @@
 //! to a receptionist, generated from templates, counted and smoothed into an ARPA trigram
 //! model (plus the matching slice of the CMU dictionary). It writes files; it never decodes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -769,8 +769,9 @@ impl Grammar {
     }
 
     /// Every word any template can produce (names excluded: they are filtered already).
-    fn template_words(&self) -> HashSet<String> {
-        fn walk(node: &Node, out: &mut HashSet<String>) {
+    #[cfg(test)]
+    fn template_words(&self) -> std::collections::HashSet<String> {
+        fn walk(node: &Node, out: &mut std::collections::HashSet<String>) {
             match node {
                 Node::Word(w) => {
                     out.insert(w.clone());
@@ -780,7 +781,7 @@ impl Grammar {
                 Node::Optional(inner) => walk(inner, out),
             }
         }
-        let mut words = HashSet::new();
+        let mut words = std::collections::HashSet::new();
         for (name, rule) in &self.rules {
             if name != "first" && name != "last" {
                 walk(rule, &mut words);

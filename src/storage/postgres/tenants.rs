@@ -36,7 +36,7 @@ impl Tenant {
             &self.business_days,
             &format!("{}-{}", self.business_hours_start.format("%H:%M"), self.business_hours_end.format("%H:%M")),
         )
-        .unwrap_or_else(|_| BusinessHours {
+        .unwrap_or(BusinessHours {
             days: [true, true, true, true, true, false, false],
             open: self.business_hours_start,
             close: self.business_hours_end,
