@@ -55,6 +55,7 @@ pub struct TestApp {
 
 #[derive(Default)]
 pub struct Options {
+    pub auth_token: Option<String>,
     pub redis: bool,
     pub settings: Option<CallSettings>,
 }
