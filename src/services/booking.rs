@@ -185,20 +185,7 @@ pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
         let body = format!("Appointment #{appointment_id} was cancelled by the caller.");
-        messages::queue(
-            &mut tx,
-            &messages::NewMessage {
-                client_id: tenant.id,
-                contact_id: None,
-                call_id,
-                direction: "outbound",
-                kind: "owner_cancellation_alert",
-                to_number: &tenant.owner_phone,
-                from_number: &tenant.ringlypro_number,
-                body: &body,
-            },
-        )
-        .await?;
+        alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;
         if let Some(call_id) = call_id {
             calls::set_outcome(&mut tx, call_id, "cancelled").await?;
         }
@@ -233,23 +220,34 @@ pub async fn take_message(
     )
     .await?;
     let alert = format!("Message from {}: {text}", if from.is_empty() { "a caller" } else { from });
-    messages::queue(
-        &mut tx,
-        &messages::NewMessage {
-            client_id: tenant.id,
-            contact_id: None,
-            call_id,
-            direction: "outbound",
-            kind: "owner_message_alert",
-            to_number: &tenant.owner_phone,
-            from_number: &tenant.ringlypro_number,
-            body: &alert,
-        },
-    )
-    .await?;
+    alert_owner(&mut tx, tenant, call_id, "owner_message_alert", &alert).await?;
     if let Some(call_id) = call_id {
         calls::set_outcome(&mut tx, call_id, "message").await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Queues a text to the tenant's owner in the caller's transaction.
+async fn alert_owner(
+    conn: &mut sqlx::PgConnection,
+    tenant: &Tenant,
+    call_id: Option<i64>,
+    kind: &str,
+    body: &str,
+) -> sqlx::Result<i64> {
+    messages::queue(
+        conn,
+        &messages::NewMessage {
+            client_id: tenant.id,
+            contact_id: None,
+            call_id,
+            direction: "outbound",
+            kind,
+            to_number: &tenant.owner_phone,
+            from_number: &tenant.ringlypro_number,
+            body,
+        },
+    )
+    .await
 }

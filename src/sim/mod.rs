@@ -76,8 +76,11 @@ pub struct Report {
     pub cleared_audio_ms: u64,
     /// `clear` frames received.
     pub clears: usize,
-    /// Frames of agent audio that arrived after a `clear` for audio already cleared.
+    /// Marks echoed back to the server.
     pub marks_echoed: usize,
+    /// For each caller line: from its last audio frame to the agent's first audio frame
+    /// (what the caller waits; includes the recogniser's end-of-speech silence).
+    pub response_times: Vec<Duration>,
 }
 
 impl Report {
@@ -157,6 +160,7 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
         cleared_audio_ms: 0,
         clears: 0,
         marks_echoed: 0,
+        response_times: Vec::new(),
     };
     if let Some(stream_url) = &instructions.stream_url {
         converse(script, voice, stream_url, &instructions.parameters, &call_sid, &account_sid, &mut report).await?;
@@ -186,22 +190,24 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
             req = req.header("X-Twilio-Signature", signature::sign(token, &record_url, &[]));
         }
         if let Ok(resp) = req.send().await
-            && resp.status().is_success() {
-                let record: Value = resp.json().await?;
-                // Saved: the actor has left the live registry and its transcript is written.
-                let saved = !record["live"].as_bool().unwrap_or(true)
-                    && record["turns"].as_array().is_some_and(|t| !t.is_empty());
-                report.record = record;
-                if saved || instructions.stream_url.is_none() {
-                    break;
-                }
+            && resp.status().is_success()
+        {
+            let record: Value = resp.json().await?;
+            // Saved: the actor has left the live registry and its transcript is written.
+            let saved =
+                !record["live"].as_bool().unwrap_or(true) && record["turns"].as_array().is_some_and(|t| !t.is_empty());
+            report.record = record;
+            if saved || instructions.stream_url.is_none() {
+                break;
             }
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if report.outcome != "transfer"
-        && let Some(outcome) = report.record["call"]["outcome"].as_str() {
-            report.outcome = outcome.to_owned();
-        }
+        && let Some(outcome) = report.record["call"]["outcome"].as_str()
+    {
+        report.outcome = outcome.to_owned();
+    }
     Ok(report)
 }
 
@@ -313,6 +319,7 @@ async fn converse(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut done_at: Option<Instant> = None;
+    let mut line_ended_at: Option<Instant> = None;
     let mut server_closed = false;
 
     loop {
@@ -332,6 +339,9 @@ async fn converse(
                                     agent_turn_started = Some(Instant::now());
                                 }
                                 report.agent_audio_ms += bytes.len() as u64 / 8;
+                                if let Some(ended) = line_ended_at.take() {
+                                    report.response_times.push(ended.elapsed());
+                                }
                                 player.push_audio(&bytes);
                                 agent_spoke_since_line = true;
                             }
@@ -386,6 +396,7 @@ async fn converse(
                         *pos = end;
                         if end >= audio.len() {
                             speaking = None;
+                            line_ended_at = Some(now);
                             if lines.is_empty() && script.hang_up_after_last_line {
                                 done_at = Some(now);
                             }

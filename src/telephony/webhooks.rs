@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{OriginalUri, State};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
@@ -59,22 +59,36 @@ fn field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
 }
 
+/// A signature-checked Twilio form webhook that names its call.
+pub struct TwilioForm {
+    pub params: Vec<(String, String)>,
+    pub call_sid: String,
+}
+
+impl FromRequest<AppState> for TwilioForm {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Error> {
+        let (parts, body) = req.into_parts();
+        let uri = parts.extensions.get::<OriginalUri>().map(|o| o.0.clone()).unwrap_or_else(|| parts.uri.clone());
+        let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| Error::PayloadTooLarge)?;
+        let params = form(&body)?;
+        verify(app, &parts.headers, &uri, &params, false)?;
+        let call_sid =
+            field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?.to_owned();
+        Ok(Self { params, call_sid })
+    }
+}
+
 fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
 /// `POST /twilio/voice`: an incoming call. Finds the tenant by the number dialled.
-pub async fn voice(
-    State(app): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
-    let params = form(&body)?;
-    verify(&app, &headers, &uri, &params, false)?;
-    let call_sid = field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?;
-    let to = field(&params, "To").unwrap_or("");
-    let from = field(&params, "From").unwrap_or("");
+pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+    let (params, call_sid) = (&hook.params, hook.call_sid.as_str());
+    let to = field(params, "To").unwrap_or("");
+    let from = field(params, "From").unwrap_or("");
     let to_normalised = PhoneNumber::parse(to).map(|p| p.as_str().to_owned()).unwrap_or_else(|_| to.to_owned());
     let Some(tenant) = tenants::find_by_number(&app.pool, &to_normalised).await? else {
         tracing::warn!(call_sid, to, from, "call to a number no tenant owns");
@@ -93,7 +107,7 @@ pub async fn voice(
             from_number: from,
             to_number: &to_normalised,
             handled_by,
-            status: field(&params, "CallStatus").unwrap_or("ringing"),
+            status: field(params, "CallStatus").unwrap_or("ringing"),
         },
     )
     .await?;
@@ -115,41 +129,28 @@ pub async fn voice(
 }
 
 /// `POST /twilio/after`: TwiML fetched when our stream closes — transfer or hang up.
-pub async fn after_stream(
-    State(app): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
-    let params = form(&body)?;
-    verify(&app, &headers, &uri, &params, false)?;
-    let call_sid = field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?;
+pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+    let call_sid = hook.call_sid.as_str();
     let Some(call) = calls::find_by_sid(&app.pool, call_sid).await? else {
         return Ok(xml(twiml::hang_up()));
     };
     if call.outcome == "transfer"
-        && let Some(tenant) = tenants::find(&app.pool, call.client_id).await? {
-            return Ok(xml(twiml::dial(
-                &tenant.owner_phone,
-                Some(&call.from_number).filter(|f| !f.is_empty()).map(|s| s.as_str()),
-            )));
-        }
+        && let Some(tenant) = tenants::find(&app.pool, call.client_id).await?
+    {
+        return Ok(xml(twiml::dial(
+            &tenant.owner_phone,
+            Some(&call.from_number).filter(|f| !f.is_empty()).map(|s| s.as_str()),
+        )));
+    }
     Ok(xml(twiml::hang_up()))
 }
 
 /// `POST /twilio/status`: the call's final status and billed duration. Twilio retries
 /// callbacks; applying one twice changes nothing.
-pub async fn status(
-    State(app): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
-    let params = form(&body)?;
-    verify(&app, &headers, &uri, &params, false)?;
-    let call_sid = field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?;
-    let status = field(&params, "CallStatus").ok_or_else(|| Error::BadRequest("CallStatus is required".into()))?;
-    let duration = match field(&params, "CallDuration") {
+pub async fn status(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+    let (params, call_sid) = (&hook.params, hook.call_sid.as_str());
+    let status = field(params, "CallStatus").ok_or_else(|| Error::BadRequest("CallStatus is required".into()))?;
+    let duration = match field(params, "CallDuration") {
         Some(d) => Some(d.parse::<i32>().map_err(|_| Error::BadRequest("CallDuration must be whole seconds".into()))?),
         None => None,
     };
@@ -284,9 +285,10 @@ async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<Cal
         .await?
         .ok_or_else(|| anyhow::anyhow!("no call record for {}", start.call_sid))?;
     if let Some(tenant_id) = params.get("tenant_id")
-        && tenant_id.parse::<i64>().ok() != Some(call.client_id) {
-            anyhow::bail!("stream parameters name another tenant than the call record");
-        }
+        && tenant_id.parse::<i64>().ok() != Some(call.client_id)
+    {
+        anyhow::bail!("stream parameters name another tenant than the call record");
+    }
     let tenant = tenants::find(&app.pool, call.client_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;

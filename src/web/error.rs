@@ -13,6 +13,8 @@ pub enum Error {
     Forbidden,
     #[error("{0}")]
     NotFound(String),
+    #[error("request body is too large")]
+    PayloadTooLarge,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -29,6 +31,7 @@ impl IntoResponse for Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unexpected(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
