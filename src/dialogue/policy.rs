@@ -295,7 +295,7 @@ impl Policy {
                 }
                 None => self.misunderstood(ctx, "ask_phone_again"),
             },
-            Stage::ChooseSlot => self.on_choice(ctx, &reading),
+            Stage::ChooseSlot => self.on_choice(ctx, text, &reading),
             Stage::AskPreference => {
                 if reading.date.is_some() || reading.time.is_some() {
                     self.understood();
@@ -446,8 +446,8 @@ impl Policy {
         Step::Tool(ToolCall::CheckAvailability(self.preference()))
     }
 
-    fn on_choice(&mut self, ctx: &Context<'_>, reading: &Reading) -> Step {
-        let chosen = self.match_offer(ctx, reading);
+    fn on_choice(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
+        let chosen = self.match_offer(ctx, reading).or_else(|| self.ordinal_among_offers(ctx, text, reading));
         match chosen {
             Some(slot) => {
                 self.understood();
@@ -483,6 +483,25 @@ impl Policy {
             return self.say(ctx, "stuck", Value::UNDEFINED);
         }
         self.say(ctx, key, extra)
+    }
+
+    /// While three options are on the table, "the first …" means the first option even when
+    /// the rest of the sentence was misheard and the ordinal got read as a day of the month
+    /// ("the first juan please"), unless that day is one of the offers.
+    fn ordinal_among_offers(&self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Option<Slot> {
+        let date = reading.date?;
+        let tz = ctx.calendar.tz;
+        if self.offered.iter().any(|s| s.starts_at.with_timezone(&tz).date_naive() == date) {
+            return None;
+        }
+        let ordinal = text.split_whitespace().find_map(|w| match w.trim_matches(|c: char| !c.is_alphanumeric()) {
+            "first" | "1st" | "primera" | "primero" => Some(1),
+            "second" | "2nd" | "segunda" | "segundo" => Some(2),
+            "third" | "3rd" | "tercera" | "tercero" => Some(3),
+            "last" | "ultima" | "última" => Some(nlu::LAST_CHOICE),
+            _ => None,
+        })?;
+        nlu::choice_index(ordinal, self.offered.len()).and_then(|i| self.offered.get(i)).copied()
     }
 
     /// Which offered slot the caller picked: by ordinal, by time, or by day.
@@ -707,6 +726,25 @@ mod tests {
     }
 
     #[test]
+    fn a_misheard_ordinal_still_picks_an_offer_unless_it_names_an_offered_day() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        p.name = Some("Ann Lee".into());
+        p.stage = Stage::ChooseSlot;
+        p.offered = w.slots();
+        let step = p.on_utterance(&ctx, "the first juan please");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[0]), "{step:?}");
+        // "the 24th" is the day of the first two offers: a day, not an ordinal.
+        let mut p = Policy::new(Language::English, Some("+15557654321"));
+        p.name = Some("Ann Lee".into());
+        p.stage = Stage::ChooseSlot;
+        p.offered = w.slots();
+        let step = p.on_utterance(&ctx, "the twenty fifth");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[2]), "{step:?}");
+    }
+
+    #[test]
     fn a_slot_taken_meanwhile_leads_to_new_offers_with_an_apology() {
         let w = World::new();
         let ctx = w.ctx();
@@ -774,8 +812,13 @@ mod tests {
         let step = p.on_utterance(&ctx, "i need to cancel my appointment");
         assert_eq!(step, Step::Tool(ToolCall::FindAppointment { phone: Some("+15557654321".into()), code: None }));
         let slot = w.slots()[0];
-        let found =
-            FoundAppointment { id: 7, name: "Ann".into(), starts_at: slot.starts_at, ends_at: slot.ends_at, code: "K7M2QX".into() };
+        let found = FoundAppointment {
+            id: 7,
+            name: "Ann".into(),
+            starts_at: slot.starts_at,
+            ends_at: slot.ends_at,
+            code: "K7M2QX".into(),
+        };
         let step = p.on_tool_result(&ctx, ToolResult::Found(Some(found)));
         assert!(text(&step).contains("cancel it"), "{step:?}");
         let step = p.on_utterance(&ctx, "yes please");
@@ -793,9 +836,17 @@ mod tests {
         let step = p.on_utterance(&ctx, "i need to reschedule my appointment");
         assert!(matches!(step, Step::Tool(ToolCall::FindAppointment { .. })));
         let old = w.slots()[0];
-        let found =
-            FoundAppointment { id: 7, name: "Ann Lee".into(), starts_at: old.starts_at, ends_at: old.ends_at, code: "K7M2QX".into() };
-        assert!(matches!(p.on_tool_result(&ctx, ToolResult::Found(Some(found))), Step::Tool(ToolCall::CheckAvailability(_))));
+        let found = FoundAppointment {
+            id: 7,
+            name: "Ann Lee".into(),
+            starts_at: old.starts_at,
+            ends_at: old.ends_at,
+            code: "K7M2QX".into(),
+        };
+        assert!(matches!(
+            p.on_tool_result(&ctx, ToolResult::Found(Some(found))),
+            Step::Tool(ToolCall::CheckAvailability(_))
+        ));
         let _ = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()[1..].to_vec()));
         let step = p.on_utterance(&ctx, "the first one");
         let Step::Tool(ToolCall::Book { slot, name, .. }) = step else { panic!("{step:?}") };

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 pub const CMU_DICT: &str = "/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict";
 
 /// Bumped whenever the generator changes in a way the template hash does not see.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 /// Fixed seed: the same templates always give the same model.
 const SEED: u64 = 0x5EED_B00C_1A6E_0001;
 
@@ -182,7 +182,11 @@ const UTTERANCES: &[(u32, &str)] = &[
     (500, "(how about | what about | can i do | can we do | could i come in) <when>"),
     (300, "(is | do you have) <when> (available | open | free)"),
     (200, "(i'm | i am) (free | available) <when>"),
-    (200, "<when> (works | would work | is good | is fine | is better) [for me]"),
+    (
+        400,
+        "<when> (works | would work | is good | is fine | is better | would be (great | perfect | fine | good | better)) [for me]",
+    ),
+    (200, "(is | would) <when> (work | be okay | be possible)"),
     (200, "(anytime | any time) <date> [is fine | works]"),
     // Choosing among offered slots.
     (
@@ -402,6 +406,13 @@ const RULES: &[(&str, &[&str])] = &[
             "(sometime | anytime) next week",
             "as soon as possible",
             "the soonest you have",
+            // "... a haircut for tomorrow", "... for the fifth at two".
+            "for <date>",
+            "for <date> <at_time>",
+            "for <date> <part_of_day>",
+            // A bare time: "ten past four", "three thirty tomorrow".
+            "<clock>",
+            "<clock> <date>",
         ],
     ),
     (
