@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let app = Application::build(config.clone(), Engines::local(&config)?, CallSettings::default()).await?;
+    let app = Application::build(config.clone(), Engines::local(&config).await?, CallSettings::default()).await?;
     let base_url = app.state().config.public_url.clone();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {

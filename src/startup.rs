@@ -34,9 +34,16 @@ pub struct Engines {
 
 impl Engines {
     /// The offline engines: PocketSphinx for recognition, espeak-ng for speech.
-    pub fn local(config: &Config) -> anyhow::Result<Self> {
-        let stt = SphinxStt::new(SphinxConfig { spare_decoders: config.stt_warm_decoders, ..SphinxConfig::default() })
-            .context("starting the local speech recogniser")?;
+    /// Loading the recogniser blocks (it may first generate its language model), so it
+    /// runs off the async runtime.
+    pub async fn local(config: &Config) -> anyhow::Result<Self> {
+        let spare_decoders = config.stt_warm_decoders;
+        let stt = tokio::task::spawn_blocking(move || {
+            SphinxStt::new(SphinxConfig { spare_decoders, ..SphinxConfig::default() })
+        })
+        .await
+        .context("the recogniser's loader panicked")?
+        .context("starting the local speech recogniser")?;
         Ok(Self { stt: Arc::new(stt), tts: Arc::new(EspeakTts::default()) })
     }
 }

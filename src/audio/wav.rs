@@ -21,7 +21,9 @@ pub enum WavError {
 /// What the `fmt ` chunk says, plus how long the data chunk claims to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WavFormat {
+    /// Samples per second per channel.
     pub sample_rate: u32,
+    /// Interleaved channels (the reader averages them to mono).
     pub channels: u16,
     /// Data bytes announced by the header; `None` when the writer did not know (streamed
     /// output announces 0 or a huge placeholder), meaning "until end of stream".
@@ -144,10 +146,12 @@ pub struct PcmStream {
 }
 
 impl PcmStream {
+    /// A converter for data bytes of the given format.
     pub fn new(format: WavFormat) -> Self {
         Self { format, partial: Vec::with_capacity(2 * format.channels as usize), remaining: format.data_len }
     }
 
+    /// The format the bytes are read in.
     pub fn format(&self) -> WavFormat {
         self.format
     }
@@ -203,6 +207,7 @@ pub struct WavStreamReader {
 }
 
 impl WavStreamReader {
+    /// A reader waiting for the first header byte.
     pub fn new() -> Self {
         Self::default()
     }

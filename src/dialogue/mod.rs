@@ -4,3 +4,4 @@ pub mod datetime;
 pub mod nlu;
 pub mod policy;
 pub mod prompts;
+pub mod tools;

@@ -38,10 +38,12 @@ pub struct FliteTts {
 }
 
 impl FliteTts {
+    /// Flite speaking with `voice`.
     pub fn new(voice: FliteVoice) -> Self {
         Self { voice }
     }
 
+    /// The voice in use.
     pub fn voice(&self) -> FliteVoice {
         self.voice
     }

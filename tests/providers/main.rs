@@ -1,0 +1,9 @@
+//! Cloud provider clients against fake vendors that speak the vendors' wire protocols on
+//! loopback.
+
+#[path = "../fakes/mod.rs"]
+mod fakes;
+
+mod deepgram;
+mod elevenlabs;
+mod openai;
