@@ -13,7 +13,7 @@ use ringlypro::cli::{TenantAddArgs, add_tenant};
 use ringlypro::config::Config;
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
-use ringlypro::startup::{Application, Engines};
+use ringlypro::startup::{Application, local_engines};
 use ringlypro::storage::postgres::{self, calls};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let app = Application::build(config.clone(), Engines::local(&config).await?, CallSettings::default()).await?;
+    let app = Application::build(config.clone(), local_engines(&config).await?, CallSettings::default()).await?;
     let base_url = app.state().config.public_url.clone();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {

@@ -27,6 +27,39 @@ pub struct Config {
     pub stt_warm_decoders: usize,
     /// `SHUTDOWN_GRACE_SECS`: how long shutdown waits for live calls to finish.
     pub shutdown_grace: std::time::Duration,
+    /// Cloud providers; each role without a key runs its local engine.
+    pub providers: ProviderKeys,
+}
+
+/// Keys and endpoints of the cloud providers (secrets redacted in `Debug`).
+#[derive(Clone, Default)]
+pub struct ProviderKeys {
+    /// `DEEPGRAM_API_KEY`, `DEEPGRAM_URL`.
+    pub deepgram_key: Option<String>,
+    pub deepgram_url: String,
+    /// `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`.
+    pub openai_key: Option<String>,
+    pub openai_base_url: String,
+    pub openai_model: String,
+    /// `ELEVENLABS_API_KEY`, `ELEVENLABS_URL`, `ELEVENLABS_MODEL`.
+    pub elevenlabs_key: Option<String>,
+    pub elevenlabs_url: String,
+    pub elevenlabs_model: String,
+}
+
+impl fmt::Debug for ProviderKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderKeys")
+            .field("deepgram_key", &redact(&self.deepgram_key))
+            .field("deepgram_url", &self.deepgram_url)
+            .field("openai_key", &redact(&self.openai_key))
+            .field("openai_base_url", &self.openai_base_url)
+            .field("openai_model", &self.openai_model)
+            .field("elevenlabs_key", &redact(&self.elevenlabs_key))
+            .field("elevenlabs_url", &self.elevenlabs_url)
+            .field("elevenlabs_model", &self.elevenlabs_model)
+            .finish()
+    }
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ringlypro";
@@ -58,7 +91,18 @@ impl Config {
             ),
             None => std::time::Duration::from_secs(280),
         };
+        let providers = ProviderKeys {
+            deepgram_key: get("DEEPGRAM_API_KEY"),
+            deepgram_url: get("DEEPGRAM_URL").unwrap_or_else(|| "wss://api.deepgram.com".into()),
+            openai_key: get("OPENAI_API_KEY"),
+            openai_base_url: get("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+            openai_model: get("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            elevenlabs_key: get("ELEVENLABS_API_KEY"),
+            elevenlabs_url: get("ELEVENLABS_URL").unwrap_or_else(|| "wss://api.elevenlabs.io".into()),
+            elevenlabs_model: get("ELEVENLABS_MODEL").unwrap_or_else(|| "eleven_flash_v2_5".into()),
+        };
         Ok(Self {
+            providers,
             shutdown_grace,
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             redis_url: get("REDIS_URL"),
@@ -104,6 +148,7 @@ impl fmt::Debug for Config {
             .field("key_prefix", &self.key_prefix)
             .field("stt_warm_decoders", &self.stt_warm_decoders)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("providers", &self.providers)
             .finish()
     }
 }
@@ -162,6 +207,7 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("supersecret"));
         assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("verysecret"));
         assert!(!c.local_mode());
     }
 }

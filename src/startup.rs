@@ -12,40 +12,30 @@ use axum::routing::{get, post};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use crate::call::engines::Engines;
 use crate::call::registry::CallRegistry;
 use crate::call::{CallDeps, CallSettings};
 use crate::config::Config;
 use crate::dialogue::prompts::Prompts;
-use crate::providers::stt::SpeechToText;
 use crate::providers::stt::sphinx::{SphinxConfig, SphinxStt};
-use crate::providers::tts::TextToSpeech;
 use crate::providers::tts::espeak::EspeakTts;
+use crate::providers::tts::sentences::SentenceTts;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres;
 use crate::telephony::webhooks;
 use crate::web;
 
-/// The speech engines calls use.
-#[derive(Clone)]
-pub struct Engines {
-    pub stt: Arc<dyn SpeechToText>,
-    pub tts: Arc<dyn TextToSpeech>,
-}
-
-impl Engines {
-    /// The offline engines: PocketSphinx for recognition, espeak-ng for speech.
-    /// Loading the recogniser blocks (it may first generate its language model), so it
-    /// runs off the async runtime.
-    pub async fn local(config: &Config) -> anyhow::Result<Self> {
-        let spare_decoders = config.stt_warm_decoders;
-        let stt = tokio::task::spawn_blocking(move || {
-            SphinxStt::new(SphinxConfig { spare_decoders, ..SphinxConfig::default() })
-        })
-        .await
-        .context("the recogniser's loader panicked")?
-        .context("starting the local speech recogniser")?;
-        Ok(Self { stt: Arc::new(stt), tts: Arc::new(EspeakTts::default()) })
-    }
+/// The offline engines: PocketSphinx for recognition, espeak-ng for speech, the local
+/// dialogue engine. Loading the recogniser blocks (it may first generate its language
+/// model), so it runs off the async runtime.
+pub async fn local_engines(config: &Config) -> anyhow::Result<Engines> {
+    let spare_decoders = config.stt_warm_decoders;
+    let stt =
+        tokio::task::spawn_blocking(move || SphinxStt::new(SphinxConfig { spare_decoders, ..SphinxConfig::default() }))
+            .await
+            .context("the recogniser's loader panicked")?
+            .context("starting the local speech recogniser")?;
+    Ok(Engines::local(Arc::new(stt), Arc::new(SentenceTts::new(EspeakTts::default()))))
 }
 
 /// What every request handler can reach.
@@ -87,17 +77,16 @@ impl Application {
                  signature-checked. Set TWILIO_AUTH_TOKEN before exposing this server."
             );
         }
-        tracing::info!(store = store.kind(), stt = engines.stt.name(), tts = engines.tts.name(), "engines ready");
+        tracing::info!(
+            store = store.kind(),
+            stt = engines.stt.name(),
+            tts = engines.tts.name(),
+            llm = engines.llm.as_ref().map(|l| l.name()).unwrap_or("local rules"),
+            "engines ready"
+        );
         let prompts = Arc::new(Prompts::load()?);
         let registry = CallRegistry::new();
-        let call_deps = CallDeps {
-            pool: pool.clone(),
-            store: store.clone(),
-            stt: engines.stt,
-            tts: engines.tts,
-            prompts,
-            settings,
-        };
+        let call_deps = CallDeps { pool: pool.clone(), store: store.clone(), engines, prompts, settings };
         let state = AppState { config: Arc::new(config.clone()), pool, store, registry, call_deps };
         Ok(Self { listener, router: router(state.clone()), state })
     }
@@ -146,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/status", post(webhooks::status))
         .route("/twilio/media", get(webhooks::media))
         .route("/health", get(web::pages::health))
+        .route("/metrics", get(web::pages::metrics))
         .route("/", get(web::pages::calls_page))
         .route("/calls/{call_sid}", get(web::pages::call_json))
         .layer(DefaultBodyLimit::max(webhooks::MAX_BODY))

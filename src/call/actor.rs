@@ -1,5 +1,9 @@
 //! The per-call actor: one task that owns a conversation from the first audio frame to the
 //! saved record. One `select!` loop; each branch hands its event to one small `on_*` method.
+//!
+//! A reply comes from the language model when one is configured (streamed into the
+//! synthesizer clause by clause, tools run here) and from the local dialogue engine
+//! otherwise or when the model fails; both share the same conversation state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,15 +13,20 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::call::conversation::{self, LlmConversation};
+use crate::call::engines::Engines;
 use crate::call::playback::{self, Playback, Send};
 use crate::dialogue::nlu;
-use crate::dialogue::policy::{Context, FoundAppointment, Policy, Step, ToolCall, ToolResult};
+use crate::dialogue::policy::{Context, FoundAppointment, Outcome, Policy, Stage, Step, ToolCall, ToolResult};
 use crate::dialogue::prompts::Prompts;
+use crate::dialogue::tools::{self, ModelTool};
 use crate::domain::language::Language;
 use crate::domain::scheduling::{Calendar, Slot};
 use crate::providers::ProviderError;
+use crate::providers::llm::{LanguageModel, LlmEvent, ToolCallRequest};
 use crate::providers::stt::{SpeechToText, SttEvent, SttInput, SttStream};
-use crate::providers::tts::{TextToSpeech, TtsAudio, TtsRequest};
+use crate::providers::tts::sentences::split_sentences;
+use crate::providers::tts::{StreamingTts, TtsCall, TtsInput, TtsTurn};
 use crate::services::booking::{self, BookingError, BookingRequest};
 use crate::services::calls::{self as call_records, CallRecord};
 use crate::storage::call_state::CallStateStore;
@@ -58,6 +67,12 @@ pub struct CallSettings {
     pub max_duration: Duration,
     /// How long a checkpoint lives in the call-state store.
     pub checkpoint_ttl: Duration,
+    /// A stable interim transcript this old, while the caller pauses, starts the model early.
+    pub early_start_after: Duration,
+    /// The model must produce its first token within this, or the local engine answers.
+    pub llm_first_token_timeout: Duration,
+    /// Tool rounds one reply may take.
+    pub max_tool_rounds: u32,
 }
 
 impl Default for CallSettings {
@@ -67,6 +82,9 @@ impl Default for CallSettings {
             barge_in_after: Duration::from_millis(500),
             max_duration: Duration::from_secs(15 * 60),
             checkpoint_ttl: Duration::from_secs(2 * 60 * 60),
+            early_start_after: Duration::from_millis(200),
+            llm_first_token_timeout: Duration::from_millis(1500),
+            max_tool_rounds: 4,
         }
     }
 }
@@ -76,8 +94,7 @@ impl Default for CallSettings {
 pub struct CallDeps {
     pub pool: PgPool,
     pub store: CallStateStore,
-    pub stt: Arc<dyn SpeechToText>,
-    pub tts: Arc<dyn TextToSpeech>,
+    pub engines: Engines,
     pub prompts: Arc<Prompts>,
     pub settings: CallSettings,
 }
@@ -100,21 +117,55 @@ pub struct CallSummary {
     pub turns: usize,
 }
 
-/// The agent turn being spoken, with its latency figures.
+/// The agent turn being spoken.
 struct AgentTurn {
     index: usize,
+    /// Text handed to the synthesizer so far.
     text: String,
     end_call: bool,
     transfer: bool,
+    /// No more text will come for this turn.
+    text_complete: bool,
+}
+
+/// A reply the language model is producing.
+struct LlmReply {
+    events: mpsc::Receiver<LlmEvent>,
+    /// Text of this reply not yet handed to the synthesizer (an incomplete clause).
+    unsent: String,
+    /// All text of this reply, across tool rounds.
+    text: String,
+    calls: Vec<ToolCallRequest>,
+    rounds: u32,
+    timing: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Started early on an interim transcript: events are held until the final transcript
+    /// confirms it.
+    speculative: Option<String>,
+    held: Vec<LlmEvent>,
+    deadline: Option<Instant>,
+    /// The caller's words this reply answers (for the local engine if the model fails).
+    utterance: String,
+    end_call: bool,
+    transfer: bool,
+    /// The current stream has ended (held events may still wait for confirmation).
+    finished: bool,
 }
 
 pub struct CallActor {
     deps: CallDeps,
     setup: CallSetup,
     policy: Policy,
+    llm: Option<Arc<dyn LanguageModel>>,
+    conversation: LlmConversation,
+    reply: Option<LlmReply>,
     output: mpsc::Sender<CallOutput>,
     stt: Option<SttStream>,
-    tts: Option<TtsAudio>,
+    stt_engine: Arc<dyn SpeechToText>,
+    stt_is_local: bool,
+    tts_engine: Arc<dyn StreamingTts>,
+    tts_is_local: bool,
+    tts_call: Box<dyn TtsCall>,
+    tts: Option<TtsTurn>,
     playback: Playback,
     speaking: Option<AgentTurn>,
     turns: Vec<Turn>,
@@ -123,6 +174,7 @@ pub struct CallActor {
     speech_started_at: Option<DateTime<Utc>>,
     /// When the latest interim transcript changed: our proxy for "caller stopped speaking".
     last_interim_at: Option<DateTime<Utc>>,
+    last_interim_changed: Option<Instant>,
     last_interim: String,
     /// Speech over the agent that may become a barge-in.
     barge_deadline: Option<Instant>,
@@ -141,9 +193,21 @@ impl CallActor {
         let policy = Policy::new(language, Some(&setup.caller));
         let now = Instant::now();
         let calendar = setup.tenant.calendar();
+        let (stt_engine, stt_is_local) = deps.engines.pick_stt();
+        let (tts_engine, tts_is_local) = deps.engines.pick_tts();
+        let tts_call = tts_engine.open_call(language);
+        let llm = deps.engines.pick_llm();
         Self {
             calendar,
             shutting_down: false,
+            llm,
+            conversation: LlmConversation::default(),
+            reply: None,
+            stt_engine,
+            stt_is_local,
+            tts_engine,
+            tts_is_local,
+            tts_call,
             deps,
             setup,
             policy,
@@ -156,6 +220,7 @@ impl CallActor {
             failures: Vec::new(),
             speech_started_at: None,
             last_interim_at: None,
+            last_interim_changed: None,
             last_interim: String::new(),
             barge_deadline: None,
             last_activity: now,
@@ -179,19 +244,14 @@ impl CallActor {
             tracing::warn!(call_sid, error = %e, "could not index the live call");
         }
         self.open_stt();
-        let greeting = {
-            let ctx = self.context();
-            let mut policy = self.policy.clone();
-            let step = policy.greet(&ctx);
-            self.policy = policy;
-            step
-        };
+        let greeting = self.with_policy(|p, ctx| p.greet(ctx));
         self.act(greeting, None).await;
 
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         while !self.closed {
             let barge_at = self.barge_deadline;
+            let llm_deadline = self.reply.as_ref().and_then(|r| r.deadline);
             tokio::select! {
                 biased;
                 changed = shutdown.changed(), if !self.shutting_down => {
@@ -211,9 +271,13 @@ impl CallActor {
                 },
                 event = recv_stt(&mut self.stt) => match event {
                     Some(event) => self.on_stt(event).await,
-                    None => self.on_stt_closed(),
+                    None => self.on_stt_failure(ProviderError::retryable(self.stt_engine.name(), "stream closed")),
                 },
                 chunk = recv_tts(&mut self.tts) => self.on_tts(chunk).await,
+                event = recv_llm(&mut self.reply) => self.on_llm(event).await,
+                _ = sleep_until(llm_deadline) => {
+                    self.on_llm(Some(LlmEvent::Error(ProviderError::retryable("llm", "no first token in time")))).await;
+                }
                 _ = sleep_until(barge_at) => self.on_barge_deadline().await,
                 _ = tick.tick() => self.on_tick().await,
             }
@@ -234,14 +298,51 @@ impl CallActor {
         }
     }
 
+    // ----- speech recognition -------------------------------------------------------------
+
     fn open_stt(&mut self) {
-        match self.deps.stt.open(self.policy.language) {
-            Ok(stream) => self.stt = Some(stream),
-            Err(e) => {
-                tracing::error!(call_sid = %self.setup.call_sid, error = %e, "speech recognition unavailable");
-                self.failures.push(format!("stt: {e}"));
+        let mut language = self.policy.language;
+        loop {
+            match self.stt_engine.open(language) {
+                Ok(stream) => {
+                    self.stt = Some(stream);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(call_sid = %self.setup.call_sid, error = %e, "speech recognition unavailable");
+                    self.failures.push(format!("stt: {e}"));
+                    if !self.stt_is_local {
+                        self.deps.engines.breakers.stt.record_failure();
+                        if let Some(local) = self.deps.engines.stt_fallback.clone() {
+                            self.stt_engine = local;
+                            self.stt_is_local = true;
+                            continue;
+                        }
+                    }
+                    if language != Language::English {
+                        // No recogniser for this language: English is better than none.
+                        language = Language::English;
+                        continue;
+                    }
+                    return;
+                }
             }
         }
+    }
+
+    fn on_stt_failure(&mut self, e: ProviderError) {
+        tracing::error!(call_sid = %self.setup.call_sid, error = %e, "speech recognition failed");
+        self.failures.push(format!("stt: {e}"));
+        self.stt = None;
+        if !self.stt_is_local {
+            self.deps.engines.breakers.stt.record_failure();
+            if let Some(local) = self.deps.engines.stt_fallback.clone() {
+                tracing::warn!(call_sid = %self.setup.call_sid, "switching to the local recogniser");
+                self.stt_engine = local;
+                self.stt_is_local = true;
+            }
+        }
+        self.open_stt();
     }
 
     async fn on_input(&mut self, msg: CallInput) {
@@ -250,12 +351,26 @@ impl CallActor {
                 if let Some(stt) = &self.stt {
                     // Never block the call on a slow recogniser: drop and count instead.
                     if let Err(mpsc::error::TrySendError::Full(_)) = stt.input.try_send(SttInput::Audio(bytes)) {
-                        metrics_dropped_frame();
+                        metrics::counter!("ringlypro_stt_frames_dropped_total").increment(1);
                     }
                 }
             }
             CallInput::Dtmf(digit) => {
                 self.last_activity = Instant::now();
+                let language = match digit {
+                    '1' => Some(Language::English),
+                    '2' => Some(Language::Spanish),
+                    _ => None,
+                };
+                if let Some(language) = language {
+                    if language != self.policy.language {
+                        self.interrupt_agent().await;
+                        self.switch_language(language);
+                        let greeting = self.with_policy(|p, ctx| p.greet(ctx));
+                        self.act(greeting, None).await;
+                    }
+                    return;
+                }
                 let step = self.with_policy(|p, ctx| p.on_dtmf(ctx, digit));
                 if let Some(step) = step {
                     self.interrupt_agent().await;
@@ -265,9 +380,10 @@ impl CallActor {
             CallInput::Mark(name) => {
                 if self.playback.on_mark(&name)
                     && let Some(turn) = &self.speaking
-                        && let Some(t) = self.turns.get_mut(turn.index) {
-                            t.first_mark_at.get_or_insert_with(Utc::now);
-                        }
+                    && let Some(t) = self.turns.get_mut(turn.index)
+                {
+                    t.first_mark_at.get_or_insert_with(Utc::now);
+                }
             }
             CallInput::Hangup => self.closed = true,
         }
@@ -288,7 +404,12 @@ impl CallActor {
                 self.speech_started_at.get_or_insert_with(Utc::now);
                 if text != self.last_interim {
                     self.last_interim_at = Some(Utc::now());
+                    self.last_interim_changed = Some(now);
                     self.last_interim = text.clone();
+                    // The caller is still talking: an early start on older words is stale.
+                    if self.reply.as_ref().is_some_and(|r| r.speculative.as_deref().is_some_and(|s| s != text)) {
+                        self.reply = None;
+                    }
                 }
                 if self.agent_is_speaking(now) && !text.trim().is_empty() && !nlu::is_backchannel(&text) {
                     // Real words over the agent: once they have lasted long enough, stop talking.
@@ -323,23 +444,10 @@ impl CallActor {
         }
     }
 
-    fn on_stt_closed(&mut self) {
-        self.stt = None;
-        self.failures.push("stt: stream closed".into());
-        tracing::warn!(call_sid = %self.setup.call_sid, "speech recognition stream closed; reopening");
-        self.open_stt();
-    }
-
-    fn on_stt_failure(&mut self, e: ProviderError) {
-        tracing::error!(call_sid = %self.setup.call_sid, error = %e, "speech recognition failed");
-        self.failures.push(format!("stt: {e}"));
-        self.stt = None;
-        self.open_stt();
-    }
-
     fn reset_caller_turn(&mut self) {
         self.speech_started_at = None;
         self.last_interim_at = None;
+        self.last_interim_changed = None;
         self.last_interim.clear();
     }
 
@@ -358,29 +466,42 @@ impl CallActor {
     }
 
     fn agent_is_speaking(&self, now: Instant) -> bool {
-        self.speaking.is_some() && self.playback.is_speaking(now)
+        self.speaking.is_some() && (self.playback.is_speaking(now) || self.tts.is_some())
     }
 
-    /// Barge-in as one operation: clear Twilio's buffer, stop synthesis, drop queued audio,
-    /// and record what the caller actually heard.
+    /// Barge-in as one operation: clear Twilio's buffer, close the synthesis turn, abort the
+    /// model's stream, drop queued audio, and keep in both the transcript and the model's
+    /// history only what the caller actually heard.
     async fn interrupt_agent(&mut self) {
         self.barge_deadline = None;
+        let reply = self.reply.take();
         let Some(turn) = self.speaking.take() else {
             return;
         };
         self.send(CallOutput::Clear).await;
-        self.tts = None; // dropping the receiver stops the engine
+        self.tts = None; // dropping the turn closes its context; its audio is never read again
         let fraction = self.playback.clear();
-        let heard = playback::heard_text(&turn.text, fraction);
+        let spoken = match &reply {
+            Some(r) => r.text.clone(),
+            None => turn.text.clone(),
+        };
+        let heard = playback::heard_text(&spoken, fraction);
         if let Some(t) = self.turns.get_mut(turn.index) {
+            t.text = spoken.clone();
             t.interrupted = true;
             t.heard_text = Some(heard.clone());
             t.ended_at = Some(Utc::now());
         }
+        if self.llm.is_some() {
+            self.conversation.trim_interrupted(&spoken, &heard);
+        }
+        metrics::counter!("ringlypro_barge_ins_total").increment(1);
         tracing::info!(call_sid = %self.setup.call_sid, heard, "caller interrupted the agent");
         // A goodbye or transfer the caller talked over is not carried out: they want more.
         self.hangup_requested = false;
     }
+
+    // ----- the caller's turn ----------------------------------------------------------------
 
     /// Adds the caller's utterance to the transcript; returns its index.
     fn record_caller_turn(&mut self, text: String) -> usize {
@@ -388,6 +509,7 @@ impl CallActor {
         let started_at = self.speech_started_at.take().unwrap_or(stt_final_at);
         let caller_stopped_at = self.last_interim_at.take().unwrap_or(stt_final_at);
         self.last_interim.clear();
+        self.last_interim_changed = None;
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
             seq,
@@ -398,32 +520,45 @@ impl CallActor {
             stt_final_at: Some(stt_final_at),
             ..Turn::default()
         });
+        self.publish_turn(self.turns.len() - 1);
         self.turns.len() - 1
     }
 
     async fn on_caller_turn(&mut self, text: String) {
-        if self.policy.stage == crate::dialogue::policy::Stage::Intent
-            && self.turns.iter().all(|t| t.speaker != "caller")
-        {
+        if self.policy.stage == Stage::Intent && self.turns.iter().all(|t| t.speaker != "caller") {
             self.maybe_switch_language(&text);
         }
         let caller_index = self.record_caller_turn(text.clone());
-        let (caller_stopped_at, stt_final_at) = {
+        let timing = {
             let t = &self.turns[caller_index];
             (t.ended_at.unwrap_or(t.started_at), t.stt_final_at.unwrap_or(t.started_at))
         };
-        let step = self.with_policy(|p, ctx| p.on_utterance(ctx, &text));
+        if self.llm.is_some() {
+            self.reply_with_model(text, timing).await;
+        } else {
+            let step = self.with_policy(|p, ctx| p.on_utterance(ctx, &text));
+            self.act(step, Some(timing)).await;
+        }
         if let (Some(intent), Some(turn)) = (self.policy.intent, self.turns.get_mut(caller_index)) {
             turn.intent = serde_json::to_value(intent).ok().and_then(|v| v.as_str().map(str::to_owned));
         }
-        self.act(step, Some((caller_stopped_at, stt_final_at))).await;
         self.checkpoint().await;
     }
 
     fn maybe_switch_language(&mut self, text: &str) {
         if nlu::looks_spanish(text) && self.policy.language != Language::Spanish {
             tracing::info!(call_sid = %self.setup.call_sid, "caller speaks Spanish: switching to Lina");
-            self.policy.language = Language::Spanish;
+            self.switch_language(Language::Spanish);
+        }
+    }
+
+    fn switch_language(&mut self, language: Language) {
+        self.policy.language = language;
+        self.tts_call = self.tts_engine.open_call(language);
+        if !self.stt_is_local {
+            // A cloud recogniser is reopened in the new language; the local one is English-only.
+            self.stt = None;
+            self.open_stt();
         }
     }
 
@@ -436,6 +571,8 @@ impl CallActor {
         self.policy = policy;
         result
     }
+
+    // ----- the local dialogue engine --------------------------------------------------------
 
     /// Runs tools until the engine has something to say, then starts saying it.
     async fn act(&mut self, mut step: Step, timing: Option<(DateTime<Utc>, DateTime<Utc>)>) {
@@ -464,17 +601,7 @@ impl CallActor {
                 Err(e) => self.tool_failed("check_availability", e),
             },
             ToolCall::Book { slot, name, phone } => {
-                let req = BookingRequest {
-                    name,
-                    phone,
-                    slot,
-                    call_id: Some(self.setup.call_id),
-                    language: self.policy.language,
-                    source: match self.policy.language {
-                        Language::English => "voice_booking",
-                        Language::Spanish => "voice_booking_spanish",
-                    },
-                };
+                let req = self.booking_request(slot, name, phone);
                 match booking::book(&deps.pool, tenant, &req, now).await {
                     Ok(booked) => ToolResult::Booked {
                         code: booked.appointment.confirmation_code,
@@ -513,29 +640,308 @@ impl CallActor {
         }
     }
 
+    fn booking_request(&self, slot: Slot, name: String, phone: String) -> BookingRequest {
+        BookingRequest {
+            name,
+            phone,
+            slot,
+            call_id: Some(self.setup.call_id),
+            language: self.policy.language,
+            source: match self.policy.language {
+                Language::English => "voice_booking",
+                Language::Spanish => "voice_booking_spanish",
+            },
+        }
+    }
+
     fn tool_failed(&mut self, tool: &str, e: anyhow::Error) -> ToolResult {
         tracing::error!(call_sid = %self.setup.call_sid, tool, error = format!("{e:#}"), "tool failed");
         self.failures.push(format!("{tool}: {e}"));
         ToolResult::Failed(tool.to_owned())
     }
 
-    /// Starts speaking a reply: a transcript line, a TTS request, and playback.
-    async fn speak(
-        &mut self,
-        text: String,
-        end_call: bool,
-        transfer: bool,
-        timing: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    ) {
-        if self.speaking.is_some() {
-            self.interrupt_agent().await;
+    // ----- the language model ---------------------------------------------------------------
+
+    fn system_prompt(&self) -> String {
+        conversation::system_prompt(
+            &self.deps.prompts,
+            self.policy.language,
+            &self.setup.tenant,
+            &self.calendar,
+            Utc::now(),
+            &self.setup.caller,
+        )
+    }
+
+    fn start_model(&self, speculative_text: Option<&str>) -> Option<mpsc::Receiver<LlmEvent>> {
+        let llm = self.llm.as_ref()?;
+        let mut request = self.conversation.request(self.system_prompt());
+        if let Some(text) = speculative_text {
+            request.messages.push(crate::providers::llm::ChatMessage::user(text));
         }
+        Some(llm.stream(request))
+    }
+
+    /// Answers the caller's words with the model, reusing an early start on the same words.
+    async fn reply_with_model(&mut self, text: String, timing: (DateTime<Utc>, DateTime<Utc>)) {
+        self.conversation.push_user(&text);
+        let reuse = self.reply.as_ref().and_then(|r| r.speculative.as_deref()).is_some_and(|s| same_words(s, &text));
+        if reuse {
+            metrics::counter!("ringlypro_llm_early_starts_used_total").increment(1);
+            if let Some(reply) = self.reply.as_mut() {
+                reply.speculative = None;
+                reply.timing = Some(timing);
+                reply.utterance = text;
+            }
+            let held = self.reply.as_mut().map(|r| std::mem::take(&mut r.held)).unwrap_or_default();
+            for event in held {
+                self.on_llm(Some(event)).await;
+            }
+            return;
+        }
+        if self.reply.is_some() {
+            metrics::counter!("ringlypro_llm_early_starts_discarded_total").increment(1);
+        }
+        self.reply = None;
+        match self.start_model(None) {
+            Some(events) => self.reply = Some(self.new_reply(events, Some(timing), None, text)),
+            None => self.fall_back_to_local(&text, Some(timing), "no model available").await,
+        }
+    }
+
+    fn new_reply(
+        &self,
+        events: mpsc::Receiver<LlmEvent>,
+        timing: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        speculative: Option<String>,
+        utterance: String,
+    ) -> LlmReply {
+        LlmReply {
+            events,
+            unsent: String::new(),
+            text: String::new(),
+            calls: Vec::new(),
+            rounds: 0,
+            timing,
+            speculative,
+            held: Vec::new(),
+            deadline: Some(Instant::now() + self.deps.settings.llm_first_token_timeout),
+            utterance,
+            end_call: false,
+            transfer: false,
+            finished: false,
+        }
+    }
+
+    /// The caller paused with a stable interim transcript: start the model on it now, and
+    /// keep its output until the final transcript confirms the words.
+    fn maybe_start_early(&mut self, now: Instant) {
+        if self.llm.is_none() || self.reply.is_some() || self.speaking.is_some() {
+            return;
+        }
+        let stable =
+            self.last_interim_changed.is_some_and(|at| now.duration_since(at) >= self.deps.settings.early_start_after);
+        let words = self.last_interim.split_whitespace().count();
+        if !stable || words < 2 || nlu::is_backchannel(&self.last_interim) {
+            return;
+        }
+        let text = self.last_interim.clone();
+        if let Some(events) = self.start_model(Some(&text)) {
+            let mut reply = self.new_reply(events, None, Some(text.clone()), text);
+            reply.deadline = None; // timed from the final transcript, not from here
+            self.reply = Some(reply);
+        }
+    }
+
+    async fn on_llm(&mut self, event: Option<LlmEvent>) {
+        let Some(reply) = self.reply.as_mut() else { return };
+        let event =
+            event.unwrap_or_else(|| LlmEvent::Error(ProviderError::retryable("llm", "stream ended without finishing")));
+        if matches!(event, LlmEvent::Done { .. }) {
+            reply.finished = true;
+        }
+        if reply.speculative.is_some() {
+            // Unconfirmed: hold everything (never speak or run tools on words not yet final).
+            if matches!(event, LlmEvent::Error(_)) {
+                self.reply = None;
+            } else {
+                reply.held.push(event);
+            }
+            return;
+        }
+        match event {
+            LlmEvent::Delta(delta) => {
+                reply.deadline = None;
+                reply.text.push_str(&delta);
+                reply.unsent.push_str(&delta);
+                let (complete, rest) = split_sentences(&reply.unsent);
+                reply.unsent = rest;
+                let timing = reply.timing;
+                for clause in complete {
+                    self.say_clause(&clause, timing).await;
+                }
+            }
+            LlmEvent::ToolCall(call) => reply.calls.push(call),
+            LlmEvent::Done { .. } => {
+                self.deps.engines.breakers.llm.record_success();
+                let calls = std::mem::take(&mut reply.calls);
+                if calls.is_empty() {
+                    self.finish_model_reply().await;
+                } else {
+                    self.run_model_tools(calls).await;
+                }
+            }
+            LlmEvent::Error(e) => {
+                tracing::warn!(call_sid = %self.setup.call_sid, error = %e, "language model failed; local engine answers");
+                self.deps.engines.breakers.llm.record_failure();
+                self.failures.push(format!("llm: {e}"));
+                let reply = self.reply.take();
+                let (utterance, timing) = reply.map(|r| (r.utterance, r.timing)).unwrap_or_default();
+                self.fall_back_to_local(&utterance, timing, "model failed").await;
+            }
+        }
+    }
+
+    /// Hands one finished clause of the model's reply to the synthesizer, opening the
+    /// agent's turn on the first one.
+    async fn say_clause(&mut self, clause: &str, timing: Option<(DateTime<Utc>, DateTime<Utc>)>) {
+        if self.speaking.is_none() || self.tts.is_none() {
+            self.open_agent_turn(timing);
+        }
+        self.push_tts_text(clause).await;
+    }
+
+    async fn finish_model_reply(&mut self) {
+        let Some(mut reply) = self.reply.take() else { return };
+        let rest = std::mem::take(&mut reply.unsent);
+        if !rest.trim().is_empty() {
+            self.say_clause(rest.trim(), reply.timing).await;
+        }
+        self.conversation.push_assistant(&reply.text);
+        if let Some(turn) = self.speaking.as_mut() {
+            turn.end_call |= reply.end_call;
+            turn.transfer |= reply.transfer;
+        }
+        self.hangup_requested |= reply.end_call;
+        self.flush_tts().await;
+        if reply.text.trim().is_empty() && reply.end_call {
+            // Ended without a word: nothing to play, so hang up now.
+            self.send(CallOutput::Close).await;
+            self.closed = true;
+        }
+    }
+
+    /// Runs the model's tool calls, records them and their results in its history, and asks
+    /// it to go on.
+    async fn run_model_tools(&mut self, calls: Vec<ToolCallRequest>) {
+        let Some(mut reply) = self.reply.take() else { return };
+        self.conversation.push_tool_calls(&reply.unsent, &calls);
+        for call in &calls {
+            let result = match tools::parse(call, &self.policy.offered, Some(&self.setup.caller)) {
+                Err(message) => serde_json::json!({ "error": message }),
+                Ok(tool) => self.run_model_tool(tool, &mut reply).await,
+            };
+            self.conversation.push_tool_result(&call.id, &result.to_string());
+        }
+        reply.rounds += 1;
+        if reply.rounds > self.deps.settings.max_tool_rounds || reply.end_call {
+            self.reply = Some(reply);
+            self.finish_model_reply().await;
+            return;
+        }
+        match self.start_model(None) {
+            Some(events) => {
+                reply.events = events;
+                reply.finished = false;
+                reply.deadline = Some(Instant::now() + self.deps.settings.llm_first_token_timeout);
+                self.reply = Some(reply);
+            }
+            None => {
+                self.reply = Some(reply);
+                self.finish_model_reply().await;
+            }
+        }
+    }
+
+    async fn run_model_tool(&mut self, tool: ModelTool, reply: &mut LlmReply) -> serde_json::Value {
+        let now = Utc::now();
+        let result = match tool {
+            ModelTool::Call(call) => {
+                if let ToolCall::Book { name, .. } = &call {
+                    self.policy.name = Some(name.clone());
+                }
+                self.run_tool(call).await
+            }
+            ModelTool::Reschedule { appointment_id, slot } => {
+                let name = self.policy.name.clone().unwrap_or_default();
+                let phone = self.setup.caller.clone();
+                let req = self.booking_request(slot, name, phone);
+                match booking::reschedule(&self.deps.pool, &self.setup.tenant, appointment_id, &req, now).await {
+                    Ok(booked) => {
+                        self.policy.outcome = Outcome::Rescheduled;
+                        return tools::result_json(
+                            &ToolResult::Booked { code: booked.appointment.confirmation_code, slot },
+                            &self.calendar,
+                            now,
+                            self.policy.language,
+                        );
+                    }
+                    Err(BookingError::SlotTaken) | Err(BookingError::NotBookable) => ToolResult::SlotTaken,
+                    Err(BookingError::NotFound) => {
+                        return serde_json::json!({"error": "no such appointment; call find_appointment first"});
+                    }
+                    Err(e) => self.tool_failed("reschedule_appointment", anyhow::Error::from(e)),
+                }
+            }
+            ModelTool::BusinessInfo => {
+                let t = &self.setup.tenant;
+                return serde_json::json!({
+                    "business_name": t.business_name, "description": t.business_description,
+                    "hours": self.calendar.hours.describe_in(self.policy.language), "services_and_prices": t.services,
+                    "open_now": self.calendar.is_open_at(now),
+                });
+            }
+            ModelTool::Transfer => {
+                if self.calendar.is_open_at(now) {
+                    reply.transfer = true;
+                    reply.end_call = true;
+                    self.policy.outcome = Outcome::Transfer;
+                    return serde_json::json!({"transferring": true, "note": "say one short line; the call is handed over"});
+                }
+                return serde_json::json!({"transferring": false, "note": "closed now; offer to take a message"});
+            }
+            ModelTool::EndCall => {
+                reply.end_call = true;
+                return serde_json::json!({"ending": true});
+            }
+        };
+        // Keep the local engine's view in step, so it can take over mid-conversation.
+        let _ = self.with_policy(|p, ctx| p.on_tool_result(ctx, result.clone()));
+        tools::result_json(&result, &self.calendar, now, self.policy.language)
+    }
+
+    /// The model failed or is unavailable: the local engine answers the same words, from the
+    /// same conversation state. If part of the model's reply was already spoken, the local
+    /// reply continues that turn.
+    async fn fall_back_to_local(&mut self, utterance: &str, timing: Option<(DateTime<Utc>, DateTime<Utc>)>, why: &str) {
+        tracing::info!(call_sid = %self.setup.call_sid, why, "local dialogue engine answers");
+        let step = if utterance.trim().is_empty() {
+            self.with_policy(|p, ctx| p.on_silence(ctx))
+        } else {
+            self.with_policy(|p, ctx| p.on_utterance(ctx, utterance))
+        };
+        self.act(step, timing).await;
+    }
+
+    // ----- speaking -------------------------------------------------------------------------
+
+    fn open_agent_turn(&mut self, timing: Option<(DateTime<Utc>, DateTime<Utc>)>) {
         let now = Utc::now();
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
             seq,
             speaker: "agent".into(),
-            text: text.clone(),
+            text: String::new(),
             started_at: now,
             caller_stopped_at: timing.map(|t| t.0),
             stt_final_at: timing.map(|t| t.1),
@@ -543,34 +949,123 @@ impl CallActor {
             ..Turn::default()
         });
         self.playback.start_turn();
-        self.tts = Some(self.deps.tts.synthesize(TtsRequest { text: text.clone(), language: self.policy.language }));
-        self.speaking = Some(AgentTurn { index: self.turns.len() - 1, text, end_call, transfer });
-        self.hangup_requested = end_call;
+        self.tts = Some(self.tts_call.start_turn());
+        self.speaking = Some(AgentTurn {
+            index: self.turns.len() - 1,
+            text: String::new(),
+            end_call: false,
+            transfer: false,
+            text_complete: false,
+        });
         self.last_activity = Instant::now();
+    }
+
+    async fn push_tts_text(&mut self, text: &str) {
+        if let Some(turn) = self.speaking.as_mut() {
+            if !turn.text.is_empty() {
+                turn.text.push(' ');
+            }
+            turn.text.push_str(text);
+            if let Some(t) = self.turns.get_mut(turn.index) {
+                t.text = turn.text.clone();
+            }
+        }
+        let sent = match &self.tts {
+            Some(tts) => tts.text.send(TtsInput::Text(text.to_owned())).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.on_tts(Some(Err(ProviderError::retryable(self.tts_engine.name(), "synthesis turn closed")))).await;
+        }
+    }
+
+    async fn flush_tts(&mut self) {
+        if let Some(turn) = self.speaking.as_mut() {
+            turn.text_complete = true;
+            if let Some(t) = self.turns.get(turn.index) {
+                self.publish_turn_at(t.seq as usize);
+            }
+        }
+        if let Some(tts) = &self.tts {
+            let _ = tts.text.send(TtsInput::Flush).await;
+        }
+    }
+
+    /// Says a whole reply (the local engine's, or a fixed line) as one agent turn.
+    async fn speak(
+        &mut self,
+        text: String,
+        end_call: bool,
+        transfer: bool,
+        timing: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) {
+        let continuing = self.speaking.as_ref().is_some_and(|t| !t.text_complete) && self.tts.is_some();
+        if !continuing {
+            if self.speaking.is_some() {
+                self.interrupt_agent().await;
+            }
+            self.open_agent_turn(timing);
+        }
+        self.push_tts_text(&text).await;
+        if let Some(turn) = self.speaking.as_mut() {
+            turn.end_call = end_call;
+            turn.transfer = transfer;
+        }
+        self.hangup_requested = end_call;
+        self.flush_tts().await;
     }
 
     async fn on_tts(&mut self, chunk: Option<Result<Vec<u8>, ProviderError>>) {
         match chunk {
             Some(Ok(audio)) => {
                 if let Some(turn) = &self.speaking
-                    && let Some(t) = self.turns.get_mut(turn.index) {
-                        t.tts_first_byte_at.get_or_insert_with(Utc::now);
-                    }
+                    && let Some(t) = self.turns.get_mut(turn.index)
+                {
+                    t.tts_first_byte_at.get_or_insert_with(Utc::now);
+                }
                 self.playback.push(&audio);
                 self.pump().await;
             }
-            Some(Err(e)) => {
-                tracing::error!(call_sid = %self.setup.call_sid, error = %e, "speech synthesis failed");
-                self.failures.push(format!("tts: {e}"));
-                self.tts = None;
-                self.playback.finish_input();
-            }
+            Some(Err(e)) => self.on_tts_failure(e).await,
             None => {
+                let complete = self.speaking.as_ref().is_none_or(|t| t.text_complete);
+                if !complete {
+                    // The engine closed the turn while text was still coming.
+                    self.on_tts_failure(ProviderError::retryable(self.tts_engine.name(), "turn closed early")).await;
+                    return;
+                }
                 self.tts = None;
                 self.playback.finish_input();
                 self.pump().await;
             }
         }
+    }
+
+    /// Synthesis failed: switch to the local engine and say the turn again from its text,
+    /// so the caller hears the reply rather than silence.
+    async fn on_tts_failure(&mut self, e: ProviderError) {
+        tracing::error!(call_sid = %self.setup.call_sid, error = %e, "speech synthesis failed");
+        self.failures.push(format!("tts: {e}"));
+        self.tts = None;
+        let fallback = if self.tts_is_local { None } else { self.deps.engines.tts_fallback.clone() };
+        let Some(local) = fallback else {
+            self.playback.finish_input();
+            return;
+        };
+        self.deps.engines.breakers.tts.record_failure();
+        self.tts_engine = local;
+        self.tts_is_local = true;
+        self.tts_call = self.tts_engine.open_call(self.policy.language);
+        let Some(turn) = self.speaking.as_ref() else { return };
+        let (text, complete) = (turn.text.clone(), turn.text_complete);
+        let new_turn = self.tts_call.start_turn();
+        if !text.trim().is_empty() {
+            let _ = new_turn.text.send(TtsInput::Text(text)).await;
+        }
+        if complete {
+            let _ = new_turn.text.send(TtsInput::Flush).await;
+        }
+        self.tts = Some(new_turn);
     }
 
     async fn pump(&mut self) {
@@ -580,9 +1075,16 @@ impl CallActor {
         let first_audio = buf.iter().any(|s| matches!(s, Send::Audio(_)));
         if first_audio
             && let Some(turn) = &self.speaking
-                && let Some(t) = self.turns.get_mut(turn.index) {
-                    t.first_audio_sent_at.get_or_insert_with(Utc::now);
-                }
+            && let Some(t) = self.turns.get_mut(turn.index)
+            && t.first_audio_sent_at.is_none()
+        {
+            let sent_at = Utc::now();
+            t.first_audio_sent_at = Some(sent_at);
+            record_latency("stt_final_to_first_audio", t.stt_final_at, Some(sent_at));
+            record_latency("caller_stop_to_first_audio", t.caller_stopped_at, Some(sent_at));
+            record_latency("stt_final_to_reply_start", t.stt_final_at, t.reply_ready_at);
+            record_latency("reply_start_to_tts_first_byte", t.reply_ready_at, t.tts_first_byte_at);
+        }
         for item in buf.drain(..) {
             let out = match item {
                 Send::Audio(a) => CallOutput::Audio(a),
@@ -598,26 +1100,31 @@ impl CallActor {
         if self.playback.has_pending() {
             self.pump().await;
         }
+        self.maybe_start_early(now);
         if let Some(turn) = &self.speaking
-            && self.tts.is_none() && self.playback.is_done(now) {
-                let (index, end_call, transfer) = (turn.index, turn.end_call, turn.transfer);
-                self.speaking = None;
-                self.last_activity = now;
-                if let Some(t) = self.turns.get_mut(index) {
-                    t.ended_at = Some(Utc::now());
-                }
-                if end_call && self.hangup_requested {
-                    tracing::info!(call_sid = %self.setup.call_sid, transfer, "agent ended the call");
-                    self.send(CallOutput::Close).await;
-                    self.closed = true;
-                    return;
-                }
+            && turn.text_complete
+            && self.tts.is_none()
+            && self.playback.is_done(now)
+        {
+            let (index, end_call, transfer) = (turn.index, turn.end_call, turn.transfer);
+            self.speaking = None;
+            self.last_activity = now;
+            if let Some(t) = self.turns.get_mut(index) {
+                t.ended_at = Some(Utc::now());
             }
+            if end_call && self.hangup_requested {
+                tracing::info!(call_sid = %self.setup.call_sid, transfer, "agent ended the call");
+                self.send(CallOutput::Close).await;
+                self.closed = true;
+                return;
+            }
+        }
         if now.duration_since(self.started) > self.deps.settings.max_duration && !self.hangup_requested {
             self.end_for_time().await;
             return;
         }
         let idle = self.speaking.is_none()
+            && self.reply.is_none()
             && self.speech_started_at.is_none()
             && now.duration_since(self.last_activity) > self.deps.settings.silence_timeout;
         if idle {
@@ -629,6 +1136,7 @@ impl CallActor {
 
     async fn end_for_time(&mut self) {
         self.interrupt_agent().await;
+        self.reply = None;
         let step = self.with_policy(|p, ctx| p.on_time_up(ctx));
         self.act(step, None).await;
     }
@@ -640,9 +1148,37 @@ impl CallActor {
         }
     }
 
+    // ----- live view and persistence --------------------------------------------------------
+
+    fn publish_turn(&self, index: usize) {
+        self.publish_turn_at(index);
+    }
+
+    /// Publishes a transcript line and the slots collected so far on the tenant's live feed.
+    fn publish_turn_at(&self, index: usize) {
+        let Some(turn) = self.turns.get(index) else { return };
+        let event = serde_json::json!({
+            "type": "turn", "call_sid": self.setup.call_sid, "seq": turn.seq, "speaker": turn.speaker,
+            "text": turn.text, "at": turn.started_at,
+            "intent": self.policy.intent, "name": self.policy.name, "phone": self.policy.phone,
+            "offered": self.policy.offered, "language": self.policy.language,
+        })
+        .to_string();
+        let store = self.deps.store.clone();
+        let tenant_id = self.setup.tenant.id;
+        // Fire and forget: a slow Redis must never hold up the conversation.
+        tokio::spawn(async move {
+            if let Err(e) = store.publish(tenant_id, &event).await {
+                tracing::debug!(error = %e, "live feed publish failed");
+            }
+        });
+    }
+
     async fn checkpoint(&self) {
-        let Ok(state) = serde_json::to_string(&self.policy) else { return };
-        if let Err(e) = self.deps.store.save(&self.setup.call_sid, &state, self.deps.settings.checkpoint_ttl).await {
+        let state = serde_json::json!({ "policy": self.policy, "conversation": self.conversation });
+        if let Err(e) =
+            self.deps.store.save(&self.setup.call_sid, &state.to_string(), self.deps.settings.checkpoint_ttl).await
+        {
             tracing::warn!(call_sid = %self.setup.call_sid, error = %e, "checkpoint failed");
         }
     }
@@ -650,6 +1186,7 @@ impl CallActor {
     /// Saves the call: transcript, contact, outcome, failures. Retries once, then logs
     /// the whole transcript so nothing is lost even if the database is down.
     async fn finish(mut self) -> CallSummary {
+        self.reply = None;
         if let Some(turn) = self.speaking.take() {
             // Hung up while the agent was talking: keep what was heard.
             let fraction = self.playback.heard_fraction();
@@ -661,17 +1198,18 @@ impl CallActor {
         }
         // Words the caller said just before hanging up: flush the recogniser and keep them.
         if let Some(mut stt) = self.stt.take()
-            && stt.input.send(SttInput::Finalize).await.is_ok() {
-                let deadline = Instant::now() + Duration::from_millis(1500);
-                while let Ok(Some(event)) = tokio::time::timeout_at(deadline, stt.events.recv()).await {
-                    if let SttEvent::Final { text, .. } = event {
-                        if !text.trim().is_empty() {
-                            self.record_caller_turn(text.trim().to_owned());
-                        }
-                        break;
+            && stt.input.send(SttInput::Finalize).await.is_ok()
+        {
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, stt.events.recv()).await {
+                if let SttEvent::Final { text, .. } = event {
+                    if !text.trim().is_empty() {
+                        self.record_caller_turn(text.trim().to_owned());
                     }
+                    break;
                 }
             }
+        }
         self.checkpoint().await;
         let outcome = self.policy.outcome.as_str().to_owned();
         let transfer = outcome == "transfer";
@@ -708,13 +1246,31 @@ impl CallActor {
         if let Err(e) = self.deps.store.mark_ended(self.setup.tenant.id, &self.setup.call_sid).await {
             tracing::warn!(call_sid = %self.setup.call_sid, error = %e, "could not unindex the live call");
         }
+        let ended =
+            serde_json::json!({"type": "ended", "call_sid": self.setup.call_sid, "outcome": outcome}).to_string();
+        let _ = self.deps.store.publish(self.setup.tenant.id, &ended).await;
         tracing::info!(call_sid = %self.setup.call_sid, outcome, turns = self.turns.len(), "call finished");
         CallSummary { outcome, transfer, turns: self.turns.len() }
     }
 }
 
-fn metrics_dropped_frame() {
-    tracing::trace!("caller audio frame dropped: recogniser busy");
+/// Whether two transcripts say the same words (case and punctuation aside).
+fn same_words(a: &str, b: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        s.split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    words(a) == words(b)
+}
+
+fn record_latency(stage: &'static str, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) {
+    if let (Some(from), Some(to)) = (from, to)
+        && let Ok(elapsed) = (to - from).to_std()
+    {
+        metrics::histogram!("ringlypro_turn_latency_seconds", "stage" => stage).record(elapsed.as_secs_f64());
+    }
 }
 
 async fn recv_stt(stt: &mut Option<SttStream>) -> Option<SttEvent> {
@@ -724,10 +1280,17 @@ async fn recv_stt(stt: &mut Option<SttStream>) -> Option<SttEvent> {
     }
 }
 
-async fn recv_tts(tts: &mut Option<TtsAudio>) -> Option<Result<Vec<u8>, ProviderError>> {
+async fn recv_tts(tts: &mut Option<TtsTurn>) -> Option<Result<Vec<u8>, ProviderError>> {
     match tts {
-        Some(rx) => rx.recv().await,
+        Some(turn) => turn.audio.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+async fn recv_llm(reply: &mut Option<LlmReply>) -> Option<LlmEvent> {
+    match reply {
+        Some(r) if !r.finished => r.events.recv().await,
+        _ => std::future::pending().await,
     }
 }
 
@@ -735,5 +1298,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_with_the_same_words_match_whatever_the_punctuation() {
+        assert!(same_words("I'd like to book.", "i'd like to book"));
+        assert!(!same_words("I'd like to book", "i'd like to book an appointment"));
     }
 }

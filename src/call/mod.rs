@@ -2,6 +2,8 @@
 //! and the registry of live calls (used to drain them on shutdown).
 
 pub mod actor;
+pub mod conversation;
+pub mod engines;
 pub mod playback;
 pub mod registry;
 

@@ -9,6 +9,8 @@ use crate::domain::language::Language;
 
 const RACHEL_EN: &str = include_str!("../../prompts/rachel.en.txt");
 const LINA_ES: &str = include_str!("../../prompts/lina.es.txt");
+const RACHEL_SYSTEM_EN: &str = include_str!("../../prompts/rachel.system.en.md");
+const LINA_SYSTEM_ES: &str = include_str!("../../prompts/lina.system.es.md");
 
 /// Both personas' templates, parsed once at start-up.
 pub struct Prompts {
@@ -28,9 +30,10 @@ fn sections(file: &str) -> HashMap<String, String> {
             }
             current = Some((name.to_owned(), Vec::new()));
         } else if let Some((_, lines)) = current.as_mut()
-            && !trimmed.is_empty() {
-                lines.push(trimmed);
-            }
+            && !trimmed.is_empty()
+        {
+            lines.push(trimmed);
+        }
     }
     if let Some((key, lines)) = current {
         out.insert(key, lines.join(" ").trim().to_owned());
@@ -46,7 +49,20 @@ impl Prompts {
                 env.add_template_owned(format!("{}.{key}", lang.code()), text)?;
             }
         }
+        env.add_template("en.system", RACHEL_SYSTEM_EN)?;
+        env.add_template("es.system", LINA_SYSTEM_ES)?;
         Ok(Self { env })
+    }
+
+    /// The language model's system prompt for a persona, with the tenant's facts.
+    pub fn system(&self, lang: Language, ctx: &Value) -> String {
+        match self.env.get_template(&format!("{}.system", lang.code())).and_then(|t| t.render(ctx)) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(error = %e, "system prompt failed to render");
+                String::new()
+            }
+        }
     }
 
     /// Renders `key` in `lang`, falling back to English; a missing or broken template
@@ -90,6 +106,20 @@ mod tests {
             &context! { business_name => "X", greeting => "Hi, you've reached X!" },
         );
         assert_eq!(custom, "Hi, you've reached X!");
+    }
+
+    #[test]
+    fn system_prompts_carry_the_tenants_facts() {
+        let p = Prompts::load().unwrap();
+        let ctx = context! { business_name => "Bright Smile Dental", hours => "Monday to Friday", services => "cleanings are $99",
+        timezone => "America/New_York", today => "Monday", now => "10:00 AM", caller_phone => "+15557654321" };
+        let en = p.system(Language::English, &ctx);
+        assert!(
+            en.contains("Rachel") && en.contains("Bright Smile Dental") && en.contains("cleanings are $99"),
+            "{en}"
+        );
+        let es = p.system(Language::Spanish, &ctx);
+        assert!(es.contains("Lina") && es.contains("Bright Smile Dental"), "{es}");
     }
 
     #[test]

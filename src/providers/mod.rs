@@ -1,5 +1,6 @@
 //! Speech providers behind small traits, so that cloud engines slot in beside the local ones.
 
+pub mod breaker;
 pub mod llm;
 pub mod stt;
 pub mod tts;

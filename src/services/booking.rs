@@ -23,6 +23,8 @@ pub enum BookingError {
     NotBookable,
     #[error("a name and a valid phone number are needed to book")]
     MissingDetails,
+    #[error("that appointment does not exist or is already cancelled")]
+    NotFound,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -76,6 +78,37 @@ pub async fn book(
     req: &BookingRequest,
     now: DateTime<Utc>,
 ) -> Result<Booked, BookingError> {
+    let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
+    let booked = book_in(&mut tx, tenant, req, now, "booked").await?;
+    tx.commit().await.context("committing the booking")?;
+    Ok(booked)
+}
+
+/// Moves an appointment to a new slot in one transaction: the old one is released first
+/// (so the new time may overlap it), and if the new time is taken nothing changes.
+pub async fn reschedule(
+    pool: &PgPool,
+    tenant: &Tenant,
+    appointment_id: i64,
+    req: &BookingRequest,
+    now: DateTime<Utc>,
+) -> Result<Booked, BookingError> {
+    let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
+    if !appointments::cancel(&mut tx, tenant.id, appointment_id).await.context("releasing the old time")? {
+        return Err(BookingError::NotFound);
+    }
+    let booked = book_in(&mut tx, tenant, req, now, "rescheduled").await?;
+    tx.commit().await.context("committing the new time")?;
+    Ok(booked)
+}
+
+async fn book_in(
+    tx: &mut sqlx::PgConnection,
+    tenant: &Tenant,
+    req: &BookingRequest,
+    now: DateTime<Utc>,
+    outcome: &str,
+) -> Result<Booked, BookingError> {
     if req.phone.trim().is_empty() {
         return Err(BookingError::MissingDetails);
     }
@@ -85,9 +118,8 @@ pub async fn book(
         return Err(BookingError::NotBookable);
     }
     let name = if req.name.trim().is_empty() { "Caller".to_owned() } else { req.name.trim().to_owned() };
-    let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
     let contact_id =
-        contacts::upsert_by_phone(&mut tx, tenant.id, &req.phone, &name).await.context("saving the contact")?;
+        contacts::upsert_by_phone(&mut *tx, tenant.id, &req.phone, &name).await.context("saving the contact")?;
     let mut appointment = None;
     for _ in 0..5 {
         let code = confirmation::generate();
@@ -142,7 +174,7 @@ pub async fn book(
         (tenant.owner_phone.as_str(), owner_text.as_str(), "owner_booking_alert"),
     ] {
         messages::queue(
-            &mut tx,
+            &mut *tx,
             &messages::NewMessage {
                 client_id: tenant.id,
                 contact_id: (kind == "booking_confirmation").then_some(contact_id),
@@ -158,10 +190,9 @@ pub async fn book(
         .context("queueing a confirmation text")?;
     }
     if let Some(call_id) = req.call_id {
-        calls::set_contact(&mut tx, call_id, contact_id).await.context("linking the call")?;
-        calls::set_outcome(&mut tx, call_id, "booked").await.context("recording the outcome")?;
+        calls::set_contact(&mut *tx, call_id, contact_id).await.context("linking the call")?;
+        calls::set_outcome(&mut *tx, call_id, outcome).await.context("recording the outcome")?;
     }
-    tx.commit().await.context("committing the booking")?;
     Ok(Booked { appointment, contact_id })
 }
 

@@ -20,7 +20,11 @@ pub enum CallStateStore {
 pub struct MemoryStore {
     checkpoints: DashMap<String, (Instant, String)>,
     live: DashMap<i64, Vec<String>>,
+    feeds: DashMap<i64, tokio::sync::broadcast::Sender<String>>,
 }
+
+/// Capacity of an in-process live feed; a subscriber that falls this far behind skips ahead.
+const FEED_CAPACITY: usize = 256;
 
 impl CallStateStore {
     pub fn memory() -> Self {
@@ -129,6 +133,38 @@ impl CallStateStore {
         }
     }
 
+    /// Publishes one live event (a transcript line, a slot filled) on the tenant's channel
+    /// (`{prefix}feed:{tenant}` in Redis) for dashboards on any instance.
+    pub async fn publish(&self, tenant_id: i64, event: &str) -> anyhow::Result<()> {
+        match self {
+            CallStateStore::Memory(m) => {
+                if let Some(feed) = m.feeds.get(&tenant_id) {
+                    // No subscribers is not an error.
+                    let _ = feed.send(event.to_owned());
+                }
+                Ok(())
+            }
+            CallStateStore::Redis { pool, prefix } => {
+                let mut conn = pool.get().await?;
+                let _: i64 = conn.publish(format!("{prefix}feed:{tenant_id}"), event).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to the in-process feed of a tenant (Redis subscribers use the channel).
+    pub fn subscribe_local(&self, tenant_id: i64) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        match self {
+            CallStateStore::Memory(m) => Some(
+                m.feeds
+                    .entry(tenant_id)
+                    .or_insert_with(|| tokio::sync::broadcast::channel(FEED_CAPACITY).0)
+                    .subscribe(),
+            ),
+            CallStateStore::Redis { .. } => None,
+        }
+    }
+
     pub async fn ping(&self) -> bool {
         match self {
             CallStateStore::Memory(_) => true,
@@ -167,6 +203,30 @@ mod tests {
     #[tokio::test]
     async fn memory_store_keeps_checkpoints_and_live_calls() {
         exercise(CallStateStore::memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_feed_reaches_subscribers_of_that_tenant_only() {
+        let store = CallStateStore::memory();
+        let mut seven = store.subscribe_local(7).unwrap();
+        let mut eight = store.subscribe_local(8).unwrap();
+        store.publish(7, "hello").await.unwrap();
+        assert_eq!(seven.recv().await.unwrap(), "hello");
+        assert!(eight.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn redis_feed_is_published_on_the_tenants_channel() {
+        let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4());
+        let store = CallStateStore::redis(&url, &prefix).await.expect("the test suite needs Redis running");
+        let client = deadpool_redis::redis::Client::open(url.as_str()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe(format!("{prefix}feed:7")).await.unwrap();
+        store.publish(7, r#"{"line":1}"#).await.unwrap();
+        use futures::StreamExt;
+        let msg = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next()).await.unwrap().unwrap();
+        assert_eq!(msg.get_payload::<String>().unwrap(), r#"{"line":1}"#);
     }
 
     #[tokio::test]

@@ -29,6 +29,13 @@ pub async fn health(State(app): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    metrics::gauge!("ringlypro_active_calls").set(app.registry.active() as f64);
+    let body = crate::telemetry::metrics().render();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
 /// `GET /`: recent calls with their transcripts and bookings.
 pub async fn calls_page(State(app): State<AppState>) -> Result<Html<String>, Error> {
     let recent = calls::recent(&app.pool, 50).await?;

@@ -5,12 +5,14 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveTime;
 use ringlypro::call::CallSettings;
+use ringlypro::call::engines::Engines;
 use ringlypro::config::Config;
 use ringlypro::domain::language::Language;
 use ringlypro::providers::stt::SpeechToText;
 use ringlypro::providers::stt::sphinx::{SphinxConfig, SphinxStt};
 use ringlypro::providers::tts::espeak::EspeakTts;
-use ringlypro::startup::{AppState, Application, Engines};
+use ringlypro::providers::tts::sentences::SentenceTts;
+use ringlypro::startup::{AppState, Application};
 use ringlypro::storage::postgres::{self, tenants};
 use sqlx::PgPool;
 
@@ -80,7 +82,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         vars.insert("RINGLYPRO_KEY_PREFIX", format!("test:{}:", uuid::Uuid::new_v4().simple()));
     }
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-    let engines = Engines { stt: shared_stt(), tts: Arc::new(EspeakTts::default()) };
+    let engines = Engines::local(shared_stt(), Arc::new(SentenceTts::new(EspeakTts::default())));
     let app = Application::build(config, engines, options.settings.unwrap_or_default()).await.expect("app builds");
     let state = app.state().clone();
     let base_url = state.config.public_url.clone();

@@ -5,6 +5,7 @@ use tokio::sync::mpsc;
 use crate::domain::language::Language;
 use crate::providers::ProviderError;
 
+pub mod deepgram;
 pub mod lm;
 pub mod sphinx;
 mod sphinx_sys;

@@ -8,6 +8,7 @@ use crate::providers::ProviderError;
 pub mod elevenlabs;
 pub mod espeak;
 pub mod flite;
+pub mod sentences;
 
 /// One thing to say.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ pub struct TtsTurn {
 
 /// A call's synthesis session (a cloud engine keeps one connection per call and one
 /// context per turn).
-pub trait TtsCall: Send {
+pub trait TtsCall: Send + Sync {
     fn start_turn(&mut self) -> TtsTurn;
 }
 
