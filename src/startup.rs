@@ -17,7 +17,10 @@ use crate::call::registry::CallRegistry;
 use crate::call::{CallDeps, CallSettings};
 use crate::config::Config;
 use crate::dialogue::prompts::Prompts;
+use crate::providers::llm::openai::{OpenAiConfig, OpenAiLlm};
+use crate::providers::stt::deepgram::{DeepgramConfig, DeepgramStt};
 use crate::providers::stt::sphinx::{SphinxConfig, SphinxStt};
+use crate::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
 use crate::storage::call_state::CallStateStore;
@@ -36,6 +39,37 @@ pub async fn local_engines(config: &Config) -> anyhow::Result<Engines> {
             .context("the recogniser's loader panicked")?
             .context("starting the local speech recogniser")?;
     Ok(Engines::local(Arc::new(stt), Arc::new(SentenceTts::new(EspeakTts::default()))))
+}
+
+/// The engines named by the configuration: each cloud role whose key is set, with the
+/// local engine of that role standing by; local engines for the rest.
+pub async fn engines_from_config(config: &Config) -> anyhow::Result<Engines> {
+    let local = local_engines(config).await?;
+    let keys = &config.providers;
+    let mut engines = local.clone();
+    if let Some(key) = &keys.deepgram_key {
+        let mut dg = DeepgramConfig::new(key.clone());
+        dg.base_url = keys.deepgram_url.clone();
+        dg.multi = true; // English and Spanish callers on one number
+        engines.stt = Arc::new(DeepgramStt::new(dg));
+        engines.stt_fallback = Some(local.stt.clone());
+    }
+    if let Some(key) = &keys.elevenlabs_key {
+        let mut el = ElevenLabsConfig::new(key.clone());
+        el.base_url = keys.elevenlabs_url.clone();
+        el.model = keys.elevenlabs_model.clone();
+        // Past this with no audio the local voice takes over: no dead air over 2 s.
+        el.first_audio_timeout = std::time::Duration::from_millis(1500);
+        engines.tts = Arc::new(ElevenLabsTts::new(el));
+        engines.tts_fallback = Some(local.tts.clone());
+    }
+    if let Some(key) = &keys.openai_key {
+        let mut oa = OpenAiConfig::new(key.clone());
+        oa.base_url = keys.openai_base_url.clone();
+        oa.model = keys.openai_model.clone();
+        engines.llm = Some(Arc::new(OpenAiLlm::new(oa).context("configuring the language model")?));
+    }
+    Ok(engines)
 }
 
 /// What every request handler can reach.

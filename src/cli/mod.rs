@@ -14,7 +14,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::BusinessHours;
 use crate::providers::tts::flite::FliteTts;
 use crate::sim::{self, Line, Script};
-use crate::startup::{Application, local_engines, shutdown_signal};
+use crate::startup::{Application, engines_from_config, shutdown_signal};
 use crate::storage::postgres::{self, tenants};
 
 #[derive(Parser, Debug)]
@@ -169,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     tracing::info!(?config, "starting");
-    let engines = local_engines(&config).await?;
+    let engines = engines_from_config(&config).await?;
     let app = Application::build(config, engines, CallSettings::default()).await?;
     tracing::info!(addr = %app.local_addr(), "listening");
     app.run_until(shutdown_signal()).await
@@ -296,7 +296,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("seeded demo tenant Bright Smile Dental (id {id}, number {DEMO_NUMBER})");
     }
     pool.close().await;
-    let engines = local_engines(&config).await?;
+    let engines = engines_from_config(&config).await?;
     // Serve where PUBLIC_URL says when it is set; otherwise on BIND, and tell the
     // simulated caller the address actually bound.
     let explicit_public = std::env::var("PUBLIC_URL").is_ok_and(|v| !v.trim().is_empty());

@@ -81,6 +81,8 @@ pub struct Report {
     /// For each caller line: from its last audio frame to the agent's first audio frame
     /// (what the caller waits; includes the recogniser's end-of-speech silence).
     pub response_times: Vec<Duration>,
+    /// What the server sent, in order: `media`, `clear`, or `mark:<name>`.
+    pub received: Vec<String>,
 }
 
 impl Report {
@@ -161,6 +163,7 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
         clears: 0,
         marks_echoed: 0,
         response_times: Vec::new(),
+        received: Vec::new(),
     };
     if let Some(stream_url) = &instructions.stream_url {
         converse(script, voice, stream_url, &instructions.parameters, &call_sid, &account_sid, &mut report).await?;
@@ -333,6 +336,7 @@ async fn converse(
                 let frame: Value = match serde_json::from_str(&text) { Ok(v) => v, Err(_) => continue };
                 match frame["event"].as_str() {
                     Some("media") => {
+                        report.received.push("media".into());
                         if let Some(payload) = frame["media"]["payload"].as_str()
                             && let Ok(bytes) = STANDARD.decode(payload) {
                                 if player.buffer.is_empty() && agent_turn_started.is_none() {
@@ -348,11 +352,13 @@ async fn converse(
                     }
                     Some("mark") => {
                         if let Some(name) = frame["mark"]["name"].as_str() {
+                            report.received.push(format!("mark:{name}"));
                             player.push_mark(name.to_owned());
                         }
                     }
                     Some("clear") => {
                         report.clears += 1;
+                        report.received.push("clear".into());
                         let (dropped, marks) = player.clear();
                         report.cleared_audio_ms += dropped as u64 / 8;
                         for name in marks {

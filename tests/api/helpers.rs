@@ -47,6 +47,11 @@ fn shared_stt() -> Arc<dyn SpeechToText> {
     .clone()
 }
 
+/// The offline engines (shared recogniser, espeak-ng).
+pub fn local_engines() -> Engines {
+    Engines::local(shared_stt(), Arc::new(SentenceTts::new(EspeakTts::default())))
+}
+
 pub struct TestApp {
     pub base_url: String,
     pub pool: PgPool,
@@ -60,6 +65,7 @@ pub struct Options {
     pub auth_token: Option<String>,
     pub redis: bool,
     pub settings: Option<CallSettings>,
+    pub engines: Option<Engines>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -82,7 +88,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         vars.insert("RINGLYPRO_KEY_PREFIX", format!("test:{}:", uuid::Uuid::new_v4().simple()));
     }
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-    let engines = Engines::local(shared_stt(), Arc::new(SentenceTts::new(EspeakTts::default())));
+    let engines = options.engines.unwrap_or_else(local_engines);
     let app = Application::build(config, engines, options.settings.unwrap_or_default()).await.expect("app builds");
     let state = app.state().clone();
     let base_url = state.config.public_url.clone();

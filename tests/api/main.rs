@@ -1,8 +1,12 @@
 //! Integration tests: the real application on port 0, a fresh PostgreSQL database per
 //! test, real Redis with a per-test key prefix, local speech engines.
 
+#[path = "../fakes/mod.rs"]
+mod fakes;
+
 mod booking;
 mod calls;
+mod cloud_calls;
 mod helpers;
 mod isolation;
 mod tenants;

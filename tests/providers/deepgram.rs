@@ -50,6 +50,14 @@ async fn say_an_utterance(input: &mpsc::Sender<SttInput>) {
     speak(input, &[silence(100), tone(1000), silence(1500)].concat()).await;
 }
 
+/// Sends one frame of silence and waits until the fake has it: from then on each frame is
+/// one WebSocket message (frames sent before the handshake go out batched), so
+/// `drop_after` counts frames. That first frame is message 1.
+async fn prime(input: &mpsc::Sender<SttInput>, fake: &FakeDeepgram) {
+    speak(input, &silence(20)).await;
+    wait_for_fake(fake, |s| s.audio_bytes >= 160).await;
+}
+
 async fn next_event(events: &mut mpsc::Receiver<SttEvent>) -> Option<SttEvent> {
     timeout(PATIENCE, events.recv()).await.expect("an event or the end of the stream")
 }
@@ -160,11 +168,10 @@ async fn utterance_end_without_speech_final_still_ends_the_turn() {
 async fn a_socket_dropped_mid_utterance_reconnects_and_no_words_are_lost() {
     let fake = FakeDeepgram::start().await;
     fake.say_next(SCRIPT);
-    // 5 frames of silence and 25 of speech, then the socket dies mid-word.
+    // The priming frame, 5 frames of silence and 24 of speech: then the socket dies mid-word.
     fake.drop_after(30);
     let mut stream = open(config(&fake));
-    // Messages are counted from here: audio sent before the handshake is batched.
-    wait_for_fake(&fake, |s| s.connections == 1).await;
+    prime(&stream.input, &fake).await;
 
     say_an_utterance(&stream.input).await;
     let events = events_until_final(&mut stream.events).await;
@@ -187,12 +194,12 @@ async fn words_settled_before_a_drop_are_kept_and_end_the_turn() {
     fake.use_utterance_end(true);
     fake.final_delay(Duration::ZERO);
     fake.say_next(SCRIPT);
-    // The settled segment goes out on message 70 (300 ms after the speech), its
-    // UtteranceEnd would on message 105: the socket dies in between.
+    // After the priming frame and the utterance's 55 frames, the settled segment goes out
+    // on message 71 (300 ms of silence) and its UtteranceEnd would on message 106 (1 s):
+    // the socket dies in between.
     fake.drop_after(80);
     let mut stream = open(config(&fake));
-    // Messages are counted from here: audio sent before the handshake is batched.
-    wait_for_fake(&fake, |s| s.connections == 1).await;
+    prime(&stream.input, &fake).await;
 
     say_an_utterance(&stream.input).await;
     let events = events_until_final(&mut stream.events).await;
@@ -213,8 +220,7 @@ async fn a_second_drop_before_recovering_reports_a_retryable_error() {
     // The new socket dies on its first message, the start of the replayed audio.
     fake.drop_after(1);
     let mut stream = open(config(&fake));
-    // Messages are counted from here: audio sent before the handshake is batched.
-    wait_for_fake(&fake, |s| s.connections == 1).await;
+    prime(&stream.input, &fake).await;
 
     speak(&stream.input, &[silence(100), tone(3000)].concat()).await;
     let events = events_until_final(&mut stream.events).await;

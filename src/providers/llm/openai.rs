@@ -624,10 +624,10 @@ fn parse_with_hint<T: DeserializeOwned>(call: &ToolCallRequest, expected: &str) 
         Err(e) => e,
     };
     // Models sometimes encode the object twice: "{\"date\": ...}".
-    if let Ok(Value::String(inner)) = serde_json::from_str::<Value>(raw) {
-        if let Ok(value) = serde_json::from_str::<T>(&inner) {
-            return Ok(value);
-        }
+    if let Ok(Value::String(inner)) = serde_json::from_str::<Value>(raw)
+        && let Ok(value) = serde_json::from_str::<T>(&inner)
+    {
+        return Ok(value);
     }
     let name = &call.name;
     Err(match first.classify() {

@@ -273,6 +273,9 @@ impl TurnTask {
         let mut deadline: Option<Instant> = None;
         loop {
             tokio::select! {
+                // A dropped turn closes both ends at once: the barge-in must win over the
+                // end of text, or the abandoned text would be flushed and spoken.
+                biased;
                 () = audio_tx.closed() => {
                     self.abort();
                     return;

@@ -226,7 +226,9 @@ async fn run_turn<T: TextToSpeech>(
             return;
         }
         tokio::select! {
-            // Barge-in: the listener is gone.
+            // Barge-in (the listener is gone) wins over the end of text that dropping the
+            // whole turn also brings.
+            biased;
             () = audio_tx.closed() => return,
             input = text_rx.recv(), if !text_done => match input {
                 Some(TtsInput::Text(text)) => {
