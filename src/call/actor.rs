@@ -391,6 +391,7 @@ impl CallActor {
 
     async fn on_stt(&mut self, event: SttEvent) {
         let now = Instant::now();
+        tracing::debug!(call_sid = %self.setup.call_sid, ?event, speaking = self.agent_is_speaking(now), "stt event");
         match event {
             SttEvent::SpeechStarted => {
                 self.last_activity = now;
@@ -555,11 +556,8 @@ impl CallActor {
     fn switch_language(&mut self, language: Language) {
         self.policy.language = language;
         self.tts_call = self.tts_engine.open_call(language);
-        if !self.stt_is_local {
-            // A cloud recogniser is reopened in the new language; the local one is English-only.
-            self.stt = None;
-            self.open_stt();
-        }
+        // The recogniser stays as it is: reopening it mid-call would lose words in flight,
+        // and the cloud one is opened for English and Spanish together.
     }
 
     fn with_policy<T>(&mut self, f: impl FnOnce(&mut Policy, &Context<'_>) -> T) -> T {

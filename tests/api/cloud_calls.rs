@@ -253,3 +253,48 @@ async fn barge_in_clears_playback_sends_nothing_stale_and_trims_the_models_histo
     assert!(turns.iter().any(|t| t.interrupted && t.heard_text.is_some()), "{turns:#?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_spanish_speaking_caller_is_answered_by_lina_and_books() {
+    let dg = FakeDeepgram::start().await;
+    dg.final_delay(Duration::ZERO);
+    for words in [
+        vec!["hola quiero hacer una cita"],
+        vec!["me llamo juan pérez"],
+        vec!["sí es correcto"],
+        vec!["la segunda por favor"],
+        vec!["no gracias"],
+    ] {
+        dg.say_next(words);
+    }
+    let app = spawn_app_with(Options { engines: Some(cloud_engines(&dg, None)), ..Options::default() }).await;
+    app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    // No commas: the fake recogniser, like a real one, would end the turn at the pause.
+    let lines = [
+        "Hola quiero hacer una cita.",
+        "Me llamo Juan Perez.",
+        "Si es correcto.",
+        "La segunda por favor.",
+        "No gracias.",
+    ];
+    let script =
+        CallScript::new(&app.base_url, "+15550001111", "+15557654321", lines.iter().map(|l| line(l)).collect());
+    let report = sim::place_call(&script, Arc::new(FliteTts::default())).await.unwrap();
+    println!("{}", report.transcript());
+    assert_eq!(report.outcome, "booked", "{}", report.transcript());
+    assert_eq!(report.clears, 0, "nobody talked over anybody: {}", report.transcript());
+    let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
+    assert_eq!(call.language, "es");
+    let booked = appointments::for_call(&app.pool, call.id).await.unwrap();
+    assert_eq!(booked[0].source, "voice_booking_spanish");
+    let turns = calls::turns(&app.pool, call.id).await.unwrap();
+    assert!(turns.iter().any(|t| t.speaker == "agent" && t.text.contains("código de confirmación")), "{turns:#?}");
+    let texts: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM messages WHERE call_id = $1 AND kind = 'booking_confirmation'")
+            .bind(call.id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(texts[0].contains("su cita"), "the caller's text is in Spanish: {texts:?}");
+    app.stop().await;
+}

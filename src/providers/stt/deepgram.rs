@@ -373,6 +373,8 @@ impl Session {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Close(frame))) if closing => {
                             tracing::debug!(provider = PROVIDER, frame = ?frame, "closed");
+                            // Completes the closing handshake (the reply is already queued).
+                            let _ = socket.close(None).await;
                             return Ended::Finished;
                         }
                         Some(Ok(Message::Close(frame))) => return Ended::Dropped(close_reason(frame)),

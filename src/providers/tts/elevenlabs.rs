@@ -292,12 +292,14 @@ impl TurnTask {
                 },
                 event = events.recv() => match event {
                     Some(TurnEvent::Audio(bytes)) => {
-                        if flushed {
-                            deadline = Some(Instant::now() + self.first_audio_timeout);
-                        }
                         if audio_tx.send(Ok(bytes)).await.is_err() {
                             self.abort();
                             return;
+                        }
+                        // Measured from when the reader took the chunk: a reader that plays
+                        // audio at its own pace is not a stalled server.
+                        if flushed {
+                            deadline = Some(Instant::now() + self.first_audio_timeout);
                         }
                     }
                     Some(TurnEvent::Final) => return,
