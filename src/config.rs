@@ -29,6 +29,8 @@ pub struct Config {
     pub shutdown_grace: std::time::Duration,
     /// Cloud providers; each role without a key runs its local engine.
     pub providers: ProviderKeys,
+    /// `VOICE_PATH=relay`: every call uses ConversationRelay (otherwise per tenant).
+    pub relay_for_all: bool,
 }
 
 /// Keys and endpoints of the cloud providers (secrets redacted in `Debug`).
@@ -101,7 +103,13 @@ impl Config {
             elevenlabs_url: get("ELEVENLABS_URL").unwrap_or_else(|| "wss://api.elevenlabs.io".into()),
             elevenlabs_model: get("ELEVENLABS_MODEL").unwrap_or_else(|| "eleven_flash_v2_5".into()),
         };
+        let relay_for_all = match get("VOICE_PATH").as_deref() {
+            None | Some("stream") => false,
+            Some("relay") => true,
+            Some(other) => anyhow::bail!("VOICE_PATH must be stream or relay, got {other:?}"),
+        };
         Ok(Self {
+            relay_for_all,
             providers,
             shutdown_grace,
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -149,6 +157,7 @@ impl fmt::Debug for Config {
             .field("stt_warm_decoders", &self.stt_warm_decoders)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("providers", &self.providers)
+            .field("relay_for_all", &self.relay_for_all)
             .finish()
     }
 }

@@ -25,7 +25,7 @@ use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres;
-use crate::telephony::webhooks;
+use crate::telephony::{conversation_relay, webhooks};
 use crate::web;
 
 /// The offline engines: PocketSphinx for recognition, espeak-ng for speech, the local
@@ -168,6 +168,8 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/after", post(webhooks::after_stream))
         .route("/twilio/status", post(webhooks::status))
         .route("/twilio/media", get(webhooks::media))
+        .route("/twilio/relay", get(conversation_relay::relay))
+        .route("/twilio/relay-ended", post(conversation_relay::relay_ended))
         .route("/health", get(web::pages::health))
         .route("/metrics", get(web::pages::metrics))
         .route("/", get(web::pages::calls_page))

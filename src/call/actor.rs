@@ -41,6 +41,13 @@ pub enum CallInput {
     Dtmf(char),
     /// One of our marks came back.
     Mark(String),
+    /// ConversationRelay: the caller's complete utterance, recognised by Twilio.
+    Prompt(String),
+    /// ConversationRelay: Twilio stopped speaking because the caller talked; `heard` is
+    /// what had been spoken until then.
+    Interrupted {
+        heard: String,
+    },
     /// The caller hung up or the socket closed.
     Hangup,
 }
@@ -54,6 +61,15 @@ pub enum CallOutput {
     Clear,
     /// Close the stream (the call is over, or being transferred).
     Close,
+    /// ConversationRelay: a piece of the agent's reply for Twilio to speak; `last` ends it.
+    Text {
+        token: String,
+        last: bool,
+    },
+    /// ConversationRelay: end the session, with data for the action URL.
+    End {
+        handoff: String,
+    },
 }
 
 /// Timing knobs of a conversation.
@@ -107,6 +123,8 @@ pub struct CallSetup {
     pub call_sid: String,
     pub stream_sid: String,
     pub caller: String,
+    /// ConversationRelay: Twilio recognises and speaks; the actor exchanges text only.
+    pub relay: bool,
 }
 
 /// How the call ended, for the transport.
@@ -185,6 +203,8 @@ pub struct CallActor {
     send_buf: Vec<Send>,
     calendar: Calendar,
     shutting_down: bool,
+    /// ConversationRelay: when to end the session (after the goodbye has been spoken).
+    relay_end_at: Option<Instant>,
 }
 
 impl CallActor {
@@ -198,6 +218,7 @@ impl CallActor {
         let tts_call = tts_engine.open_call(language);
         let llm = deps.engines.pick_llm();
         Self {
+            relay_end_at: None,
             calendar,
             shutting_down: false,
             llm,
@@ -243,9 +264,18 @@ impl CallActor {
         if let Err(e) = self.deps.store.mark_live(tenant_id, &call_sid).await {
             tracing::warn!(call_sid, error = %e, "could not index the live call");
         }
-        self.open_stt();
         let greeting = self.with_policy(|p, ctx| p.greet(ctx));
-        self.act(greeting, None).await;
+        if self.setup.relay {
+            // Twilio speaks the welcome greeting itself; it only goes in the transcript.
+            if let Step::Reply { text, .. } = greeting {
+                self.open_agent_turn(None);
+                self.record_agent_text(&text);
+                self.finish_relay_turn(false);
+            }
+        } else {
+            self.open_stt();
+            self.act(greeting, None).await;
+        }
 
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -385,8 +415,40 @@ impl CallActor {
                     t.first_mark_at.get_or_insert_with(Utc::now);
                 }
             }
+            CallInput::Prompt(text) => {
+                self.last_activity = Instant::now();
+                let text = text.trim().to_owned();
+                if !text.is_empty() {
+                    self.speech_started_at = Some(Utc::now());
+                    self.on_caller_turn(text).await;
+                }
+            }
+            CallInput::Interrupted { heard } => self.relay_interrupted(&heard),
             CallInput::Hangup => self.closed = true,
         }
+    }
+
+    /// ConversationRelay stopped our speech because the caller talked: trim like barge-in.
+    fn relay_interrupted(&mut self, heard: &str) {
+        let reply = self.reply.take();
+        self.relay_end_at = None;
+        self.hangup_requested = false;
+        let Some(index) = self.speaking.take().map(|t| t.index).or_else(|| self.last_agent_turn()) else { return };
+        let spoken = reply.map(|r| r.text).unwrap_or_else(|| self.turns[index].text.clone());
+        if let Some(t) = self.turns.get_mut(index) {
+            t.interrupted = true;
+            t.heard_text = Some(heard.trim().to_owned());
+            t.ended_at.get_or_insert_with(Utc::now);
+        }
+        if self.llm.is_some() {
+            self.conversation.trim_interrupted(&spoken, heard);
+        }
+        metrics::counter!("ringlypro_barge_ins_total").increment(1);
+        tracing::info!(call_sid = %self.setup.call_sid, heard, "caller interrupted the agent");
+    }
+
+    fn last_agent_turn(&self) -> Option<usize> {
+        self.turns.iter().rposition(|t| t.speaker == "agent")
     }
 
     async fn on_stt(&mut self, event: SttEvent) {
@@ -479,7 +541,9 @@ impl CallActor {
         let Some(turn) = self.speaking.take() else {
             return;
         };
-        self.send(CallOutput::Clear).await;
+        if !self.setup.relay {
+            self.send(CallOutput::Clear).await;
+        }
         self.tts = None; // dropping the turn closes its context; its audio is never read again
         let fraction = self.playback.clear();
         let spoken = match &reply {
@@ -803,7 +867,7 @@ impl CallActor {
     /// Hands one finished clause of the model's reply to the synthesizer, opening the
     /// agent's turn on the first one.
     async fn say_clause(&mut self, clause: &str, timing: Option<(DateTime<Utc>, DateTime<Utc>)>) {
-        if self.speaking.is_none() || self.tts.is_none() {
+        if self.speaking.is_none() || (self.tts.is_none() && !self.setup.relay) {
             self.open_agent_turn(timing);
         }
         self.push_tts_text(clause).await;
@@ -946,8 +1010,10 @@ impl CallActor {
             reply_ready_at: Some(now),
             ..Turn::default()
         });
-        self.playback.start_turn();
-        self.tts = Some(self.tts_call.start_turn());
+        if !self.setup.relay {
+            self.playback.start_turn();
+            self.tts = Some(self.tts_call.start_turn());
+        }
         self.speaking = Some(AgentTurn {
             index: self.turns.len() - 1,
             text: String::new(),
@@ -958,7 +1024,7 @@ impl CallActor {
         self.last_activity = Instant::now();
     }
 
-    async fn push_tts_text(&mut self, text: &str) {
+    fn record_agent_text(&mut self, text: &str) {
         if let Some(turn) = self.speaking.as_mut() {
             if !turn.text.is_empty() {
                 turn.text.push(' ');
@@ -967,6 +1033,21 @@ impl CallActor {
             if let Some(t) = self.turns.get_mut(turn.index) {
                 t.text = turn.text.clone();
             }
+        }
+    }
+
+    async fn push_tts_text(&mut self, text: &str) {
+        self.record_agent_text(text);
+        if self.setup.relay {
+            if let Some(turn) = &self.speaking
+                && let Some(t) = self.turns.get_mut(turn.index)
+            {
+                let now = Some(Utc::now());
+                t.tts_first_byte_at = t.tts_first_byte_at.or(now);
+                t.first_audio_sent_at = t.first_audio_sent_at.or(now);
+            }
+            self.send(CallOutput::Text { token: format!("{text} "), last: false }).await;
+            return;
         }
         let sent = match &self.tts {
             Some(tts) => tts.text.send(TtsInput::Text(text.to_owned())).await.is_ok(),
@@ -978,6 +1059,12 @@ impl CallActor {
     }
 
     async fn flush_tts(&mut self) {
+        if self.setup.relay {
+            self.send(CallOutput::Text { token: String::new(), last: true }).await;
+            let end_call = self.speaking.as_ref().is_some_and(|t| t.end_call) && self.hangup_requested;
+            self.finish_relay_turn(end_call);
+            return;
+        }
         if let Some(turn) = self.speaking.as_mut() {
             turn.text_complete = true;
             if let Some(t) = self.turns.get(turn.index) {
@@ -1093,8 +1180,35 @@ impl CallActor {
         self.send_buf = buf;
     }
 
+    /// ConversationRelay speaks on its own: the turn is over once its text is sent. A
+    /// goodbye ends the session once Twilio has had time to say it.
+    fn finish_relay_turn(&mut self, end_call: bool) {
+        if let Some(turn) = self.speaking.take() {
+            if let Some(t) = self.turns.get_mut(turn.index) {
+                t.ended_at = Some(Utc::now());
+            }
+            self.publish_turn_at(turn.index);
+            if end_call {
+                // About 15 characters a second of speech, at most 8 s.
+                let speech = Duration::from_millis((turn.text.chars().count() as u64 * 65).min(8000));
+                self.relay_end_at = Some(Instant::now() + speech);
+            }
+        }
+        self.last_activity = Instant::now();
+    }
+
     async fn on_tick(&mut self) {
         let now = Instant::now();
+        if self.relay_end_at.is_some_and(|at| at <= now) {
+            let handoff = serde_json::json!({
+                "reason": if self.policy.outcome == Outcome::Transfer { "transfer" } else { "completed" },
+                "outcome": self.policy.outcome.as_str(),
+            })
+            .to_string();
+            self.send(CallOutput::End { handoff }).await;
+            self.closed = true;
+            return;
+        }
         if self.playback.has_pending() {
             self.pump().await;
         }

@@ -35,6 +35,36 @@ pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)], after: &str
     ))
 }
 
+/// What a ConversationRelay session needs to be told.
+pub struct Relay<'a> {
+    pub url: &'a str,
+    pub welcome_greeting: &'a str,
+    pub language: &'a str,
+    pub voice: &'a str,
+    pub spanish_voice: &'a str,
+    pub parameters: &'a [(&'a str, &'a str)],
+    /// Fetched when the session ends (transfer or hang up).
+    pub action: &'a str,
+}
+
+/// Connects the call to ConversationRelay: Twilio recognises and speaks, we exchange text.
+pub fn connect_relay(relay: &Relay<'_>) -> String {
+    let params: String = relay
+        .parameters
+        .iter()
+        .map(|(name, value)| format!(r#"<Parameter name="{}" value="{}"/>"#, escape(name), escape(value)))
+        .collect();
+    document(&format!(
+        r#"<Connect action="{}"><ConversationRelay url="{}" language="{}" ttsProvider="ElevenLabs" voice="{}" welcomeGreeting="{}" interruptible="any" dtmfDetection="true"><Language code="es-MX" ttsProvider="ElevenLabs" voice="{}"/>{params}</ConversationRelay></Connect>"#,
+        escape(relay.action),
+        escape(relay.url),
+        escape(relay.language),
+        escape(relay.voice),
+        escape(relay.welcome_greeting),
+        escape(relay.spanish_voice),
+    ))
+}
+
 /// Rings the owner's phone; the caller hears it ring as with any forward.
 pub fn dial(number: &str, caller_id: Option<&str>) -> String {
     let caller_id = caller_id.map(|c| format!(r#" callerId="{}""#, escape(c))).unwrap_or_default();
@@ -55,6 +85,9 @@ pub fn hang_up() -> String {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Instructions {
     pub stream_url: Option<String>,
+    /// ConversationRelay's socket and greeting, when the call was connected to it.
+    pub relay_url: Option<String>,
+    pub welcome_greeting: Option<String>,
     pub parameters: Vec<(String, String)>,
     pub redirect: Option<String>,
     pub dial: Option<String>,
@@ -85,8 +118,16 @@ pub fn read(document: &str) -> Instructions {
         Some((tag, unescape(&doc[tag_end + 1..body_end])))
     }
     let mut out = Instructions::default();
-    if let Some((tag, _)) = element(document, "Stream") {
-        out.stream_url = attr(&tag, "url");
+    if let Some((tag, _)) = element(document, "ConversationRelay") {
+        out.relay_url = attr(&tag, "url");
+        out.welcome_greeting = attr(&tag, "welcomeGreeting");
+        if let Some((connect, _)) = element(document, "Connect") {
+            out.redirect = attr(&connect, "action");
+        }
+    }
+    let stream = element(document, "Stream");
+    if stream.is_some() || out.relay_url.is_some() {
+        out.stream_url = stream.and_then(|(tag, _)| attr(&tag, "url"));
         let mut rest = document;
         while let Some(pos) = rest.find("<Parameter ") {
             let end = rest[pos..].find("/>").map(|e| e + pos).unwrap_or(rest.len());
@@ -97,7 +138,9 @@ pub fn read(document: &str) -> Instructions {
             rest = &rest[end..];
         }
     }
-    out.redirect = element(document, "Redirect").map(|(_, body)| body);
+    if out.redirect.is_none() {
+        out.redirect = element(document, "Redirect").map(|(_, body)| body);
+    }
     out.dial = element(document, "Dial").map(|(_, body)| body);
     out.say = element(document, "Say").map(|(_, body)| body);
     out.hang_up = document.contains("<Hangup");
@@ -125,6 +168,27 @@ mod tests {
         assert_eq!(read_back.parameters.len(), 2);
         assert_eq!(read_back.redirect.as_deref(), Some("https://h.example/twilio/after?x=1&y=2"));
         assert!(!read_back.hang_up);
+    }
+
+    #[test]
+    fn relay_twiml_names_socket_voices_greeting_and_action() {
+        let doc = connect_relay(&Relay {
+            url: "wss://h.example/twilio/relay",
+            welcome_greeting: "Hi & welcome",
+            language: "en-US",
+            voice: "21m00Tcm4TlvDq8ikWAM",
+            spanish_voice: "ThT5KcBeYPX3keUQqHPh",
+            parameters: &[("tenant_id", "7")],
+            action: "https://h.example/twilio/relay-ended",
+        });
+        assert!(doc.contains(r#"<Connect action="https://h.example/twilio/relay-ended"><ConversationRelay url="wss://h.example/twilio/relay""#));
+        assert!(doc.contains(r#"interruptible="any""#) && doc.contains(r#"dtmfDetection="true""#));
+        assert!(doc.contains(r#"<Language code="es-MX" ttsProvider="ElevenLabs" voice="ThT5KcBeYPX3keUQqHPh"/>"#));
+        let read_back = read(&doc);
+        assert_eq!(read_back.relay_url.as_deref(), Some("wss://h.example/twilio/relay"));
+        assert_eq!(read_back.welcome_greeting.as_deref(), Some("Hi & welcome"));
+        assert_eq!(read_back.redirect.as_deref(), Some("https://h.example/twilio/relay-ended"));
+        assert_eq!(read_back.parameters, vec![("tenant_id".to_string(), "7".to_string())]);
     }
 
     #[test]

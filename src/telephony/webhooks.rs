@@ -116,17 +116,33 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
         tracing::info!(call_sid, tenant_id = tenant.id, "agent is off: forwarding to the owner");
         return Ok(xml(twiml::dial(&tenant.owner_phone, Some(from).filter(|f| !f.is_empty()))));
     }
+    let tenant_id = tenant.id.to_string();
+    let call_id_text = call_id.to_string();
+    let parameters = [("tenant_id", tenant_id.as_str()), ("call_id", call_id_text.as_str()), ("caller", from)];
+    if app.config.relay_for_all || tenant.voice_path == "relay" {
+        tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting ConversationRelay");
+        let greeting = crate::telephony::conversation_relay::welcome_greeting(&app, &tenant);
+        let relay_url = format!("{}/twilio/relay", app.config.public_ws_url());
+        let action = format!("{}/twilio/relay-ended", app.config.public_url);
+        return Ok(xml(twiml::connect_relay(&twiml::Relay {
+            url: &relay_url,
+            welcome_greeting: &greeting,
+            language: if tenant.language == "es" { "es-MX" } else { "en-US" },
+            voice: RACHEL_VOICE,
+            spanish_voice: LINA_VOICE,
+            parameters: &parameters,
+            action: &action,
+        })));
+    }
     tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting the agent");
     let stream_url = format!("{}/twilio/media", app.config.public_ws_url());
     let after = format!("{}/twilio/after", app.config.public_url);
-    let tenant_id = tenant.id.to_string();
-    let call_id = call_id.to_string();
-    Ok(xml(twiml::connect_stream(
-        &stream_url,
-        &[("tenant_id", &tenant_id), ("call_id", &call_id), ("caller", from)],
-        &after,
-    )))
+    Ok(xml(twiml::connect_stream(&stream_url, &parameters, &after)))
 }
+
+/// ElevenLabs voices Twilio speaks with on the ConversationRelay path.
+const RACHEL_VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
+const LINA_VOICE: &str = "ThT5KcBeYPX3keUQqHPh";
 
 /// `POST /twilio/after`: TwiML fetched when our stream closes — transfer or hang up.
 pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
@@ -207,6 +223,8 @@ async fn media_session(app: AppState, socket: WebSocket) {
                     CallOutput::Mark(name) => Outbound::mark(&stream_sid, &name),
                     CallOutput::Clear => Outbound::clear(&stream_sid),
                     CallOutput::Close => break,
+                    // Text only flows on the ConversationRelay path.
+                    CallOutput::Text { .. } | CallOutput::End { .. } => continue,
                 };
                 if sink.send(Message::Text(frame.into())).await.is_err() {
                     return;
@@ -298,5 +316,6 @@ async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<Cal
         call_sid: call.call_sid,
         stream_sid: start.stream_sid.clone(),
         caller: call.from_number,
+        relay: false,
     })
 }

@@ -9,5 +9,6 @@ mod calls;
 mod cloud_calls;
 mod helpers;
 mod isolation;
+mod relay;
 mod tenants;
 mod webhooks;

@@ -208,6 +208,8 @@ async fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
         format!("00000000-0000-4000-8000-{:012x}", state.connection_count)
     };
     let mut query = None;
+    // The error type is fixed by tungstenite's handshake callback.
+    #[allow(clippy::result_large_err)]
     let check = |request: &Request, mut response: Response| {
         let expected = format!("Token {}", FakeDeepgram::API_KEY);
         let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());

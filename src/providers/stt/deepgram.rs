@@ -379,7 +379,8 @@ impl Session {
                         }
                         Some(Ok(Message::Close(frame))) => return Ended::Dropped(close_reason(frame)),
                         Some(Ok(Message::Binary(bytes))) => {
-                            tracing::warn!(provider = PROVIDER, len = bytes.len(), "skipping unexpected binary message");
+                            let len = bytes.len();
+                            tracing::warn!(provider = PROVIDER, len, "skipping unexpected binary message");
                             continue;
                         }
                         Some(Ok(_)) => continue,
@@ -387,38 +388,8 @@ impl Session {
                         Some(Err(e)) => return Ended::Dropped(e.to_string()),
                         None => return Ended::Dropped("socket closed".to_owned()),
                     };
-                    let message = match parse_server_message(text.as_str()) {
-                        Ok(message) => message,
-                        Err(e) => {
-                            tracing::warn!(provider = PROVIDER, error = %e, "skipping unreadable message");
-                            continue;
-                        }
-                    };
-                    match &message {
-                        ServerMessage::Results(results) => {
-                            if results.is_final {
-                                self.replay.release_until(origin + seconds_to_bytes(results.end()));
-                                self.may_reconnect = true;
-                            }
-                            if results.from_finalize {
-                                self.finalize_pending = false;
-                            }
-                            if !results.transcript().is_empty() {
-                                carried_turn_deadline = None;
-                            }
-                        }
-                        ServerMessage::Unknown => {
-                            tracing::debug!(provider = PROVIDER, message = %text.as_str(), "skipping unknown message");
-                        }
-                        _ => {}
-                    }
-                    if let Some(event) = self.turn.on_message(&message)
-                        && self.events.send(event).await.is_err()
-                    {
-                        return Ended::Abandoned;
-                    }
-                    if !self.turn.has_text() {
-                        carried_turn_deadline = None;
+                    if let Err(ended) = self.on_text(text.as_str(), origin, &mut carried_turn_deadline).await {
+                        return ended;
                     }
                 }
                 input = self.input.recv(), if !closing => {
@@ -469,6 +440,41 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Applies one server message: replay bookkeeping, then the turn logic. Unreadable
+    /// messages are logged and skipped.
+    async fn on_text(&mut self, text: &str, origin: u64, carried_turn: &mut Option<Instant>) -> Result<(), Ended> {
+        let message = match parse_server_message(text) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(provider = PROVIDER, error = %e, "skipping unreadable message");
+                return Ok(());
+            }
+        };
+        match &message {
+            ServerMessage::Results(results) => {
+                if results.is_final {
+                    self.replay.release_until(origin + seconds_to_bytes(results.end()));
+                    self.may_reconnect = true;
+                }
+                if results.from_finalize {
+                    self.finalize_pending = false;
+                }
+                if !results.transcript().is_empty() {
+                    *carried_turn = None;
+                }
+            }
+            ServerMessage::Unknown => tracing::debug!(provider = PROVIDER, message = text, "skipping unknown message"),
+            _ => {}
+        }
+        if let Some(event) = self.turn.on_message(&message) {
+            self.events.send(event).await.map_err(|_| Ended::Abandoned)?;
+        }
+        if !self.turn.has_text() {
+            *carried_turn = None;
+        }
+        Ok(())
     }
 }
 

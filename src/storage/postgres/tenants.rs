@@ -25,6 +25,8 @@ pub struct Tenant {
     pub buffer_minutes: i32,
     pub rachel_enabled: bool,
     pub language: String,
+    /// `stream` (Media Streams, our speech engines) or `relay` (ConversationRelay).
+    pub voice_path: String,
 }
 
 impl Tenant {
@@ -56,7 +58,7 @@ impl Tenant {
 
 const COLUMNS: &str = "id, business_name, business_description, services, ringlypro_number, owner_name, \
      owner_phone, custom_greeting, timezone, business_days, business_hours_start, business_hours_end, \
-     appointment_minutes, buffer_minutes, rachel_enabled, language";
+     appointment_minutes, buffer_minutes, rachel_enabled, language, voice_path";
 
 /// What creating a tenant needs.
 #[derive(Debug, Clone)]

@@ -1,0 +1,299 @@
+//! Twilio ConversationRelay: Twilio recognises the caller and speaks our replies; we
+//! exchange text over a WebSocket (`setup`/`prompt`/`dtmf`/`interrupt` in, `text`/`end`
+//! out). The same call actor converses, with its speech stages switched off.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{OriginalUri, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
+use crate::startup::AppState;
+use crate::storage::postgres::tenants::Tenant;
+use crate::storage::postgres::{calls, tenants};
+use crate::telephony::twiml;
+use crate::telephony::webhooks::{TwilioForm, verify};
+use crate::web::Error;
+
+/// What Twilio tells us, in our terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelayEvent {
+    Setup {
+        call_sid: String,
+        from: String,
+        parameters: serde_json::Map<String, Value>,
+    },
+    /// A recognised utterance; `last: false` for partials.
+    Prompt {
+        text: String,
+        last: bool,
+    },
+    Dtmf(char),
+    Interrupt {
+        heard: String,
+    },
+    Error(String),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum Frame {
+    #[serde(rename_all = "camelCase")]
+    Setup {
+        call_sid: String,
+        #[serde(default)]
+        from: String,
+        #[serde(default)]
+        custom_parameters: serde_json::Map<String, Value>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Prompt {
+        voice_prompt: String,
+        #[serde(default = "yes")]
+        last: bool,
+    },
+    Dtmf {
+        digit: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Interrupt {
+        #[serde(default)]
+        utterance_until_interrupt: String,
+    },
+    Error {
+        #[serde(default)]
+        description: String,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Parses one text frame from Twilio.
+pub fn parse(text: &str) -> Result<RelayEvent, String> {
+    let frame: Frame = serde_json::from_str(text).map_err(|e| format!("not a ConversationRelay message: {e}"))?;
+    Ok(match frame {
+        Frame::Setup { call_sid, from, custom_parameters } => {
+            RelayEvent::Setup { call_sid, from, parameters: custom_parameters }
+        }
+        Frame::Prompt { voice_prompt, last } => RelayEvent::Prompt { text: voice_prompt, last },
+        Frame::Dtmf { digit } => {
+            let mut chars = digit.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => RelayEvent::Dtmf(c),
+                _ => return Err(format!("dtmf digit {digit:?} is not a key")),
+            }
+        }
+        Frame::Interrupt { utterance_until_interrupt } => RelayEvent::Interrupt { heard: utterance_until_interrupt },
+        Frame::Error { description } => RelayEvent::Error(description),
+    })
+}
+
+/// The greeting Twilio speaks when the session opens (the actor records the same line).
+pub fn welcome_greeting(app: &AppState, tenant: &Tenant) -> String {
+    let lang = tenant.default_language();
+    let greeting = tenant.custom_greeting.as_deref().filter(|g| !g.trim().is_empty());
+    app.call_deps.prompts.render(
+        lang,
+        "greeting",
+        &context! { business_name => &tenant.business_name, greeting => greeting },
+    )
+}
+
+/// `GET /twilio/relay`: the ConversationRelay WebSocket.
+pub async fn relay(
+    State(app): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, Error> {
+    verify(&app, &headers, &uri, &[], true)?;
+    Ok(ws
+        .max_message_size(256 * 1024)
+        .on_failed_upgrade(|e| tracing::warn!(error = %e, "relay upgrade failed"))
+        .on_upgrade(move |socket| relay_session(app, socket)))
+}
+
+/// `POST /twilio/relay-ended`: the session ended; transfer to the owner or hang up.
+pub async fn relay_ended(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+    let handoff = hook.params.iter().find(|(k, _)| k == "HandoffData").map(|(_, v)| v.as_str()).unwrap_or("");
+    let wants_transfer = serde_json::from_str::<Value>(handoff).is_ok_and(|v| v["reason"] == "transfer");
+    if wants_transfer
+        && let Some(call) = calls::find_by_sid(&app.pool, &hook.call_sid).await?
+        && let Some(tenant) = tenants::find(&app.pool, call.client_id).await?
+    {
+        let caller = Some(call.from_number.as_str()).filter(|f| !f.is_empty());
+        return Ok(xml(twiml::dial(&tenant.owner_phone, caller)));
+    }
+    Ok(xml(twiml::hang_up()))
+}
+
+fn xml(body: String) -> Response {
+    use axum::response::IntoResponse;
+    ([(axum::http::header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+async fn relay_session(app: AppState, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let setup = match wait_for_setup(&mut stream).await {
+        Some(setup) => setup,
+        None => {
+            tracing::warn!("relay socket closed before its setup message");
+            return;
+        }
+    };
+    let RelayEvent::Setup { call_sid, parameters, .. } = setup else { return };
+    let resolved = resolve(&app, &call_sid, &parameters).await;
+    let setup = match resolved {
+        Ok(setup) => setup,
+        Err(e) => {
+            tracing::warn!(call_sid, error = %e, "relay session for an unknown call; closing");
+            let end = json!({"type": "end", "handoffData": json!({"reason": "unknown call"}).to_string()});
+            let _ = sink.send(Message::Text(end.to_string().into())).await;
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = setup.tenant.id, path = "relay");
+    let registration = app.registry.register(&setup.call_sid, setup.tenant.id);
+    let (in_tx, in_rx) = mpsc::channel::<CallInput>(64);
+    let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
+
+    let writer = tokio::spawn(
+        async move {
+            while let Some(out) = out_rx.recv().await {
+                let frame = match out {
+                    CallOutput::Text { token, last } => json!({"type": "text", "token": token, "last": last}),
+                    CallOutput::End { handoff } => json!({"type": "end", "handoffData": handoff}),
+                    CallOutput::Close => break,
+                    // Audio never flows on this path.
+                    CallOutput::Audio(_) | CallOutput::Mark(_) | CallOutput::Clear => continue,
+                };
+                if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        }
+        .instrument(span.clone()),
+    );
+    let reader = tokio::spawn(
+        async move {
+            while let Some(msg) = stream.next().await {
+                let text = match msg {
+                    Ok(Message::Text(text)) => text,
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    Ok(_) => continue,
+                };
+                let input = match parse(&text) {
+                    Ok(RelayEvent::Prompt { text, last: true }) => CallInput::Prompt(text),
+                    Ok(RelayEvent::Prompt { .. } | RelayEvent::Setup { .. }) => continue,
+                    Ok(RelayEvent::Dtmf(d)) => CallInput::Dtmf(d),
+                    Ok(RelayEvent::Interrupt { heard }) => CallInput::Interrupted { heard },
+                    Ok(RelayEvent::Error(description)) => {
+                        tracing::warn!(description, "ConversationRelay reported an error");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping a malformed relay message");
+                        continue;
+                    }
+                };
+                if in_tx.send(input).await.is_err() {
+                    return;
+                }
+            }
+            let _ = in_tx.send(CallInput::Hangup).await;
+        }
+        .instrument(span.clone()),
+    );
+    let actor = CallActor::new(app.call_deps.clone(), setup, out_tx);
+    let summary = actor.run(in_rx, app.registry.shutdown_signal()).instrument(span.clone()).await;
+    reader.abort();
+    let _ = writer.await;
+    drop(registration);
+    span.in_scope(|| tracing::debug!(outcome = summary.outcome, "relay session closed"));
+}
+
+async fn wait_for_setup(stream: &mut futures::stream::SplitStream<WebSocket>) -> Option<RelayEvent> {
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return None,
+            msg = stream.next() => match msg? {
+                Ok(Message::Text(text)) => match parse(&text) {
+                    Ok(setup @ RelayEvent::Setup { .. }) => return Some(setup),
+                    Ok(_) => continue,
+                    Err(e) => tracing::warn!(error = %e, "skipping a malformed message before setup"),
+                },
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+}
+
+async fn resolve(
+    app: &AppState,
+    call_sid: &str,
+    parameters: &serde_json::Map<String, Value>,
+) -> anyhow::Result<CallSetup> {
+    let call = calls::find_by_sid(&app.pool, call_sid)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no call record for {call_sid}"))?;
+    if let Some(tenant_id) = parameters.get("tenant_id").and_then(Value::as_str)
+        && tenant_id.parse::<i64>().ok() != Some(call.client_id)
+    {
+        anyhow::bail!("session parameters name another tenant than the call record");
+    }
+    let tenant = tenants::find(&app.pool, call.client_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;
+    Ok(CallSetup {
+        tenant,
+        call_id: call.id,
+        call_sid: call.call_sid,
+        stream_sid: String::new(),
+        caller: call.from_number,
+        relay: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_messages_are_read_in_their_real_shapes() {
+        let setup = r#"{"type":"setup","sessionId":"VX1","accountSid":"AC1","callSid":"CA1","from":"+15557654321","to":"+15550001111","forwardedFrom":"","callerName":"","direction":"inbound","customParameters":{"tenant_id":"7"}}"#;
+        assert!(matches!(parse(setup), Ok(RelayEvent::Setup { call_sid, .. }) if call_sid == "CA1"));
+        assert_eq!(
+            parse(r#"{"type":"prompt","voicePrompt":"I'd like to book","lang":"en-US","last":true}"#),
+            Ok(RelayEvent::Prompt { text: "I'd like to book".into(), last: true })
+        );
+        assert_eq!(parse(r#"{"type":"dtmf","digit":"2"}"#), Ok(RelayEvent::Dtmf('2')));
+        // The duration may come as a string or a number.
+        for interrupt in [
+            r#"{"type":"interrupt","utteranceUntilInterrupt":"I have Tuesday","durationUntilInterruptMs":"840"}"#,
+            r#"{"type":"interrupt","utteranceUntilInterrupt":"I have Tuesday","durationUntilInterruptMs":840}"#,
+        ] {
+            assert_eq!(parse(interrupt), Ok(RelayEvent::Interrupt { heard: "I have Tuesday".into() }));
+        }
+        assert_eq!(parse(r#"{"type":"error","description":"bad"}"#), Ok(RelayEvent::Error("bad".into())));
+    }
+
+    #[test]
+    fn malformed_relay_messages_are_errors() {
+        for bad in ["", "{}", r#"{"type":"prompt"}"#, r#"{"type":"dtmf","digit":"12"}"#, r#"{"type":"nope"}"#, "[]"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

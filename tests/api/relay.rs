@@ -1,0 +1,144 @@
+//! ConversationRelay: Twilio recognises and speaks, the same call actor converses in text.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use ringlypro::storage::postgres::{appointments, calls};
+use ringlypro::telephony::twiml;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{spawn_app, voice_params};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads `text` tokens until `last`, returning the reply; an `end` message ends it too.
+async fn reply(ws: &mut Socket) -> (String, Option<Value>) {
+    let mut text = String::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a reply in time");
+        let Some(Ok(Message::Text(frame))) = msg else { return (text, None) };
+        let frame: Value = serde_json::from_str(&frame).unwrap();
+        match frame["type"].as_str() {
+            Some("text") if frame["last"] == true => return (text.trim().to_owned(), None),
+            Some("text") => text.push_str(frame["token"].as_str().unwrap()),
+            Some("end") => return (text.trim().to_owned(), Some(frame)),
+            other => panic!("unexpected relay message {other:?}"),
+        }
+    }
+}
+
+async fn say(ws: &mut Socket, words: &str) {
+    let prompt = json!({"type": "prompt", "voicePrompt": words, "lang": "en-US", "last": true});
+    ws.send(Message::text(prompt.to_string())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_relay_call_books_through_the_same_actor_and_interrupts_trim_the_turn() {
+    let app = spawn_app().await;
+    let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    sqlx::query("UPDATE clients SET voice_path = 'relay' WHERE id = $1").bind(tenant).execute(&app.pool).await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/twilio/voice", app.base_url))
+        .form(&voice_params("CA300", "+15557654321", "+15550001111"))
+        .send()
+        .await
+        .unwrap();
+    let doc = twiml::read(&resp.text().await.unwrap());
+    let relay_url = doc.relay_url.expect("ConversationRelay TwiML");
+    assert!(doc.welcome_greeting.unwrap().contains("Bright Smile Dental"));
+    assert_eq!(doc.redirect, Some(format!("{}/twilio/relay-ended", app.base_url)));
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(relay_url.as_str()).await.unwrap();
+    let setup = json!({"type": "setup", "sessionId": "VX1", "accountSid": "AC1", "callSid": "CA300",
+        "from": "+15557654321", "to": "+15550001111", "direction": "inbound", "customParameters": {"tenant_id": tenant.to_string()}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    ws.send(Message::text("this is not json")).await.unwrap();
+    let partial = json!({"type": "prompt", "voicePrompt": "i would", "lang": "en-US", "last": false});
+    ws.send(Message::text(partial.to_string())).await.unwrap();
+
+    say(&mut ws, "I would like to book an appointment").await;
+    assert!(reply(&mut ws).await.0.contains("your name"));
+    say(&mut ws, "My name is John Smith").await;
+    assert!(reply(&mut ws).await.0.contains("best number"));
+    say(&mut ws, "Yes").await;
+    let offer = reply(&mut ws).await.0;
+    assert!(offer.starts_with("I have"), "{offer}");
+    // The caller talks over the offer: Twilio stops speaking and tells us what was said.
+    let interrupt =
+        json!({"type": "interrupt", "utteranceUntilInterrupt": "I have", "durationUntilInterruptMs": "600"});
+    ws.send(Message::text(interrupt.to_string())).await.unwrap();
+    say(&mut ws, "The second one please").await;
+    let booked = reply(&mut ws).await.0;
+    assert!(booked.contains("confirmation code"), "{booked}");
+    say(&mut ws, "No that's all thank you").await;
+    let (goodbye, end) = reply(&mut ws).await;
+    assert!(goodbye.contains("Goodbye"), "{goodbye}");
+    let end = match end {
+        Some(end) => end,
+        None => reply(&mut ws).await.1.expect("the session ends after the goodbye"),
+    };
+    let handoff: Value = serde_json::from_str(end["handoffData"].as_str().unwrap()).unwrap();
+    assert_eq!(handoff["outcome"], "booked");
+
+    // Twilio then asks the action URL what to do: hang up.
+    let after = reqwest::Client::new()
+        .post(format!("{}/twilio/relay-ended", app.base_url))
+        .form(&[("CallSid", "CA300"), ("HandoffData", end["handoffData"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert!(twiml::read(&after.text().await.unwrap()).hang_up);
+
+    let mut saved = None;
+    for _ in 0..50 {
+        let call = calls::find_by_sid(&app.pool, "CA300").await.unwrap().unwrap();
+        if call.ended_at.is_some() && call.outcome == "booked" {
+            saved = Some(call);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let call = saved.expect("the call was saved as booked");
+    assert_eq!(appointments::for_call(&app.pool, call.id).await.unwrap().len(), 1);
+    let turns = calls::turns(&app.pool, call.id).await.unwrap();
+    assert!(turns[0].text.contains("Bright Smile Dental"), "the welcome greeting is in the transcript");
+    let cut = turns.iter().find(|t| t.interrupted).expect("the interrupted offer is marked");
+    assert_eq!(cut.heard_text.as_deref(), Some("I have"));
+    assert!(cut.text.starts_with("I have"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_relay_transfer_hands_the_call_to_the_owner() {
+    let app = spawn_app().await;
+    let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    sqlx::query("UPDATE clients SET voice_path = 'relay' WHERE id = $1").bind(tenant).execute(&app.pool).await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/twilio/voice", app.base_url))
+        .form(&voice_params("CA301", "+15557654321", "+15550001111"))
+        .send()
+        .await
+        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/twilio/relay", app.base_url.replace("http", "ws")).as_str())
+            .await
+            .unwrap();
+    let setup = json!({"type": "setup", "callSid": "CA301", "from": "+15557654321", "customParameters": {}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    say(&mut ws, "Can I talk to a real person").await;
+    let (line, mut end) = reply(&mut ws).await;
+    assert!(line.contains("connect you"), "{line}");
+    if end.is_none() {
+        end = reply(&mut ws).await.1;
+    }
+    let handoff = end.expect("the session ends")["handoffData"].as_str().unwrap().to_owned();
+    let after = reqwest::Client::new()
+        .post(format!("{}/twilio/relay-ended", app.base_url))
+        .form(&[("CallSid", "CA301"), ("HandoffData", handoff.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twiml::read(&after.text().await.unwrap()).dial.as_deref(), Some("+15551230000"));
+    app.stop().await;
+}
