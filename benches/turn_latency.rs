@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
 
     let dg = FakeDeepgram::start().await;
     dg.final_delay(Duration::ZERO);
-    for i in 0..total_calls * (LINES_PER_CALL + 2) {
+    for i in 0..total_calls * LINES_PER_CALL * 3 {
         dg.say_next([format!("this is caller sentence number {i}")]);
     }
     let llm = FakeOpenAi::start().await;
@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         let batch = concurrent.min(total_calls - done);
         let mut tasks = Vec::new();
         for _ in 0..batch {
-            let lines = (0..LINES_PER_CALL).map(|_| Line { text: "Yes please, that sounds good.".into(), over_agent: false }).collect();
+            let lines = (0..LINES_PER_CALL).map(|_| Line { text: "Yes please that sounds good.".into(), over_agent: false }).collect();
             let mut script = CallScript::new(&base_url, "+15550001111", "+15557654321", lines);
             script.answer_gap = Duration::from_millis(400);
             let voice = voice.clone();

@@ -142,3 +142,53 @@ async fn a_relay_transfer_hands_the_call_to_the_owner() {
     assert_eq!(twiml::read(&after.text().await.unwrap()).dial.as_deref(), Some("+15551230000"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_redis_the_conversation_is_checkpointed_and_streamed_live_per_tenant() {
+    use deadpool_redis::redis::AsyncCommands;
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options { redis: true, ..Default::default() }).await;
+    let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    sqlx::query("UPDATE clients SET voice_path = 'relay' WHERE id = $1").bind(tenant).execute(&app.pool).await.unwrap();
+    let prefix = app.state.config.key_prefix.clone();
+    let client = deadpool_redis::redis::Client::open(crate::helpers::redis_url().as_str()).unwrap();
+    let mut feed = client.get_async_pubsub().await.unwrap();
+    feed.subscribe(format!("{prefix}feed:{tenant}")).await.unwrap();
+
+    reqwest::Client::new()
+        .post(format!("{}/twilio/voice", app.base_url))
+        .form(&voice_params("CA302", "+15557654321", "+15550001111"))
+        .send()
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/twilio/relay", app.base_url.replace("http", "ws")).as_str())
+        .await
+        .unwrap();
+    let setup = json!({"type": "setup", "callSid": "CA302", "from": "+15557654321", "customParameters": {}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    say(&mut ws, "I would like to book an appointment").await;
+    reply(&mut ws).await;
+
+    // Live transcript lines arrive on the tenant's channel, with the intent read so far.
+    let mut lines = Vec::new();
+    let mut messages = feed.on_message();
+    while lines.len() < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), messages.next()).await.unwrap().unwrap();
+        lines.push(serde_json::from_str::<Value>(&msg.get_payload::<String>().unwrap()).unwrap());
+    }
+    assert!(lines.iter().all(|l| l["call_sid"] == "CA302"));
+    let caller = lines.iter().find(|l| l["speaker"] == "caller").expect("the caller's line");
+    assert_eq!(caller["text"], "I would like to book an appointment");
+    assert!(lines.iter().any(|l| l["intent"] == "book"));
+
+    // The conversation state is checkpointed under the call, with a TTL.
+    let mut conn = deadpool_redis::redis::Client::get_multiplexed_async_connection(&client).await.unwrap();
+    let state: String = conn.get(format!("{prefix}call:CA302")).await.unwrap();
+    let state: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["policy"]["stage"], "ask_name");
+    let ttl: i64 = conn.ttl(format!("{prefix}call:CA302")).await.unwrap();
+    assert!(ttl > 0);
+    let live: Vec<String> = conn.smembers(format!("{prefix}live:{tenant}")).await.unwrap();
+    assert_eq!(live, vec!["CA302".to_string()]);
+    drop(ws);
+    app.stop().await;
+}
