@@ -44,7 +44,10 @@ fn report(name: &str, mut values: Vec<f64>) -> serde_json::Value {
         }
     };
     let (p50, p95, p99, max) = (pick(50.0), pick(95.0), pick(99.0), values.last().copied().unwrap_or(f64::NAN));
-    println!("{name:<44} n={:<4} p50={p50:>7.2} ms  p95={p95:>7.2} ms  p99={p99:>7.2} ms  max={max:>7.2} ms", values.len());
+    println!(
+        "{name:<44} n={:<4} p50={p50:>7.2} ms  p95={p95:>7.2} ms  p99={p99:>7.2} ms  max={max:>7.2} ms",
+        values.len()
+    );
     serde_json::json!({ "stage": name, "n": values.len(), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": max })
 }
 
@@ -64,8 +67,10 @@ async fn main() -> anyhow::Result<()> {
     llm.respond_with(|_| Script::text("Sure, I can help with that. What else can I do for you?").instant());
     let tts = FakeElevenLabs::start_with(Knobs { first_byte_delay: Duration::ZERO, ..Knobs::default() }).await;
 
-    let base = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db = format!("{}/ringlypro_bench_{}", &base[..base.rfind('/').unwrap_or(base.len())], uuid::Uuid::new_v4().simple());
+    let base =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db =
+        format!("{}/ringlypro_bench_{}", &base[..base.rfind('/').unwrap_or(base.len())], uuid::Uuid::new_v4().simple());
     let vars = [("DATABASE_URL", db.clone()), ("BIND", "127.0.0.1:0".to_string()), ("SHUTDOWN_GRACE_SECS", "5".into())];
     let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
     let pool = postgres::connect(&db).await?;
@@ -117,7 +122,9 @@ async fn main() -> anyhow::Result<()> {
         let batch = concurrent.min(total_calls - done);
         let mut tasks = Vec::new();
         for _ in 0..batch {
-            let lines = (0..LINES_PER_CALL).map(|_| Line { text: "Yes please that sounds good.".into(), over_agent: false }).collect();
+            let lines = (0..LINES_PER_CALL)
+                .map(|_| Line { text: "Yes please that sounds good.".into(), over_agent: false })
+                .collect();
             let mut script = CallScript::new(&base_url, "+15550001111", "+15557654321", lines);
             script.answer_gap = Duration::from_millis(400);
             let voice = voice.clone();
@@ -134,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for sid in &call_sids {
         let call = calls::find_by_sid(&pool, sid).await?.expect("recorded");
-        for t in calls::turns(&pool, call.id).await?.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some()) {
+        for t in calls::turns(&pool, call.id).await?.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some())
+        {
             server_added.extend(ms(t.stt_final_at, t.first_audio_sent_at));
             to_first_token.extend(ms(t.stt_final_at, t.reply_ready_at));
             token_to_tts.extend(ms(t.reply_ready_at, t.tts_first_byte_at));

@@ -9,6 +9,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -118,6 +119,8 @@ impl Application {
             llm = engines.llm.as_ref().map(|l| l.name()).unwrap_or("local rules"),
             "engines ready"
         );
+        // Install the Prometheus recorder before any call records a figure.
+        let _ = crate::telemetry::metrics();
         let prompts = Arc::new(Prompts::load()?);
         let registry = CallRegistry::new();
         let call_deps = CallDeps { pool: pool.clone(), store: store.clone(), engines, prompts, settings };
@@ -140,7 +143,13 @@ impl Application {
         let registry = self.state.registry.clone();
         let grace = self.state.config.shutdown_grace;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, self.router).with_graceful_shutdown(async move {
             let _ = stop_rx.await;
         });
         let server = tokio::spawn(async move { server.await });

@@ -205,7 +205,21 @@ pub struct CallActor {
     shutting_down: bool,
     /// ConversationRelay: when to end the session (after the goodbye has been spoken).
     relay_end_at: Option<Instant>,
+    /// The unheard rest of a turn cut by speech that may turn out not to be a real
+    /// interruption (it resumes if the caller says nothing after all).
+    resume: Option<Resume>,
 }
+
+/// The rest of an interrupted turn, kept in case the interruption was false.
+struct Resume {
+    text: String,
+    end_call: bool,
+    transfer: bool,
+    at: Instant,
+}
+
+/// How long after a cut-off the agent waits for words before resuming.
+const RESUME_AFTER: Duration = Duration::from_millis(1500);
 
 impl CallActor {
     pub fn new(deps: CallDeps, setup: CallSetup, output: mpsc::Sender<CallOutput>) -> Self {
@@ -218,6 +232,7 @@ impl CallActor {
         let tts_call = tts_engine.open_call(language);
         let llm = deps.engines.pick_llm();
         Self {
+            resume: None,
             relay_end_at: None,
             calendar,
             shutting_down: false,
@@ -477,7 +492,7 @@ impl CallActor {
                 if self.agent_is_speaking(now) && !text.trim().is_empty() && !nlu::is_backchannel(&text) {
                     // Real words over the agent: once they have lasted long enough, stop talking.
                     match self.barge_deadline {
-                        Some(deadline) if deadline <= now => self.interrupt_agent().await,
+                        Some(deadline) if deadline <= now => self.interrupt(true).await,
                         Some(_) => {}
                         None => self.barge_deadline = Some(now + self.deps.settings.barge_in_after),
                     }
@@ -489,12 +504,15 @@ impl CallActor {
                 let speaking = self.agent_is_speaking(now);
                 if text.is_empty() {
                     self.barge_deadline = None;
-                } else if speaking && nlu::is_backchannel(&text) {
+                    self.resume_if_false_interruption().await;
+                } else if (speaking || self.resume.is_some()) && nlu::is_backchannel(&text) {
                     // "mhm", "okay": the caller is listening, not taking the floor.
                     tracing::debug!(call_sid = %self.setup.call_sid, text, "backchannel ignored");
                     self.barge_deadline = None;
                     self.reset_caller_turn();
+                    self.resume_if_false_interruption().await;
                 } else {
+                    self.resume = None;
                     if speaking {
                         self.interrupt_agent().await;
                     }
@@ -505,6 +523,18 @@ impl CallActor {
             }
             SttEvent::Error(e) => self.on_stt_failure(e),
         }
+    }
+
+    /// The speech that cut the agent off came to nothing: say the rest of the turn.
+    async fn resume_if_false_interruption(&mut self) {
+        let Some(resume) = self.resume.take() else { return };
+        tracing::info!(call_sid = %self.setup.call_sid, "false interruption: resuming");
+        metrics::counter!("ringlypro_false_interruptions_total").increment(1);
+        self.reset_caller_turn();
+        if self.llm.is_some() {
+            self.conversation.push_assistant(&resume.text);
+        }
+        self.speak(resume.text, resume.end_call, resume.transfer, None).await;
     }
 
     fn reset_caller_turn(&mut self) {
@@ -521,7 +551,7 @@ impl CallActor {
             && !self.last_interim.trim().is_empty()
             && !nlu::is_backchannel(&self.last_interim)
         {
-            self.interrupt_agent().await;
+            self.interrupt(true).await;
         } else if self.agent_is_speaking(now) && self.last_interim.trim().is_empty() {
             // Speech without words yet: wait for the recogniser to tell what it was.
             self.barge_deadline = Some(now + self.deps.settings.barge_in_after);
@@ -536,7 +566,14 @@ impl CallActor {
     /// model's stream, drop queued audio, and keep in both the transcript and the model's
     /// history only what the caller actually heard.
     async fn interrupt_agent(&mut self) {
+        self.interrupt(false).await;
+    }
+
+    /// Stops the agent. `resumable`: the caller's words are not final yet, so keep the
+    /// unheard rest of a complete turn in case they come to nothing.
+    async fn interrupt(&mut self, resumable: bool) {
         self.barge_deadline = None;
+        self.resume = None;
         let reply = self.reply.take();
         let Some(turn) = self.speaking.take() else {
             return;
@@ -559,6 +596,12 @@ impl CallActor {
         }
         if self.llm.is_some() {
             self.conversation.trim_interrupted(&spoken, &heard);
+        }
+        let heard_words = heard.split_whitespace().count();
+        let rest: String = spoken.split_whitespace().skip(heard_words).collect::<Vec<_>>().join(" ");
+        if resumable && reply.is_none() && turn.text_complete && !rest.is_empty() {
+            self.resume =
+                Some(Resume { text: rest, end_call: turn.end_call, transfer: turn.transfer, at: Instant::now() });
         }
         metrics::counter!("ringlypro_barge_ins_total").increment(1);
         tracing::info!(call_sid = %self.setup.call_sid, heard, "caller interrupted the agent");
@@ -1213,6 +1256,11 @@ impl CallActor {
             self.pump().await;
         }
         self.maybe_start_early(now);
+        // No word from the recogniser since (a cough may never produce a final at all).
+        let quiet = now.duration_since(self.last_activity) >= RESUME_AFTER;
+        if self.resume.as_ref().is_some_and(|r| now.duration_since(r.at) >= RESUME_AFTER) && quiet {
+            self.resume_if_false_interruption().await;
+        }
         if let Some(turn) = &self.speaking
             && turn.text_complete
             && self.tts.is_none()

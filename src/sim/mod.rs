@@ -287,7 +287,8 @@ async fn converse(
     if let Some(token) = &script.auth_token {
         request.headers_mut().insert("X-Twilio-Signature", signature::sign(token, stream_url, &[]).parse()?);
     }
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.context("media stream connect")?;
+    let (socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, None, true).await.context("media stream connect")?;
     let (mut tx, mut rx) = socket.split();
     let stream_sid = random_sid("MZ");
     let custom: serde_json::Map<String, Value> =

@@ -31,8 +31,9 @@ pub async fn health(State(app): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    let handle = crate::telemetry::metrics();
     metrics::gauge!("ringlypro_active_calls").set(app.registry.active() as f64);
-    let body = crate::telemetry::metrics().render();
+    let body = handle.render();
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -298,3 +298,70 @@ async fn a_spanish_speaking_caller_is_answered_by_lina_and_books() {
     assert!(texts[0].contains("su cita"), "the caller's text is in Spanish: {texts:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn cloud_speech_synthesis_that_stalls_is_replaced_by_the_local_voice() {
+    use crate::fakes::elevenlabs::{API_KEY, FakeElevenLabs, Knobs};
+    use ringlypro::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
+    let dg = FakeDeepgram::start().await;
+    dg.final_delay(Duration::ZERO);
+    dg.say_next(["i would like to book an appointment"]);
+    let voice = FakeElevenLabs::start_with(Knobs { stall: true, ..Knobs::default() }).await;
+    let mut config = ElevenLabsConfig::new(API_KEY);
+    config.base_url = voice.base_url();
+    config.first_audio_timeout = Duration::from_millis(700);
+    let local = local_engines();
+    let engines = Engines {
+        tts: Arc::new(ElevenLabsTts::new(config)),
+        tts_fallback: Some(local.tts.clone()),
+        ..cloud_engines(&dg, None)
+    };
+    let app = spawn_app_with(Options { engines: Some(engines), ..Options::default() }).await;
+    app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    let mut script = CallScript::new(
+        &app.base_url,
+        "+15550001111",
+        "+15557654321",
+        vec![line("I would like to book an appointment please."), line("Thank you.")],
+    );
+    script.hang_up_after_last_line = true;
+    let report = sim::place_call(&script, Arc::new(FliteTts::default())).await.unwrap();
+    assert!(report.agent_audio_ms > 1000, "the caller heard the agent: {} ms", report.agent_audio_ms);
+    let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
+    assert!(call.failures.contains("tts"), "the record says what failed: {:?}", call.failures);
+    let turns = calls::turns(&app.pool, call.id).await.unwrap();
+    let greeting = &turns[0];
+    let waited = greeting.first_audio_sent_at.expect("the greeting was spoken") - greeting.started_at;
+    assert!(waited < chrono::Duration::seconds(2), "dead air of {waited}");
+    assert!(turns.iter().any(|t| t.speaker == "agent" && t.text.contains("your name")), "{turns:#?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_interruption_that_comes_to_nothing_resumes_the_agents_turn() {
+    let dg = FakeDeepgram::start().await;
+    dg.final_delay(Duration::ZERO);
+    // Words appear while the caller makes noise over the greeting, then the final is empty.
+    dg.say_next(["wait a", "wait a second", ""]);
+    let app = spawn_app_with(Options { engines: Some(cloud_engines(&dg, None)), ..Options::default() }).await;
+    app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    let mut script = CallScript::new(
+        &app.base_url,
+        "+15550001111",
+        "+15557654321",
+        vec![Line { text: "Wait a second.".into(), over_agent: true }],
+    );
+    script.answer_gap = Duration::from_millis(2500);
+    let report = sim::place_call(&script, Arc::new(FliteTts::default())).await.unwrap();
+    assert!(report.clears >= 1, "the agent stopped for the caller");
+    let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
+    let turns = calls::turns(&app.pool, call.id).await.unwrap();
+    let greeting = &turns[0];
+    assert!(greeting.interrupted, "{turns:#?}");
+    let heard = greeting.heard_text.clone().unwrap_or_default();
+    let rest: Vec<&str> = greeting.text.split_whitespace().skip(heard.split_whitespace().count()).collect();
+    let resumed = turns.iter().skip(1).find(|t| t.speaker == "agent").expect("the agent went on");
+    assert_eq!(resumed.text, rest.join(" "), "the rest of the greeting was said: {turns:#?}");
+    assert!(turns.iter().all(|t| t.speaker != "caller"), "nothing the caller said became a turn");
+    app.stop().await;
+}

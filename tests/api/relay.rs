@@ -160,9 +160,10 @@ async fn with_redis_the_conversation_is_checkpointed_and_streamed_live_per_tenan
         .send()
         .await
         .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/twilio/relay", app.base_url.replace("http", "ws")).as_str())
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/twilio/relay", app.base_url.replace("http", "ws")).as_str())
+            .await
+            .unwrap();
     let setup = json!({"type": "setup", "callSid": "CA302", "from": "+15557654321", "customParameters": {}});
     ws.send(Message::text(setup.to_string())).await.unwrap();
     say(&mut ws, "I would like to book an appointment").await;

@@ -224,3 +224,14 @@ async fn health_is_503_when_the_database_is_unreachable() {
     server.abort();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text_format() {
+    let app = spawn_app().await;
+    let resp = reqwest::get(format!("{}/metrics", app.base_url)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("ringlypro_active_calls 0"), "{body}");
+    app.stop().await;
+}

@@ -296,7 +296,12 @@ impl Session {
     /// `Ok(None)` when the caller left with nothing left to recognise.
     async fn connect_buffering(&mut self) -> Result<Option<Socket>, ProviderError> {
         let request = self.target.request()?;
-        let connect = timeout(self.config.connect_timeout, tokio_tungstenite::connect_async(request));
+        let connect = timeout(
+            self.config.connect_timeout,
+            tokio_tungstenite::connect_async_with_config(
+                request, None, true, /* no Nagle: small frames go out at once */
+            ),
+        );
         tokio::pin!(connect);
         loop {
             tokio::select! {

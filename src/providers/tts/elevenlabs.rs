@@ -734,7 +734,14 @@ async fn open_socket(config: &ElevenLabsConfig, url: String) -> Result<Socket, P
     let key = HeaderValue::from_str(&config.api_key)
         .map_err(|_| ProviderError::fatal(PROVIDER, "the API key is not a valid header value"))?;
     request.headers_mut().insert("xi-api-key", key);
-    match tokio::time::timeout(config.connect_timeout, tokio_tungstenite::connect_async(request)).await {
+    match tokio::time::timeout(
+        config.connect_timeout,
+        tokio_tungstenite::connect_async_with_config(
+            request, None, true, /* no Nagle: small frames go out at once */
+        ),
+    )
+    .await
+    {
         Err(_) => Err(ProviderError::retryable(PROVIDER, format!("no connection within {:?}", config.connect_timeout))),
         Ok(Err(e)) => Err(connect_error(e)),
         Ok(Ok((socket, _response))) => Ok(socket),
