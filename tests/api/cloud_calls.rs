@@ -365,3 +365,28 @@ async fn an_interruption_that_comes_to_nothing_resumes_the_agents_turn() {
     assert!(turns.iter().all(|t| t.speaker != "caller"), "nothing the caller said became a turn");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_recogniser_that_refuses_the_call_is_replaced_by_the_local_one() {
+    let dg = FakeDeepgram::start().await;
+    dg.reject_key(true);
+    let app = spawn_app_with(Options { engines: Some(cloud_engines(&dg, None)), ..Options::default() }).await;
+    app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    let mut script = CallScript::new(
+        &app.base_url,
+        "+15550001111",
+        "+15557654321",
+        vec![line("I would like to book an appointment please."), line("Thank you.")],
+    );
+    script.hang_up_after_last_line = true;
+    let report = sim::place_call(&script, Arc::new(FliteTts::default())).await.unwrap();
+    assert!(dg.stats().rejected >= 1);
+    let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
+    assert!(call.failures.contains("stt"), "the record says what failed: {:?}", call.failures);
+    let turns = calls::turns(&app.pool, call.id).await.unwrap();
+    assert!(
+        turns.iter().any(|t| t.speaker == "caller" && t.text.contains("appointment")),
+        "the local recogniser heard the caller: {turns:#?}"
+    );
+    app.stop().await;
+}

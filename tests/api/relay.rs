@@ -193,3 +193,39 @@ async fn with_redis_the_conversation_is_checkpointed_and_streamed_live_per_tenan
     drop(ws);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn pressing_two_switches_the_call_to_lina_in_spanish() {
+    let app = spawn_app().await;
+    let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    sqlx::query("UPDATE clients SET voice_path = 'relay' WHERE id = $1").bind(tenant).execute(&app.pool).await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/twilio/voice", app.base_url))
+        .form(&voice_params("CA303", "+15557654321", "+15550001111"))
+        .send()
+        .await
+        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/twilio/relay", app.base_url.replace("http", "ws")).as_str())
+            .await
+            .unwrap();
+    let setup = json!({"type": "setup", "callSid": "CA303", "from": "+15557654321", "customParameters": {}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    ws.send(Message::text(json!({"type": "dtmf", "digit": "2"}).to_string())).await.unwrap();
+    let greeting = reply(&mut ws).await.0;
+    assert!(greeting.contains("Lina") && greeting.contains("Gracias por llamar"), "{greeting}");
+    say(&mut ws, "quiero hacer una cita").await;
+    assert!(reply(&mut ws).await.0.contains("su nombre"));
+    drop(ws);
+    let mut language = String::new();
+    for _ in 0..50 {
+        let call = calls::find_by_sid(&app.pool, "CA303").await.unwrap().unwrap();
+        if call.ended_at.is_some() {
+            language = call.language;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(language, "es");
+    app.stop().await;
+}
