@@ -83,6 +83,8 @@ pub struct Report {
     pub response_times: Vec<Duration>,
     /// What the server sent, in order: `media`, `clear`, or `mark:<name>`.
     pub received: Vec<String>,
+    /// 20 ms frames of silence a real-time player heard inside an agent turn (audio late).
+    pub late_frames: u64,
 }
 
 impl Report {
@@ -164,6 +166,7 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
         marks_echoed: 0,
         response_times: Vec::new(),
         received: Vec::new(),
+        late_frames: 0,
     };
     if let Some(stream_url) = &instructions.stream_url {
         converse(script, voice, stream_url, &instructions.parameters, &call_sid, &account_sid, &mut report).await?;
@@ -233,10 +236,20 @@ struct Player {
     played: usize,
     queued_total: usize,
     last_audio_at: Option<Instant>,
+    /// Frames that found the buffer empty shortly after audio played; they count as late
+    /// if more audio of the same turn then arrives (a gap the caller would hear).
+    starved: u64,
+    /// Confirmed gaps, in 20 ms frames.
+    late_frames: u64,
 }
+
+/// Silence longer than this ends a turn rather than being a gap in it.
+const TURN_GAP: Duration = Duration::from_millis(300);
 
 impl Player {
     fn push_audio(&mut self, bytes: &[u8]) {
+        // Audio after a short silence mid-turn: that silence was a gap, not a pause.
+        self.late_frames += std::mem::take(&mut self.starved);
         self.buffer.extend(bytes);
         self.queued_total += bytes.len();
     }
@@ -250,6 +263,10 @@ impl Player {
             self.buffer.drain(..n);
             self.played += n;
             self.last_audio_at = Some(now);
+        } else if self.last_audio_at.is_some_and(|t| now.duration_since(t) < TURN_GAP) {
+            self.starved += 1;
+        } else {
+            self.starved = 0;
         }
         let mut done = Vec::new();
         while self.marks.front().is_some_and(|(_, at)| *at <= self.played) {
@@ -263,6 +280,8 @@ impl Player {
     fn clear(&mut self) -> (usize, Vec<String>) {
         let dropped = self.buffer.len();
         self.buffer.clear();
+        self.starved = 0;
+        self.last_audio_at = None;
         self.played = self.queued_total;
         (dropped, self.marks.drain(..).map(|(n, _)| n).collect())
     }
@@ -429,6 +448,7 @@ async fn converse(
             }
         }
     }
+    report.late_frames = player.late_frames;
     if !server_closed {
         // The caller hangs up: Twilio sends `stop` and closes.
         let stop = json!({"event": "stop", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
@@ -449,4 +469,30 @@ where
     *seq += 1;
     tx.send(Message::text(frame.to_string())).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_inside_a_turn_counts_as_late_frames_but_a_pause_between_turns_does_not() {
+        let mut p = Player::default();
+        let t0 = Instant::now();
+        p.push_audio(&[0x7f; FRAME * 2]);
+        p.play_frame(t0);
+        p.play_frame(t0 + Duration::from_millis(20));
+        // Two starved frames, then the rest of the turn arrives: a 40 ms gap.
+        p.play_frame(t0 + Duration::from_millis(40));
+        p.play_frame(t0 + Duration::from_millis(60));
+        p.push_audio(&[0x7f; FRAME]);
+        p.play_frame(t0 + Duration::from_millis(80));
+        assert_eq!(p.late_frames, 2);
+        // A long silence, then a new turn: no gap.
+        for i in 0..30 {
+            p.play_frame(t0 + Duration::from_millis(100 + i * 20));
+        }
+        p.push_audio(&[0x7f; FRAME]);
+        assert_eq!(p.late_frames, 2);
+    }
 }
