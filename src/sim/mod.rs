@@ -307,7 +307,9 @@ async fn converse(
         request.headers_mut().insert("X-Twilio-Signature", signature::sign(token, stream_url, &[]).parse()?);
     }
     let (socket, _) =
-        tokio_tungstenite::connect_async_with_config(request, None, true).await.context("media stream connect")?;
+        tokio_tungstenite::connect_async_with_config(request, Some(crate::telephony::client_socket_config()), true)
+            .await
+            .context("media stream connect")?;
     let (mut tx, mut rx) = socket.split();
     let stream_sid = random_sid("MZ");
     let custom: serde_json::Map<String, Value> =

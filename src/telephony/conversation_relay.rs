@@ -117,6 +117,10 @@ pub async fn relay(
     verify(&app, &headers, &uri, &[], true)?;
     Ok(ws
         .max_message_size(256 * 1024)
+        // Frames are small (a 20 ms media frame is ~300 bytes): small buffers keep the
+        // memory of a thousand live calls down.
+        .read_buffer_size(crate::telephony::SOCKET_BUFFER)
+        .write_buffer_size(crate::telephony::SOCKET_BUFFER)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "relay upgrade failed"))
         .on_upgrade(move |socket| relay_session(app, socket)))
 }

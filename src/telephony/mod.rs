@@ -6,3 +6,13 @@ pub mod media_stream;
 pub mod signature;
 pub mod twiml;
 pub mod webhooks;
+
+/// Read and write buffer of each call's WebSockets (tungstenite defaults to 128 KiB each).
+pub const SOCKET_BUFFER: usize = 8 * 1024;
+
+/// Client-side WebSocket settings for vendor sockets: small buffers, as above.
+pub fn client_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+}

@@ -299,7 +299,9 @@ impl Session {
         let connect = timeout(
             self.config.connect_timeout,
             tokio_tungstenite::connect_async_with_config(
-                request, None, true, /* no Nagle: small frames go out at once */
+                request,
+                Some(crate::telephony::client_socket_config()),
+                true, /* no Nagle: small frames go out at once */
             ),
         );
         tokio::pin!(connect);

@@ -737,7 +737,9 @@ async fn open_socket(config: &ElevenLabsConfig, url: String) -> Result<Socket, P
     match tokio::time::timeout(
         config.connect_timeout,
         tokio_tungstenite::connect_async_with_config(
-            request, None, true, /* no Nagle: small frames go out at once */
+            request,
+            Some(crate::telephony::client_socket_config()),
+            true, /* no Nagle: small frames go out at once */
         ),
     )
     .await
