@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use crate::call::conversation::{self, LlmConversation};
 use crate::call::engines::Engines;
@@ -208,6 +208,8 @@ pub struct CallActor {
     /// The unheard rest of a turn cut by speech that may turn out not to be a real
     /// interruption (it resumes if the caller says nothing after all).
     resume: Option<Resume>,
+    /// When the next housekeeping tick runs (pacing, timers).
+    next_tick: Instant,
 }
 
 /// The rest of an interrupted turn, kept in case the interruption was false.
@@ -232,6 +234,7 @@ impl CallActor {
         let tts_call = tts_engine.open_call(language);
         let llm = deps.engines.pick_llm();
         Self {
+            next_tick: now,
             resume: None,
             relay_end_at: None,
             calendar,
@@ -292,8 +295,6 @@ impl CallActor {
             self.act(greeting, None).await;
         }
 
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         while !self.closed {
             let barge_at = self.barge_deadline;
             let llm_deadline = self.reply.as_ref().and_then(|r| r.deadline);
@@ -324,7 +325,10 @@ impl CallActor {
                     self.on_llm(Some(LlmEvent::Error(ProviderError::retryable("llm", "no first token in time")))).await;
                 }
                 _ = sleep_until(barge_at) => self.on_barge_deadline().await,
-                _ = tick.tick() => self.on_tick().await,
+                _ = tokio::time::sleep_until(self.next_tick) => {
+                    self.on_tick().await;
+                    self.next_tick = Instant::now() + self.tick_period();
+                }
             }
         }
         self.finish().await
@@ -1040,7 +1044,28 @@ impl CallActor {
 
     // ----- speaking -------------------------------------------------------------------------
 
+    /// How often to tick: every 20 ms while audio is being paced out or a reply is under
+    /// way; every 100 ms while only listening (timers need no finer grain), so a thousand
+    /// quiet calls do not wake fifty thousand times a second.
+    fn tick_period(&self) -> Duration {
+        let busy = self.speaking.is_some()
+            || self.playback.has_pending()
+            || self.reply.is_some()
+            || self.resume.is_some()
+            || self.relay_end_at.is_some();
+        Duration::from_millis(if busy { 20 } else { 100 })
+    }
+
+    /// Audio is about to flow: pace it from the next 20 ms on.
+    fn wake_soon(&mut self) {
+        let soon = Instant::now() + Duration::from_millis(20);
+        if self.next_tick > soon {
+            self.next_tick = soon;
+        }
+    }
+
     fn open_agent_turn(&mut self, timing: Option<(DateTime<Utc>, DateTime<Utc>)>) {
+        self.wake_soon();
         let now = Utc::now();
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
@@ -1146,6 +1171,7 @@ impl CallActor {
     async fn on_tts(&mut self, chunk: Option<Result<Vec<u8>, ProviderError>>) {
         match chunk {
             Some(Ok(audio)) => {
+                self.wake_soon();
                 if let Some(turn) = &self.speaking
                     && let Some(t) = self.turns.get_mut(turn.index)
                 {
