@@ -9,22 +9,22 @@
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
 use fakes::deepgram::FakeDeepgram;
 use fakes::elevenlabs::{FakeElevenLabs, Knobs};
 use fakes::openai::{FakeOpenAi, Script};
 use ringlypro::audio::mulaw;
-use ringlypro::cli::{TenantAddArgs, add_tenant};
 use ringlypro::providers::tts::{TextToSpeech, TtsAudio, TtsRequest};
 use ringlypro::sim::{self, Line, Script as CallScript};
-use ringlypro::storage::postgres::{self, calls};
+use ringlypro::storage::postgres::calls;
 use serde_json::json;
+use support::{ms, percentiles};
 
 /// Modeled provider delays.
 #[derive(Debug, Clone, Copy)]
@@ -125,20 +125,6 @@ fn process_usage(pid: u32) -> (f64, u64, u64) {
     (cpu, kib("VmHWM:"), kib("VmRSS:"))
 }
 
-fn ms(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
-    Some((to? - from?).num_microseconds()? as f64 / 1000.0)
-}
-
-fn percentiles(name: &str, mut v: Vec<f64>) -> serde_json::Value {
-    v.sort_by(f64::total_cmp);
-    let pick = |p: f64| {
-        if v.is_empty() { f64::NAN } else { v[((p / 100.0 * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)] }
-    };
-    let (p50, p95, p99, max) = (pick(50.0), pick(95.0), pick(99.0), v.last().copied().unwrap_or(f64::NAN));
-    println!("{name:<48} n={:<5} p50={p50:>8.2}  p95={p95:>8.2}  p99={p99:>8.2}  max={max:>8.2} ms", v.len());
-    json!({"stage": name, "n": v.len(), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": max})
-}
-
 struct Server(Child);
 
 impl Drop for Server {
@@ -187,31 +173,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Database and tenant.
-    let base =
-        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db =
-        format!("{}/ringlypro_bench_{}", &base[..base.rfind('/').unwrap_or(base.len())], uuid::Uuid::new_v4().simple());
-    let pool = postgres::connect(&db).await?;
-    postgres::migrate(&pool).await?;
-    add_tenant(
-        &pool,
-        &TenantAddArgs {
-            name: "Bright Smile Dental".into(),
-            number: "+15550001111".into(),
-            owner_phone: "+15551230000".into(),
-            timezone: "America/New_York".into(),
-            days: "mon-sun".into(),
-            hours: "00:00-23:30".into(),
-            slot_minutes: 30,
-            buffer_minutes: 0,
-            greeting: Some("Hello, Bright Smile Dental, how can I help?".into()),
-            services: String::new(),
-            description: String::new(),
-            owner_name: String::new(),
-            language: "en".into(),
-        },
-    )
-    .await?;
+    let (db, pool) = support::database(Some("Hello, Bright Smile Dental, how can I help?")).await?;
 
     // The server, in its own process.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -333,20 +295,13 @@ async fn main() -> anyhow::Result<()> {
     for e in errors.iter().take(5) {
         println!("error: {e}");
     }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let out = target.join("bench-results");
-    std::fs::create_dir_all(&out)?;
-    let path = out.join(format!("calls-{}.json", args.calls));
     let summary = json!({
         "calls": args.calls, "lines_per_call": args.lines, "delays": format!("{d:?}"), "completed": reports.len(),
         "errors": errors, "stages": stages, "late_frames_total": total_late, "calls_with_late_frames": calls_with_late,
         "server_cpu_seconds": cpu, "wall_seconds": wall, "peak_rss_kib": peak_rss, "idle_rss_kib": rss_idle,
         "rss_over_time_kib": rss_samples,
     });
-    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)?;
-    println!("written to {}", path.display());
+    support::write_results(&format!("calls-{}.json", args.calls), &summary)?;
     drop(server);
     pool.close().await;
     Ok(())

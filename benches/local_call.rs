@@ -7,66 +7,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use ringlypro::call::CallSettings;
-use ringlypro::cli::{TenantAddArgs, add_tenant};
 use ringlypro::config::Config;
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
 use ringlypro::startup::{Application, local_engines};
-use ringlypro::storage::postgres::{self, calls};
+use ringlypro::storage::postgres::calls;
+use support::{ms, percentiles as summary};
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn ms(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
-    Some((to? - from?).num_microseconds()? as f64 / 1000.0)
-}
-
-fn summary(name: &str, mut values: Vec<f64>) -> serde_json::Value {
-    values.sort_by(f64::total_cmp);
-    let (p50, p95, max) =
-        (percentile(&values, 50.0), percentile(&values, 95.0), values.last().copied().unwrap_or(f64::NAN));
-    println!("{name:<46} n={:<3} p50={p50:>8.1} ms  p95={p95:>8.1} ms  max={max:>8.1} ms", values.len());
-    serde_json::json!({ "stage": name, "n": values.len(), "p50_ms": p50, "p95_ms": p95, "max_ms": max })
-}
+mod support;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let calls_wanted: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(3);
-    let base =
-        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db =
-        format!("{}/ringlypro_bench_{}", &base[..base.rfind('/').unwrap_or(base.len())], uuid::Uuid::new_v4().simple());
+    let (db, pool) = support::database(None).await?;
     let vars = [("DATABASE_URL", db.clone()), ("BIND", "127.0.0.1:0".to_string()), ("SHUTDOWN_GRACE_SECS", "5".into())];
     let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
-    let pool = postgres::connect(&db).await?;
-    postgres::migrate(&pool).await?;
-    add_tenant(
-        &pool,
-        &TenantAddArgs {
-            name: "Bright Smile Dental".into(),
-            number: "+15550001111".into(),
-            owner_phone: "+15551230000".into(),
-            timezone: "America/New_York".into(),
-            days: "mon-sun".into(),
-            hours: "00:00-23:30".into(),
-            slot_minutes: 30,
-            buffer_minutes: 0,
-            greeting: None,
-            services: "cleanings are $99".into(),
-            description: String::new(),
-            owner_name: String::new(),
-            language: "en".into(),
-        },
-    )
-    .await?;
     let app = Application::build(config.clone(), local_engines(&config).await?, CallSettings::default()).await?;
     let base_url = app.state().config.public_url.clone();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -111,17 +68,7 @@ async fn main() -> anyhow::Result<()> {
         summary("first audio sent -> first mark echoed", to_mark),
         summary("caller's last frame -> first agent audio", caller_wait),
     ];
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let out_dir = target.join("bench-results");
-    std::fs::create_dir_all(&out_dir)?;
-    let path = out_dir.join("local_call.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&serde_json::json!({ "calls": calls_wanted, "stages": results }))?,
-    )?;
-    println!("written to {}", path.display());
+    support::write_results("local_call.json", &serde_json::json!({ "calls": calls_wanted, "stages": results }))?;
     let _ = stop.send(());
     server.await??;
     pool.close().await;

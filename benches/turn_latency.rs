@@ -8,17 +8,16 @@
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use fakes::deepgram::FakeDeepgram;
 use fakes::elevenlabs::{FakeElevenLabs, Knobs};
 use fakes::openai::{FakeOpenAi, Script};
 use ringlypro::call::CallSettings;
 use ringlypro::call::engines::Engines;
-use ringlypro::cli::{TenantAddArgs, add_tenant};
 use ringlypro::config::Config;
 use ringlypro::providers::llm::openai::OpenAiLlm;
 use ringlypro::providers::stt::deepgram::{DeepgramConfig, DeepgramStt};
@@ -26,30 +25,10 @@ use ringlypro::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script as CallScript};
 use ringlypro::startup::{Application, local_engines};
-use ringlypro::storage::postgres::{self, calls};
+use ringlypro::storage::postgres::calls;
+use support::{ms, percentiles as report};
 
 const LINES_PER_CALL: usize = 6;
-
-fn ms(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
-    Some((to? - from?).num_microseconds()? as f64 / 1000.0)
-}
-
-fn report(name: &str, mut values: Vec<f64>) -> serde_json::Value {
-    values.sort_by(f64::total_cmp);
-    let pick = |p: f64| {
-        if values.is_empty() {
-            f64::NAN
-        } else {
-            values[(((p / 100.0) * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)]
-        }
-    };
-    let (p50, p95, p99, max) = (pick(50.0), pick(95.0), pick(99.0), values.last().copied().unwrap_or(f64::NAN));
-    println!(
-        "{name:<44} n={:<4} p50={p50:>7.2} ms  p95={p95:>7.2} ms  p99={p99:>7.2} ms  max={max:>7.2} ms",
-        values.len()
-    );
-    serde_json::json!({ "stage": name, "n": values.len(), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": max })
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -67,33 +46,9 @@ async fn main() -> anyhow::Result<()> {
     llm.respond_with(|_| Script::text("Sure, I can help with that. What else can I do for you?").instant());
     let tts = FakeElevenLabs::start_with(Knobs { first_byte_delay: Duration::ZERO, ..Knobs::default() }).await;
 
-    let base =
-        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db =
-        format!("{}/ringlypro_bench_{}", &base[..base.rfind('/').unwrap_or(base.len())], uuid::Uuid::new_v4().simple());
+    let (db, pool) = support::database(Some("Hello, Bright Smile Dental.")).await?;
     let vars = [("DATABASE_URL", db.clone()), ("BIND", "127.0.0.1:0".to_string()), ("SHUTDOWN_GRACE_SECS", "5".into())];
     let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
-    let pool = postgres::connect(&db).await?;
-    postgres::migrate(&pool).await?;
-    add_tenant(
-        &pool,
-        &TenantAddArgs {
-            name: "Bright Smile Dental".into(),
-            number: "+15550001111".into(),
-            owner_phone: "+15551230000".into(),
-            timezone: "America/New_York".into(),
-            days: "mon-sun".into(),
-            hours: "00:00-23:30".into(),
-            slot_minutes: 30,
-            buffer_minutes: 0,
-            greeting: Some("Hello, Bright Smile Dental.".into()),
-            services: String::new(),
-            description: String::new(),
-            owner_name: String::new(),
-            language: "en".into(),
-        },
-    )
-    .await?;
 
     let local = local_engines(&config).await?;
     let mut dg_config = DeepgramConfig::new(FakeDeepgram::API_KEY);
@@ -158,14 +113,7 @@ async fn main() -> anyhow::Result<()> {
         report("  first TTS byte -> first audio frame sent", tts_to_sent),
         report("first audio sent -> first mark echoed", to_mark),
     ];
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let out = target.join("bench-results");
-    std::fs::create_dir_all(&out)?;
-    let path = out.join("turn_latency.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({"calls": total_calls, "stages": stages}))?)?;
-    println!("written to {}", path.display());
+    support::write_results("turn_latency.json", &serde_json::json!({"calls": total_calls, "stages": stages}))?;
     let _ = stop.send(());
     server.await??;
     Ok(())
