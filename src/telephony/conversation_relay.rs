@@ -10,13 +10,12 @@ use futures::{SinkExt, StreamExt};
 use minijinja::context;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use tracing::Instrument;
 
-use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
+use crate::call::{CallInput, CallOutput, CallSetup};
 use crate::startup::AppState;
 use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{calls, tenants};
+use crate::telephony::session::{self, Inbound, Outbound};
 use crate::telephony::twiml;
 use crate::telephony::webhooks::{TwilioForm, verify};
 use crate::web::Error;
@@ -146,16 +145,20 @@ fn xml(body: String) -> Response {
 
 async fn relay_session(app: AppState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let setup = match wait_for_setup(&mut stream).await {
-        Some(setup) => setup,
-        None => {
-            tracing::warn!("relay socket closed before its setup message");
-            return;
+    let setup = session::opening_message(&mut stream, |text| match parse(text) {
+        Ok(setup @ RelayEvent::Setup { .. }) => Some(setup),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping a malformed message before setup");
+            None
         }
+    })
+    .await;
+    let Some(RelayEvent::Setup { call_sid, parameters, .. }) = setup else {
+        tracing::warn!("relay socket closed before its setup message");
+        return;
     };
-    let RelayEvent::Setup { call_sid, parameters, .. } = setup else { return };
-    let resolved = resolve(&app, &call_sid, &parameters).await;
-    let setup = match resolved {
+    let setup = match resolve(&app, &call_sid, &parameters).await {
         Ok(setup) => setup,
         Err(e) => {
             tracing::warn!(call_sid, error = %e, "relay session for an unknown call; closing");
@@ -165,84 +168,30 @@ async fn relay_session(app: AppState, socket: WebSocket) {
             return;
         }
     };
-    let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = setup.tenant.id, path = "relay");
-    let registration = app.registry.register(&setup.call_sid, setup.tenant.id);
-    let (in_tx, in_rx) = mpsc::channel::<CallInput>(64);
-    let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
-
-    let writer = tokio::spawn(
-        async move {
-            while let Some(out) = out_rx.recv().await {
-                let frame = match out {
-                    CallOutput::Text { token, last } => json!({"type": "text", "token": token, "last": last}),
-                    CallOutput::End { handoff } => json!({"type": "end", "handoffData": handoff}),
-                    CallOutput::Close => break,
-                    // Audio never flows on this path.
-                    CallOutput::Audio(_) | CallOutput::Mark(_) | CallOutput::Clear => continue,
-                };
-                if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
-                    return;
-                }
-            }
-            let _ = sink.close().await;
+    let read = |text: &str| match parse(text) {
+        Ok(RelayEvent::Prompt { text, last: true }) => Inbound::Send(CallInput::Prompt(text)),
+        Ok(RelayEvent::Prompt { .. } | RelayEvent::Setup { .. }) => Inbound::Skip,
+        Ok(RelayEvent::Dtmf(d)) => Inbound::Send(CallInput::Dtmf(d)),
+        Ok(RelayEvent::Interrupt { heard }) => Inbound::Send(CallInput::Interrupted { heard }),
+        Ok(RelayEvent::Error(description)) => {
+            tracing::warn!(description, "ConversationRelay reported an error");
+            Inbound::Skip
         }
-        .instrument(span.clone()),
-    );
-    let reader = tokio::spawn(
-        async move {
-            while let Some(msg) = stream.next().await {
-                let text = match msg {
-                    Ok(Message::Text(text)) => text,
-                    Ok(Message::Close(_)) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                let input = match parse(&text) {
-                    Ok(RelayEvent::Prompt { text, last: true }) => CallInput::Prompt(text),
-                    Ok(RelayEvent::Prompt { .. } | RelayEvent::Setup { .. }) => continue,
-                    Ok(RelayEvent::Dtmf(d)) => CallInput::Dtmf(d),
-                    Ok(RelayEvent::Interrupt { heard }) => CallInput::Interrupted { heard },
-                    Ok(RelayEvent::Error(description)) => {
-                        tracing::warn!(description, "ConversationRelay reported an error");
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "skipping a malformed relay message");
-                        continue;
-                    }
-                };
-                if in_tx.send(input).await.is_err() {
-                    return;
-                }
-            }
-            let _ = in_tx.send(CallInput::Hangup).await;
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping a malformed relay message");
+            Inbound::Skip
         }
-        .instrument(span.clone()),
-    );
-    let actor = CallActor::new(app.call_deps.clone(), setup, out_tx);
-    let summary = actor.run(in_rx, app.registry.shutdown_signal()).instrument(span.clone()).await;
-    reader.abort();
-    let _ = writer.await;
-    drop(registration);
-    span.in_scope(|| tracing::debug!(outcome = summary.outcome, "relay session closed"));
-}
-
-async fn wait_for_setup(stream: &mut futures::stream::SplitStream<WebSocket>) -> Option<RelayEvent> {
-    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => return None,
-            msg = stream.next() => match msg? {
-                Ok(Message::Text(text)) => match parse(&text) {
-                    Ok(setup @ RelayEvent::Setup { .. }) => return Some(setup),
-                    Ok(_) => continue,
-                    Err(e) => tracing::warn!(error = %e, "skipping a malformed message before setup"),
-                },
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => continue,
-            }
+    };
+    let write = |out: CallOutput| match out {
+        CallOutput::Text { token, last } => {
+            Outbound::Frame(json!({"type": "text", "token": token, "last": last}).to_string())
         }
-    }
+        CallOutput::End { handoff } => Outbound::Frame(json!({"type": "end", "handoffData": handoff}).to_string()),
+        CallOutput::Close => Outbound::Close,
+        // Audio never flows on this path.
+        CallOutput::Audio(_) | CallOutput::Mark(_) | CallOutput::Clear => Outbound::Skip,
+    };
+    session::run(app, setup, sink, stream, read, write).await;
 }
 
 async fn resolve(

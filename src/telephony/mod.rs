@@ -3,6 +3,7 @@
 
 pub mod conversation_relay;
 pub mod media_stream;
+pub mod session;
 pub mod signature;
 pub mod twiml;
 pub mod webhooks;

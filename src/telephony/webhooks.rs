@@ -4,19 +4,18 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tracing::Instrument;
 
-use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
+use crate::call::{CallInput, CallOutput, CallSetup};
 use crate::domain::phone::PhoneNumber;
 use crate::startup::AppState;
 use crate::storage::postgres::{calls, tenants};
 use crate::telephony::media_stream::{self, Outbound, StreamEvent, StreamStart};
+use crate::telephony::session::{self, Inbound};
 use crate::telephony::{signature, twiml};
 use crate::web::Error;
 
@@ -198,12 +197,18 @@ pub async fn media(
 /// translating between Twilio's frames and the actor's messages.
 async fn media_session(app: AppState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let start = match wait_for_start(&mut stream).await {
-        Some(start) => start,
-        None => {
-            tracing::warn!("media stream closed before its start frame");
-            return;
+    let start = session::opening_message(&mut stream, |text| match media_stream::parse(text) {
+        Ok(StreamEvent::Start(start)) => Some(start),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping a malformed frame before start");
+            None
         }
+    })
+    .await;
+    let Some(start) = start else {
+        tracing::warn!("media stream closed before its start frame");
+        return;
     };
     let setup = match resolve_call(&app, &start).await {
         Ok(setup) => setup,
@@ -213,90 +218,29 @@ async fn media_session(app: AppState, socket: WebSocket) {
             return;
         }
     };
-    let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = setup.tenant.id);
-    let registration = app.registry.register(&setup.call_sid, setup.tenant.id);
-    let (in_tx, in_rx) = mpsc::channel::<CallInput>(512);
-    let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
     let stream_sid = setup.stream_sid.clone();
-
-    let writer = tokio::spawn(
-        async move {
-            while let Some(out) = out_rx.recv().await {
-                let frame = match out {
-                    CallOutput::Audio(audio) => Outbound::media(&stream_sid, &audio),
-                    CallOutput::Mark(name) => Outbound::mark(&stream_sid, &name),
-                    CallOutput::Clear => Outbound::clear(&stream_sid),
-                    CallOutput::Close => break,
-                    // Text only flows on the ConversationRelay path.
-                    CallOutput::Text { .. } | CallOutput::End { .. } => continue,
-                };
-                if sink.send(Message::Text(frame.into())).await.is_err() {
-                    return;
-                }
-            }
-            let _ = sink.close().await;
+    let read = |text: &str| match media_stream::parse(text) {
+        Ok(StreamEvent::Audio(bytes)) if bytes.is_empty() => Inbound::Skip,
+        // Audio is real-time: if the actor is behind, drop rather than queue.
+        Ok(StreamEvent::Audio(bytes)) => Inbound::Offer(CallInput::Audio(bytes)),
+        Ok(StreamEvent::Dtmf(d)) => Inbound::Send(CallInput::Dtmf(d)),
+        Ok(StreamEvent::Mark(m)) => Inbound::Send(CallInput::Mark(m)),
+        Ok(StreamEvent::Stop) => Inbound::Stop,
+        Ok(StreamEvent::Connected | StreamEvent::Start(_)) => Inbound::Skip,
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping a malformed media stream frame");
+            Inbound::Skip
         }
-        .instrument(span.clone()),
-    );
-
-    let reader = tokio::spawn(
-        async move {
-            while let Some(msg) = stream.next().await {
-                let text = match msg {
-                    Ok(Message::Text(text)) => text,
-                    Ok(Message::Close(_)) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                let input = match media_stream::parse(&text) {
-                    Ok(StreamEvent::Audio(bytes)) if bytes.is_empty() => continue,
-                    Ok(StreamEvent::Audio(bytes)) => {
-                        // Audio is real-time: if the actor is behind, drop rather than queue.
-                        let _ = in_tx.try_send(CallInput::Audio(bytes));
-                        continue;
-                    }
-                    Ok(StreamEvent::Dtmf(d)) => CallInput::Dtmf(d),
-                    Ok(StreamEvent::Mark(m)) => CallInput::Mark(m),
-                    Ok(StreamEvent::Stop) => break,
-                    Ok(StreamEvent::Connected | StreamEvent::Start(_)) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "skipping a malformed media stream frame");
-                        continue;
-                    }
-                };
-                if in_tx.send(input).await.is_err() {
-                    return;
-                }
-            }
-            let _ = in_tx.send(CallInput::Hangup).await;
-        }
-        .instrument(span.clone()),
-    );
-
-    let actor = CallActor::new(app.call_deps.clone(), setup, out_tx);
-    let summary = actor.run(in_rx, app.registry.shutdown_signal()).instrument(span.clone()).await;
-    reader.abort();
-    let _ = writer.await;
-    drop(registration);
-    span.in_scope(|| tracing::debug!(outcome = summary.outcome, "media session closed"));
-}
-
-async fn wait_for_start(stream: &mut futures::stream::SplitStream<WebSocket>) -> Option<StreamStart> {
-    let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => return None,
-            msg = stream.next() => match msg? {
-                Ok(Message::Text(text)) => match media_stream::parse(&text) {
-                    Ok(StreamEvent::Start(start)) => return Some(start),
-                    Ok(_) => continue,
-                    Err(e) => tracing::warn!(error = %e, "skipping a malformed frame before start"),
-                },
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => continue,
-            }
-        }
-    }
+    };
+    let write = move |out: CallOutput| match out {
+        CallOutput::Audio(audio) => session::Outbound::Frame(Outbound::media(&stream_sid, &audio)),
+        CallOutput::Mark(name) => session::Outbound::Frame(Outbound::mark(&stream_sid, &name)),
+        CallOutput::Clear => session::Outbound::Frame(Outbound::clear(&stream_sid)),
+        CallOutput::Close => session::Outbound::Close,
+        // Text only flows on the ConversationRelay path.
+        CallOutput::Text { .. } | CallOutput::End { .. } => session::Outbound::Skip,
+    };
+    session::run(app, setup, sink, stream, read, write).await;
 }
 
 /// Finds the call the stream belongs to. The tenant comes from our own call record (made

@@ -1,0 +1,125 @@
+//! What both Twilio sockets (Media Streams and ConversationRelay) do the same way: wait for
+//! the opening message, then run the call's actor between a reader task (frames → actor
+//! input) and a writer task (actor output → frames). Only the translations differ.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
+use crate::startup::AppState;
+
+/// How long a socket may stay silent before its opening message.
+const OPENING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to do with one text frame from Twilio.
+pub enum Inbound {
+    /// Hand it to the actor, waiting for room.
+    Send(CallInput),
+    /// Real-time audio: hand it over only if the actor keeps up (dropped otherwise).
+    Offer(CallInput),
+    Skip,
+    /// Twilio ended the session.
+    Stop,
+}
+
+/// What to do with one message of the actor.
+pub enum Outbound {
+    Frame(String),
+    Skip,
+    Close,
+}
+
+/// Reads text frames until `opening` accepts one, for at most [`OPENING_TIMEOUT`].
+pub async fn opening_message<T>(
+    stream: &mut SplitStream<WebSocket>,
+    mut opening: impl FnMut(&str) -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::sleep(OPENING_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return None,
+            msg = stream.next() => match msg? {
+                Ok(Message::Text(text)) => {
+                    if let Some(found) = opening(&text) {
+                        return Some(found);
+                    }
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+}
+
+/// Runs the call: registers it as live, spawns the reader and writer, runs the actor to
+/// the end (which saves the call), then tears the socket down.
+pub async fn run(
+    app: AppState,
+    setup: CallSetup,
+    mut sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+    read: impl Fn(&str) -> Inbound + Send + 'static,
+    write: impl Fn(CallOutput) -> Outbound + Send + 'static,
+) {
+    let path = if setup.relay { "relay" } else { "stream" };
+    let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = setup.tenant.id, path);
+    let registration = app.registry.register(&setup.call_sid, setup.tenant.id);
+    let (in_tx, in_rx) = mpsc::channel::<CallInput>(512);
+    let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
+    let writer = tokio::spawn(
+        async move {
+            while let Some(out) = out_rx.recv().await {
+                match write(out) {
+                    Outbound::Frame(frame) => {
+                        if sink.send(Message::Text(frame.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Outbound::Skip => {}
+                    Outbound::Close => break,
+                }
+            }
+            let _ = sink.close().await;
+        }
+        .instrument(span.clone()),
+    );
+    let reader = tokio::spawn(
+        async move {
+            while let Some(msg) = stream.next().await {
+                let text = match msg {
+                    Ok(Message::Text(text)) => text,
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    Ok(_) => continue,
+                };
+                match read(&text) {
+                    Inbound::Send(input) => {
+                        if in_tx.send(input).await.is_err() {
+                            return;
+                        }
+                    }
+                    Inbound::Offer(input) => {
+                        if let Err(mpsc::error::TrySendError::Full(_)) = in_tx.try_send(input) {
+                            metrics::counter!("ringlypro_inbound_frames_dropped_total").increment(1);
+                        }
+                    }
+                    Inbound::Skip => {}
+                    Inbound::Stop => break,
+                }
+            }
+            let _ = in_tx.send(CallInput::Hangup).await;
+        }
+        .instrument(span.clone()),
+    );
+    let actor = CallActor::new(app.call_deps.clone(), setup, out_tx);
+    let summary = actor.run(in_rx, app.registry.shutdown_signal()).instrument(span.clone()).await;
+    reader.abort();
+    let _ = writer.await;
+    drop(registration);
+    span.in_scope(|| tracing::debug!(outcome = summary.outcome, "session closed"));
+}
