@@ -17,7 +17,7 @@ use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{calls, tenants};
 use crate::telephony::session::{self, Inbound, Outbound};
 use crate::telephony::twiml;
-use crate::telephony::webhooks::{TwilioForm, verify};
+use crate::telephony::webhooks::{TwilioForm, verify, xml};
 use crate::web::Error;
 
 /// What Twilio tells us, in our terms.
@@ -114,12 +114,7 @@ pub async fn relay(
     ws: WebSocketUpgrade,
 ) -> Result<Response, Error> {
     verify(&app, &headers, &uri, &[], true)?;
-    Ok(ws
-        .max_message_size(256 * 1024)
-        // Frames are small (a 20 ms media frame is ~300 bytes): small buffers keep the
-        // memory of a thousand live calls down.
-        .read_buffer_size(crate::telephony::SOCKET_BUFFER)
-        .write_buffer_size(crate::telephony::SOCKET_BUFFER)
+    Ok(session::configure(ws)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "relay upgrade failed"))
         .on_upgrade(move |socket| relay_session(app, socket)))
 }
@@ -136,11 +131,6 @@ pub async fn relay_ended(State(app): State<AppState>, hook: TwilioForm) -> Resul
         return Ok(xml(twiml::dial(&tenant.owner_phone, caller)));
     }
     Ok(xml(twiml::hang_up()))
-}
-
-fn xml(body: String) -> Response {
-    use axum::response::IntoResponse;
-    ([(axum::http::header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
 async fn relay_session(app: AppState, socket: WebSocket) {

@@ -13,6 +13,14 @@ use tracing::Instrument;
 use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
 use crate::startup::AppState;
 
+/// Limits and buffers of a Twilio call socket. Frames are small (a 20 ms media frame is
+/// about 300 bytes), so small buffers keep the memory of a thousand live calls down.
+pub fn configure(ws: axum::extract::ws::WebSocketUpgrade) -> axum::extract::ws::WebSocketUpgrade {
+    ws.max_message_size(256 * 1024)
+        .read_buffer_size(crate::telephony::SOCKET_BUFFER)
+        .write_buffer_size(crate::telephony::SOCKET_BUFFER)
+}
+
 /// How long a socket may stay silent before its opening message.
 const OPENING_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -79,7 +79,8 @@ impl FromRequest<AppState> for TwilioForm {
     }
 }
 
-fn xml(body: String) -> Response {
+/// A TwiML response.
+pub(crate) fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
@@ -183,12 +184,7 @@ pub async fn media(
     ws: WebSocketUpgrade,
 ) -> Result<Response, Error> {
     verify(&app, &headers, &uri, &[], true)?;
-    Ok(ws
-        .max_message_size(256 * 1024)
-        // Frames are small (a 20 ms media frame is ~300 bytes): small buffers keep the
-        // memory of a thousand live calls down.
-        .read_buffer_size(crate::telephony::SOCKET_BUFFER)
-        .write_buffer_size(crate::telephony::SOCKET_BUFFER)
+    Ok(session::configure(ws)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "media stream upgrade failed"))
         .on_upgrade(move |socket| media_session(app, socket)))
 }
