@@ -1,11 +1,16 @@
 //! Load harness: the real server (`ringlypro serve`, its own process) against fake vendors
 //! that model real providers' delays, driven by N concurrent simulated Twilio calls over
 //! loopback. Prints per-stage latency percentiles, voice-to-voice time, late outbound frames,
-//! the server's CPU seconds and peak memory per call, and writes them as JSON.
+//! barge-in time, the server's CPU seconds and peak memory per call; writes them as JSON and
+//! draws SVG plots under `$CARGO_TARGET_DIR/bench-results/`.
 //!
 //! `cargo bench --bench calls -- --calls 50 --lines 4 --provider-delays stt=250,llm=250,tps=40,tts=100`
-//! (`--provider-delays zero` sets every modeled delay to 0; `--duration SECS` keeps N calls
-//! live for that long, starting a new call as each one ends).
+//! - `--provider-delays zero` sets every modeled delay to 0;
+//! - `--sweep 100,200,400` runs each count with a fresh server and plots the curve;
+//! - `--duration SECS` keeps N calls live for that long (a soak), plotting memory over time;
+//! - `--barge-in` makes every call's second line talk over the agent's reply;
+//! - `--pin` runs the server on CPU 0 and the callers and vendor fakes on CPU 1;
+//! - `--pace MS` sets the agent's speech per character of text (default 65, a real voice).
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
@@ -20,10 +25,12 @@ use fakes::deepgram::FakeDeepgram;
 use fakes::elevenlabs::{FakeElevenLabs, Knobs};
 use fakes::openai::{FakeOpenAi, Script};
 use ringlypro::audio::mulaw;
+use ringlypro::providers::tts::sentences::split_sentences;
 use ringlypro::providers::tts::{TextToSpeech, TtsAudio, TtsRequest};
 use ringlypro::sim::{self, Line, Script as CallScript};
 use ringlypro::storage::postgres::calls;
 use serde_json::json;
+use support::plots::{self, Series, cdf};
 use support::{ms, percentiles};
 
 /// Modeled provider delays.
@@ -63,25 +70,49 @@ impl Delays {
 }
 
 struct Args {
-    calls: usize,
+    /// One run per entry (`--calls N`, or `--sweep A,B,C` for the calls-vs-latency curve).
+    calls: Vec<usize>,
     lines: usize,
     duration: Option<Duration>,
     delays: Delays,
+    /// Each call's second line is spoken over the agent's reply.
+    barge_in: bool,
+    /// Milliseconds of agent speech per character of reply text (a real voice: about 65).
+    pace_ms: usize,
+    /// Server on CPU 0, this harness (callers and vendor fakes) on CPU 1.
+    pin: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut out = Args { calls: 20, lines: 4, duration: None, delays: Delays::parse("")? };
+    let mut out = Args {
+        calls: vec![20],
+        lines: 4,
+        duration: None,
+        delays: Delays::parse("")?,
+        barge_in: false,
+        pace_ms: 65,
+        pin: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--calls" => out.calls = value()?.parse()?,
+            "--calls" => out.calls = vec![value()?.parse()?],
+            "--sweep" => {
+                out.calls = value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>()?;
+            }
             "--lines" => out.lines = value()?.parse()?,
             "--duration" => out.duration = Some(Duration::from_secs(value()?.parse()?)),
             "--provider-delays" => out.delays = Delays::parse(&value()?)?,
+            "--barge-in" => out.barge_in = true,
+            "--pace" => out.pace_ms = value()?.parse()?,
+            "--pin" => out.pin = true,
             "--bench" => {}
             _ => {}
         }
+    }
+    if out.calls.is_empty() || out.calls.contains(&0) {
+        bail!("--calls/--sweep need at least one call");
     }
     Ok(out)
 }
@@ -141,54 +172,90 @@ impl Drop for Server {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let args = args()?;
-    let d = args.delays;
-    println!("{} calls, {} caller lines each, delays {:?}, duration {:?}", args.calls, args.lines, d, args.duration);
+/// What the modeled model says every turn.
+const REPLY: &str = "Sure, I can help with that. Is there anything else you need today?";
 
-    // Vendors, modeled.
+/// How long the modeled model takes, after its first token, to stream the first clause the
+/// server can send to synthesis (tokens of 4 characters, as the fake streams them).
+fn first_clause_ms(text: &str, tokens_per_second: u32) -> f64 {
+    if tokens_per_second == 0 {
+        return 0.0;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut buffer = String::new();
+    for (i, token) in chars.chunks(4).enumerate() {
+        buffer.extend(token);
+        if !split_sentences(&buffer).0.is_empty() {
+            return i as f64 * 1000.0 / tokens_per_second as f64;
+        }
+    }
+    (chars.len().div_ceil(4).saturating_sub(1)) as f64 * 1000.0 / tokens_per_second as f64
+}
+
+/// The modeled vendors, shared by every run of a sweep.
+struct Vendors {
+    dg: FakeDeepgram,
+    _llm: FakeOpenAi,
+    tts: FakeElevenLabs,
+    llm_base_url: String,
+    llm_api_key: String,
+}
+
+async fn vendors(args: &Args) -> Vendors {
+    let d = args.delays;
     let dg = FakeDeepgram::start().await;
     dg.final_delay(Duration::from_millis(d.stt_final_ms));
     let llm = FakeOpenAi::start().await;
     llm.respond_with(move |_| {
-        let script = Script::text("Sure, I can help with that. Is there anything else you need today?")
-            .first_token_delay(Duration::from_millis(d.llm_first_token_ms));
-        if d.llm_tokens_per_second == 0 {
-            script.tokens_per_second(0)
-        } else {
-            script.tokens_per_second(d.llm_tokens_per_second)
-        }
+        Script::text(REPLY)
+            .first_token_delay(Duration::from_millis(d.llm_first_token_ms))
+            .tokens_per_second(d.llm_tokens_per_second)
     });
     let tts = FakeElevenLabs::start_with(Knobs {
         first_byte_delay: Duration::from_millis(d.tts_first_byte_ms),
         max_contexts: 1000,
+        ms_per_char: args.pace_ms,
         ..Knobs::default()
     })
     .await;
-    let transcripts = args.calls * (args.lines + 2) * if args.duration.is_some() { 200 } else { 2 };
-    for i in 0..transcripts {
-        dg.say_next([format!("yes please that sounds good number {i}")]);
-    }
+    let (llm_base_url, llm_api_key) = (llm.base_url(), llm.api_key().to_owned());
+    Vendors { dg, _llm: llm, tts, llm_base_url, llm_api_key }
+}
 
-    // Database and tenant.
-    let (db, pool) = support::database(Some("Hello, Bright Smile Dental, how can I help?")).await?;
+/// What one run measured.
+struct Run {
+    calls: usize,
+    server_added: Vec<f64>,
+    voice_to_voice: Vec<f64>,
+    barge_in: Vec<f64>,
+    late_frames: u64,
+    cpu_cores: f64,
+    rss_samples: Vec<(f64, f64)>,
+    summary: serde_json::Value,
+}
 
-    // The server, in its own process.
+async fn start_server(args: &Args, db: &str, v: &Vendors) -> anyhow::Result<(Server, u32, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base_url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_ringlypro"))
+    let bin = env!("CARGO_BIN_EXE_ringlypro");
+    let mut command = if args.pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let child = command
         .arg("serve")
-        .env("DATABASE_URL", &db)
+        .env("DATABASE_URL", db)
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("PUBLIC_URL", &base_url)
         .env("DEEPGRAM_API_KEY", FakeDeepgram::API_KEY)
-        .env("DEEPGRAM_URL", dg.url())
-        .env("OPENAI_API_KEY", llm.api_key())
-        .env("OPENAI_BASE_URL", llm.base_url())
+        .env("DEEPGRAM_URL", v.dg.url())
+        .env("OPENAI_API_KEY", &v.llm_api_key)
+        .env("OPENAI_BASE_URL", &v.llm_base_url)
         .env("ELEVENLABS_API_KEY", fakes::elevenlabs::API_KEY)
-        .env("ELEVENLABS_URL", tts.base_url())
+        .env("ELEVENLABS_URL", v.tts.base_url())
         .env("RUST_LOG", "warn")
         .env("SHUTDOWN_GRACE_SECS", "5")
         .env_remove("REDIS_URL")
@@ -209,26 +276,61 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok((server, pid, base_url))
+}
+
+async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) -> anyhow::Result<Run> {
+    let d = args.delays;
+    println!(
+        "\n=== {n} concurrent calls, {} caller lines each{} ===",
+        args.lines,
+        if args.barge_in { ", barge-in on line 2" } else { "" }
+    );
+    let rounds = args.duration.map_or(1, |t| t.as_secs() as usize / 15 + 2);
+    for i in 0..n * (args.lines + 2) * rounds {
+        v.dg.say_next([format!("yes please that sounds good number {i}")]);
+    }
+    let (server, pid, base_url) = start_server(args, db, v).await?;
     let (cpu_before, _, rss_idle) = process_usage(pid);
+
+    // Memory over time, sampled every second.
+    let sampler = {
+        let started = Instant::now();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let (_, _, rss) = process_usage(pid);
+                samples.push((started.elapsed().as_secs_f64(), rss as f64));
+                if samples.len() > 100_000 {
+                    return samples;
+                }
+            }
+        })
+    };
 
     // Calls: N at once, either one round or kept up for --duration.
     let voice: Arc<dyn TextToSpeech> = Arc::new(ToneVoice);
     let run_until = args.duration.map(|d| Instant::now() + d);
-    let lines = args.lines;
-    let base_for_calls = base_url.clone();
+    let (lines, barge_in) = (args.lines, args.barge_in);
     let place = move || {
-        let script_lines =
-            (0..lines).map(|_| Line { text: "Yes please that sounds good.".into(), over_agent: false }).collect();
-        let mut script = CallScript::new(&base_for_calls, "+15550001111", "+15557654321", script_lines);
+        let script_lines = (0..lines)
+            .map(|i| Line { text: "Yes please that sounds good.".into(), over_agent: barge_in && i == 1 })
+            .collect();
+        let mut script = CallScript::new(&base_url, "+15550001111", "+15557654321", script_lines);
         script.answer_gap = Duration::from_millis(400);
         let voice = voice.clone();
         tokio::spawn(async move { sim::place_call(&script, voice).await })
     };
-    let mut live: Vec<_> = (0..args.calls).map(|_| place()).collect();
+    // Start the calls over one second, as a busy hour's calls would not all ring at once.
+    let mut live = Vec::with_capacity(n);
+    for _ in 0..n {
+        live.push(place());
+        tokio::time::sleep(Duration::from_micros(1_000_000 / n as u64)).await;
+    }
     let mut reports = Vec::new();
     let mut errors = Vec::new();
-    let mut peak_rss = 0;
-    let mut rss_samples = Vec::new();
     let run_started = Instant::now();
     while !live.is_empty() {
         let (result, _, rest) = futures::future::select_all(live).await;
@@ -238,71 +340,189 @@ async fn main() -> anyhow::Result<()> {
             Ok(Err(e)) => errors.push(format!("{e:#}")),
             Err(e) => errors.push(format!("call task: {e}")),
         }
-        let (_, hwm, rss) = process_usage(pid);
-        peak_rss = peak_rss.max(hwm);
-        rss_samples.push((run_started.elapsed().as_secs_f64(), rss));
         if run_until.is_some_and(|t| Instant::now() < t) {
             live.push(place());
         }
     }
-    let (cpu_after, hwm, _) = process_usage(pid);
-    peak_rss = peak_rss.max(hwm);
+    let (cpu_after, peak_rss, _) = process_usage(pid);
     let wall = run_started.elapsed().as_secs_f64();
+    sampler.abort();
+    let rss_samples = sampler.await.unwrap_or_default();
+    drop(server);
 
     // Figures.
+    let clause_ms = first_clause_ms(REPLY, d.llm_tokens_per_second);
     let (mut server_added, mut to_first_token, mut token_to_tts, mut tts_to_sent) = (vec![], vec![], vec![], vec![]);
     for r in &reports {
-        let Some(call) = calls::find_by_sid(&pool, &r.call_sid).await? else { continue };
-        for t in calls::turns(&pool, call.id).await?.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some())
+        let Some(call) = calls::find_by_sid(pool, &r.call_sid).await? else { continue };
+        for t in calls::turns(pool, call.id).await?.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some())
         {
             let total = ms(t.stt_final_at, t.first_audio_sent_at);
             let llm_wait = ms(t.stt_final_at, t.reply_ready_at).map(|v| v.max(0.0));
             let tts_wait = ms(t.reply_ready_at, t.tts_first_byte_at);
-            if let (Some(total), Some(llm_wait), Some(tts_wait)) = (total, llm_wait, tts_wait) {
-                // Ours: everything but the model's wait and the modeled synthesis delay.
-                let tts_ours = (tts_wait - d.tts_first_byte_ms as f64).max(0.0);
-                server_added.push(total - llm_wait - tts_wait + tts_ours);
+            if let (Some(total), Some(llm_wait)) = (total, llm_wait) {
+                // Ours: everything but the modeled vendors: the model's first token, the
+                // model streaming the first clause (none when an early start had the reply
+                // ready at the final), and the synthesizer's first byte.
+                let streaming = if llm_wait > 1.0 { clause_ms } else { 0.0 };
+                server_added.push(total - llm_wait - streaming - d.tts_first_byte_ms as f64);
             }
             to_first_token.extend(ms(t.stt_final_at, t.reply_ready_at));
             token_to_tts.extend(tts_wait);
             tts_to_sent.extend(ms(t.tts_first_byte_at, t.first_audio_sent_at));
         }
     }
-    let voice_to_voice: Vec<f64> =
-        reports.iter().flat_map(|r| r.response_times.iter().map(|d| d.as_secs_f64() * 1000.0)).collect();
-    let late_frames: Vec<u64> = reports.iter().map(|r| r.late_frames).collect();
-    let calls_done = reports.len().max(1) as f64;
-    println!("\n{} calls completed in {wall:.1} s, {} errors", reports.len(), errors.len());
+    let millis = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let voice_to_voice: Vec<f64> = reports.iter().flat_map(|r| r.response_times.iter().map(millis)).collect();
+    let barge_in: Vec<f64> = reports.iter().flat_map(|r| r.barge_in_times.iter().map(millis)).collect();
+    let late: Vec<u64> = reports.iter().map(|r| r.late_frames).collect();
+    let marks_after_clear: usize = reports.iter().map(|r| r.marks_after_clear).sum();
+    let completed = reports.len().max(1) as f64;
+    // Endpointing silence the recogniser waits for (300 ms), then the modeled delays.
+    let floor = 300.0 + (d.stt_final_ms + d.llm_first_token_ms + d.tts_first_byte_ms) as f64;
+    println!("{} calls completed in {wall:.1} s, {} errors", reports.len(), errors.len());
     let stages = vec![
-        percentiles("server-added (STT final -> first frame, minus vendors)", server_added),
+        percentiles("server-added (STT final -> first frame, minus vendors)", server_added.clone()),
         percentiles("STT final -> first LLM token (modeled + early start)", to_first_token),
         percentiles("first LLM token -> first TTS byte", token_to_tts),
         percentiles("first TTS byte -> first frame sent", tts_to_sent),
-        percentiles("voice to voice (caller's last frame -> agent audio)", voice_to_voice),
+        percentiles("voice to voice (caller's last frame -> agent audio)", voice_to_voice.clone()),
+        percentiles("barge-in (caller's first frame over agent -> clear)", barge_in.clone()),
     ];
-    let total_late: u64 = late_frames.iter().sum();
-    let calls_with_late = late_frames.iter().filter(|l| **l > 0).count();
-    let cpu = cpu_after - cpu_before;
-    println!("late outbound frames: {total_late} in total, {calls_with_late} calls with any");
+    let v2v_p50 = stages[4]["p50_ms"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "server CPU {cpu:.2} s over {wall:.1} s ({:.3} cores, {:.3} CPU-s per call); peak RSS {} KiB (idle {} KiB, {:.0} KiB per concurrent call)",
+        "modeled provider floor {floor:.0} ms (endpointing 300 + stt + llm + tts); voice-to-voice p50 is {:+.1} ms from it",
+        v2v_p50 - floor
+    );
+    let total_late: u64 = late.iter().sum();
+    let calls_with_late = late.iter().filter(|l| **l > 0).count();
+    let cpu = cpu_after - cpu_before;
+    let rss_per_call = peak_rss.saturating_sub(rss_idle) as f64 / n as f64;
+    println!(
+        "late outbound frames: {total_late} in total, {calls_with_late} calls with any; marks of a cleared turn after its clear: {marks_after_clear}"
+    );
+    println!(
+        "server CPU {cpu:.2} s over {wall:.1} s ({:.3} cores, {:.3} CPU-s per call); peak RSS {peak_rss} KiB (idle {rss_idle} KiB, {rss_per_call:.0} KiB per concurrent call)",
         cpu / wall,
-        cpu / calls_done,
-        peak_rss,
-        rss_idle,
-        (peak_rss.saturating_sub(rss_idle)) as f64 / args.calls as f64
+        cpu / completed,
     );
     for e in errors.iter().take(5) {
         println!("error: {e}");
     }
     let summary = json!({
-        "calls": args.calls, "lines_per_call": args.lines, "delays": format!("{d:?}"), "completed": reports.len(),
-        "errors": errors, "stages": stages, "late_frames_total": total_late, "calls_with_late_frames": calls_with_late,
-        "server_cpu_seconds": cpu, "wall_seconds": wall, "peak_rss_kib": peak_rss, "idle_rss_kib": rss_idle,
+        "calls": n, "lines_per_call": args.lines, "barge_in": args.barge_in, "pinned": args.pin,
+        "delays": format!("{d:?}"), "pace_ms_per_char": args.pace_ms, "completed": reports.len(),
+        "errors": errors, "stages": stages, "modeled_floor_ms": floor, "late_frames_total": total_late,
+        "calls_with_late_frames": calls_with_late, "marks_after_clear": marks_after_clear,
+        "server_cpu_seconds": cpu, "wall_seconds": wall, "server_cores": cpu / wall,
+        "peak_rss_kib": peak_rss, "idle_rss_kib": rss_idle, "rss_per_call_kib": rss_per_call,
         "rss_over_time_kib": rss_samples,
     });
-    support::write_results(&format!("calls-{}.json", args.calls), &summary)?;
-    drop(server);
+    Ok(Run {
+        calls: n,
+        server_added,
+        voice_to_voice,
+        barge_in,
+        late_frames: total_late,
+        cpu_cores: cpu / wall,
+        rss_samples,
+        summary,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = args()?;
+    if args.pin {
+        // This process (callers and vendor fakes) on CPU 1, the server on CPU 0.
+        let status = Command::new("taskset")
+            .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            bail!("--pin needs taskset (util-linux) and two CPUs");
+        }
+    }
+    println!(
+        "calls {:?}, {} caller lines each, delays {:?}, duration {:?}, pace {} ms/char, pinned {}",
+        args.calls, args.lines, args.delays, args.duration, args.pace_ms, args.pin
+    );
+    let v = vendors(&args).await;
+    let (db, pool) = support::database(Some("Hello, Bright Smile Dental, how can I help?")).await?;
+    let mut runs = Vec::new();
+    for &n in &args.calls {
+        runs.push(run(&args, n, &v, &db, &pool).await?);
+    }
     pool.close().await;
+
+    // Results and plots.
+    let tag = if args.calls.len() > 1 {
+        "sweep".to_owned()
+    } else if args.duration.is_some() {
+        format!("soak-{}", args.calls[0])
+    } else {
+        args.calls[0].to_string()
+    };
+    let dir = support::results_dir()?;
+    support::write_results(&format!("calls-{tag}.json"), &json!(runs.iter().map(|r| &r.summary).collect::<Vec<_>>()))?;
+    let last = runs.last().context("no run")?;
+    let mut distributions = vec![
+        Series { name: "server-added (STT final -> first frame, minus vendors)", points: cdf(&last.server_added) },
+        Series { name: "voice to voice", points: cdf(&last.voice_to_voice) },
+    ];
+    if !last.barge_in.is_empty() {
+        distributions.push(Series { name: "barge-in (caller speaks -> clear)", points: cdf(&last.barge_in) });
+    }
+    for s in &distributions {
+        plots::lines(
+            &dir.join(format!(
+                "calls-{tag}-{}.svg",
+                s.name.split_whitespace().next().unwrap_or("latency").trim_end_matches(':')
+            )),
+            &format!("{} at {} concurrent calls", s.name, last.calls),
+            "milliseconds",
+            "fraction of turns at or below",
+            std::slice::from_ref(s),
+            false,
+        )?;
+    }
+    if runs.len() > 1 {
+        let curve = |f: &dyn Fn(&Run) -> f64| runs.iter().map(|r| (r.calls as f64, f(r))).collect::<Vec<_>>();
+        let pick = |r: &Run, stage: usize, p: &str| r.summary["stages"][stage][p].as_f64().unwrap_or(0.0);
+        plots::lines(
+            &dir.join("calls-sweep-latency.svg"),
+            "Server-added turn latency against concurrent calls",
+            "concurrent calls",
+            "milliseconds",
+            &[
+                Series { name: "p50", points: curve(&|r| pick(r, 0, "p50_ms")) },
+                Series { name: "p99", points: curve(&|r| pick(r, 0, "p99_ms")) },
+            ],
+            true,
+        )?;
+        plots::lines(
+            &dir.join("calls-sweep-late-frames.svg"),
+            "Late outbound frames and server CPU against concurrent calls",
+            "concurrent calls",
+            "late frames per call / server cores x 10",
+            &[
+                Series { name: "late frames per call", points: curve(&|r| r.late_frames as f64 / r.calls as f64) },
+                Series { name: "server cores x 10", points: curve(&|r| r.cpu_cores * 10.0) },
+            ],
+            true,
+        )?;
+    }
+    if args.duration.is_some() {
+        let points: Vec<(f64, f64)> = last.rss_samples.iter().map(|(t, kib)| (*t / 60.0, *kib / 1024.0)).collect();
+        plots::lines(
+            &dir.join(format!("calls-{tag}-rss.svg")),
+            &format!("Server resident memory, {} calls kept live", last.calls),
+            "minutes",
+            "MiB",
+            &[Series { name: "RSS", points }],
+            false,
+        )?;
+    }
     Ok(())
 }

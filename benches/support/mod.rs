@@ -2,6 +2,8 @@
 //! and where results are written.
 #![allow(dead_code)]
 
+pub mod plots;
+
 use ringlypro::cli::{TenantAddArgs, add_tenant};
 use ringlypro::storage::postgres;
 use serde_json::json;
@@ -61,14 +63,19 @@ pub fn ms(from: Option<chrono::DateTime<chrono::Utc>>, to: Option<chrono::DateTi
     Some((to? - from?).num_microseconds()? as f64 / 1000.0)
 }
 
-/// Writes a result file under `$CARGO_TARGET_DIR/bench-results/` and says where.
-pub fn write_results(file: &str, value: &serde_json::Value) -> anyhow::Result<()> {
+/// Where results and plots go: `$CARGO_TARGET_DIR/bench-results/` (created).
+pub fn results_dir() -> anyhow::Result<std::path::PathBuf> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("bench-results");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(file);
+    Ok(dir)
+}
+
+/// Writes a result file under [`results_dir`] and says where.
+pub fn write_results(file: &str, value: &serde_json::Value) -> anyhow::Result<()> {
+    let path = results_dir()?.join(file);
     std::fs::write(&path, serde_json::to_string_pretty(value)?)?;
     println!("written to {}", path.display());
     Ok(())

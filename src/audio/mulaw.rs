@@ -51,6 +51,15 @@ pub fn encode(sample: i16) -> u8 {
 }
 
 /// Decodes `bytes` and appends the samples to `out`.
+/// Mean absolute sample level of μ-law audio (0 for silence): a cheap voice-activity cue.
+pub fn mean_level(bytes: &[u8]) -> u32 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    let sum: u32 = bytes.iter().map(|b| DECODE[*b as usize].unsigned_abs() as u32).sum();
+    sum / bytes.len() as u32
+}
+
 pub fn decode_into(bytes: &[u8], out: &mut Vec<i16>) {
     out.reserve(bytes.len());
     out.extend(bytes.iter().map(|&b| decode(b)));

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::audio::mulaw;
 use crate::call::conversation::{self, LlmConversation};
 use crate::call::engines::Engines;
 use crate::call::playback::{self, Playback, Send};
@@ -196,6 +197,11 @@ pub struct CallActor {
     last_interim: String,
     /// Speech over the agent that may become a barge-in.
     barge_deadline: Option<Instant>,
+    /// When the agent went quiet for the caller's speech (a hold, not yet a barge-in).
+    held_at: Option<Instant>,
+    /// The caller's last loud frame: the recogniser may say nothing for a while during
+    /// speech, and the agent must not resume over a caller who is still talking.
+    caller_voice_at: Option<Instant>,
     last_activity: Instant,
     started: Instant,
     hangup_requested: bool,
@@ -222,6 +228,10 @@ struct Resume {
 
 /// How long after a cut-off the agent waits for words before resuming.
 const RESUME_AFTER: Duration = Duration::from_millis(1500);
+/// Mean absolute level (of 32767) above which a caller's frame counts as their voice.
+const CALLER_VOICE_LEVEL: u32 = 400;
+/// How long the agent holds for a sound over it that never becomes words.
+const MAX_HOLD_WITHOUT_WORDS: Duration = Duration::from_millis(1500);
 
 impl CallActor {
     pub fn new(deps: CallDeps, setup: CallSetup, output: mpsc::Sender<CallOutput>) -> Self {
@@ -258,6 +268,8 @@ impl CallActor {
             turns: Vec::new(),
             failures: Vec::new(),
             speech_started_at: None,
+            held_at: None,
+            caller_voice_at: None,
             last_interim_at: None,
             last_interim_changed: None,
             last_interim: String::new(),
@@ -397,6 +409,9 @@ impl CallActor {
     async fn on_input(&mut self, msg: CallInput) {
         match msg {
             CallInput::Audio(bytes) => {
+                if mulaw::mean_level(&bytes) >= CALLER_VOICE_LEVEL {
+                    self.caller_voice_at = Some(Instant::now());
+                }
                 if let Some(stt) = &self.stt {
                     // Never block the call on a slow recogniser: drop and count instead.
                     if let Err(mpsc::error::TrySendError::Full(_)) = stt.input.try_send(SttInput::Audio(bytes)) {
@@ -477,8 +492,11 @@ impl CallActor {
             SttEvent::SpeechStarted => {
                 self.last_activity = now;
                 self.speech_started_at.get_or_insert_with(Utc::now);
-                if self.agent_is_speaking(now) && self.barge_deadline.is_none() {
-                    self.barge_deadline = Some(now + self.deps.settings.barge_in_after);
+                if self.agent_is_speaking(now) {
+                    self.hold_for_caller(now).await;
+                    if self.barge_deadline.is_none() {
+                        self.barge_deadline = Some(now + self.deps.settings.barge_in_after);
+                    }
                 }
             }
             SttEvent::Interim { text } => {
@@ -494,7 +512,9 @@ impl CallActor {
                     }
                 }
                 if self.agent_is_speaking(now) && !text.trim().is_empty() && !nlu::is_backchannel(&text) {
-                    // Real words over the agent: once they have lasted long enough, stop talking.
+                    // Real words over the agent: hold now; once they have lasted long enough,
+                    // the turn is over.
+                    self.hold_for_caller(now).await;
                     match self.barge_deadline {
                         Some(deadline) if deadline <= now => self.interrupt(true).await,
                         Some(_) => {}
@@ -508,11 +528,13 @@ impl CallActor {
                 let speaking = self.agent_is_speaking(now);
                 if text.is_empty() {
                     self.barge_deadline = None;
+                    self.end_hold();
                     self.resume_if_false_interruption().await;
                 } else if (speaking || self.resume.is_some()) && nlu::is_backchannel(&text) {
                     // "mhm", "okay": the caller is listening, not taking the floor.
                     tracing::debug!(call_sid = %self.setup.call_sid, text, "backchannel ignored");
                     self.barge_deadline = None;
+                    self.end_hold();
                     self.reset_caller_turn();
                     self.resume_if_false_interruption().await;
                 } else {
@@ -557,8 +579,41 @@ impl CallActor {
         {
             self.interrupt(true).await;
         } else if self.agent_is_speaking(now) && self.last_interim.trim().is_empty() {
-            // Speech without words yet: wait for the recogniser to tell what it was.
-            self.barge_deadline = Some(now + self.deps.settings.barge_in_after);
+            let voice_stopped = self.caller_voice_at.is_none_or(|v| now.duration_since(v) >= MAX_HOLD_WITHOUT_WORDS);
+            let held_for = self.held_at.map_or(Duration::ZERO, |t| now.duration_since(t));
+            // Noise that goes on and on (a television) does not keep the agent quiet forever.
+            if held_for >= MAX_HOLD_WITHOUT_WORDS && (voice_stopped || held_for >= 3 * MAX_HOLD_WITHOUT_WORDS) {
+                // Noise the recogniser never turned into words: go on talking.
+                self.end_hold();
+            } else {
+                // Speech without words yet: wait for the recogniser to tell what it was.
+                self.barge_deadline = Some(now + self.deps.settings.barge_in_after);
+            }
+        }
+    }
+
+    /// The caller started to speak over the agent: stop the audio at once (`clear`), keeping
+    /// the unplayed rest, until it is clear whether they are taking the floor (barge-in) or
+    /// only made a sound (the turn goes on from where it stopped).
+    async fn hold_for_caller(&mut self, now: Instant) {
+        if self.setup.relay || self.held_at.is_some() || self.speaking.is_none() {
+            return;
+        }
+        self.held_at = Some(now);
+        self.send(CallOutput::Clear).await;
+        self.playback.pause();
+        if let Some(started) = self.speech_started_at {
+            let waited = (Utc::now() - started).to_std().unwrap_or_default();
+            metrics::histogram!("ringlypro_barge_in_seconds").record(waited.as_secs_f64());
+        }
+        tracing::debug!(call_sid = %self.setup.call_sid, "holding for the caller");
+    }
+
+    /// The speech over the agent came to nothing: the agent goes on.
+    fn end_hold(&mut self) {
+        if self.held_at.take().is_some() {
+            self.playback.unpause();
+            tracing::debug!(call_sid = %self.setup.call_sid, "hold over: the agent goes on");
         }
     }
 
@@ -579,10 +634,11 @@ impl CallActor {
         self.barge_deadline = None;
         self.resume = None;
         let reply = self.reply.take();
+        let held = self.held_at.take().is_some();
         let Some(turn) = self.speaking.take() else {
             return;
         };
-        if !self.setup.relay {
+        if !self.setup.relay && !held {
             self.send(CallOutput::Clear).await;
         }
         self.tts = None; // dropping the turn closes its context; its audio is never read again
@@ -1080,6 +1136,7 @@ impl CallActor {
         });
         if !self.setup.relay {
             self.playback.start_turn();
+            self.held_at = None;
             self.tts = Some(self.tts_call.start_turn());
         }
         self.speaking = Some(AgentTurn {
@@ -1283,7 +1340,8 @@ impl CallActor {
         }
         self.maybe_start_early(now);
         // No word from the recogniser since (a cough may never produce a final at all).
-        let quiet = now.duration_since(self.last_activity) >= RESUME_AFTER;
+        let last_heard = self.caller_voice_at.map_or(self.last_activity, |v| v.max(self.last_activity));
+        let quiet = now.duration_since(last_heard) >= RESUME_AFTER;
         if self.resume.as_ref().is_some_and(|r| now.duration_since(r.at) >= RESUME_AFTER) && quiet {
             self.resume_if_false_interruption().await;
         }

@@ -13,6 +13,9 @@ pub const BYTES_PER_MS: usize = 8;
 pub const CHUNK_BYTES: usize = 40 * BYTES_PER_MS;
 /// How far ahead of playback we keep Twilio's buffer filled.
 pub const LEAD: Duration = Duration::from_millis(160);
+/// Audio kept after sending, so a hold can take back what Twilio had not played yet (the
+/// lead plus marks still on their way back): one second.
+const SENT_TAIL_BYTES: usize = 1000 * BYTES_PER_MS;
 
 /// One thing to put on the wire.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +39,10 @@ pub struct Playback {
     generation: u64,
     next_mark: u64,
     first_mark_seen: bool,
+    /// The last bytes sent, oldest first (at most [`SENT_TAIL_BYTES`]).
+    sent_tail: VecDeque<u8>,
+    /// Holding for the caller: nothing is sent until [`Playback::unpause`].
+    paused: bool,
 }
 
 impl Default for Playback {
@@ -56,6 +63,8 @@ impl Playback {
             generation: 0,
             next_mark: 0,
             first_mark_seen: false,
+            sent_tail: VecDeque::with_capacity(SENT_TAIL_BYTES),
+            paused: false,
         }
     }
 
@@ -66,6 +75,8 @@ impl Playback {
         self.sent_bytes = 0;
         self.heard_bytes = 0;
         self.first_mark_seen = false;
+        self.sent_tail.clear();
+        self.paused = false;
         self.generation += 1;
     }
 
@@ -81,6 +92,9 @@ impl Playback {
 
     /// What to send now to keep [`LEAD`] of audio ahead of playback.
     pub fn pump(&mut self, now: Instant, out: &mut Vec<Send>) {
+        if self.paused {
+            return;
+        }
         loop {
             let ahead = self.play_end.map_or(Duration::ZERO, |end| end.saturating_duration_since(now));
             if ahead >= LEAD {
@@ -94,6 +108,9 @@ impl Playback {
                 return;
             };
             let chunk: Vec<u8> = self.pending.drain(..take).collect();
+            let overflow = (self.sent_tail.len() + take).saturating_sub(SENT_TAIL_BYTES);
+            self.sent_tail.drain(..overflow.min(self.sent_tail.len()));
+            self.sent_tail.extend(&chunk);
             let duration = Duration::from_millis((take / BYTES_PER_MS) as u64);
             let start = self.play_end.filter(|end| *end > now).unwrap_or(now);
             self.play_end = Some(start + duration);
@@ -141,6 +158,35 @@ impl Playback {
         !self.pending.is_empty()
     }
 
+    /// The caller started to speak over the agent: after a `clear`, take back what Twilio
+    /// had not played (by the marks echoed so far) and send nothing until
+    /// [`Playback::unpause`]. If the caller was only coughing, the turn goes on from where
+    /// it stopped without synthesizing anything again.
+    pub fn pause(&mut self) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        let unheard = self.sent_bytes.saturating_sub(self.heard_bytes).min(self.sent_tail.len());
+        for byte in self.sent_tail.drain(self.sent_tail.len() - unheard..).rev() {
+            self.pending.push_front(byte);
+        }
+        self.sent_bytes -= unheard;
+        // Twilio echoes every pending mark on `clear`; those echoes must not count as heard.
+        self.marks.clear();
+        self.play_end = None;
+    }
+
+    /// The hold is over: sending resumes with the audio taken back by [`Playback::pause`].
+    pub fn unpause(&mut self) {
+        self.paused = false;
+    }
+
+    /// Holding for the caller (see [`Playback::pause`]).
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
     /// Barge-in: forget everything not yet played. Returns the fraction of the turn's
     /// audio the caller heard (by the marks echoed before the clear).
     pub fn clear(&mut self) -> f32 {
@@ -148,6 +194,8 @@ impl Playback {
         let heard = if total == 0 { 0.0 } else { self.heard_bytes as f32 / total as f32 };
         self.pending.clear();
         self.marks.clear();
+        self.sent_tail.clear();
+        self.paused = false;
         self.play_end = None;
         self.finished_input = true;
         heard.clamp(0.0, 1.0)
@@ -241,6 +289,36 @@ mod tests {
             p.on_mark(m);
         }
         assert!(p.is_done(t0 + Duration::from_millis(41)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_takes_back_what_was_not_played_and_resumes_from_there() {
+        let mut p = Playback::new();
+        p.start_turn();
+        // Ten chunks, each filled with its own number, so the order can be checked.
+        for n in 0..10u8 {
+            p.push(&[n; CHUNK_BYTES]);
+        }
+        p.finish_input();
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        p.pump(t0, &mut out);
+        let marks: Vec<String> =
+            out.iter().filter_map(|s| if let Send::Mark(m) = s { Some(m.clone()) } else { None }).collect();
+        assert_eq!(marks.len(), 4);
+        p.on_mark(&marks[0]); // chunk 0 played; 1..=3 were still in Twilio's buffer
+        p.pause();
+        assert!(p.is_paused());
+        out.clear();
+        p.pump(t0 + Duration::from_millis(500), &mut out);
+        assert!(out.is_empty(), "nothing is sent during a hold");
+        assert!(!p.on_mark(&marks[2]), "marks echoed by the clear do not count as heard");
+        assert!((p.heard_fraction() - 0.1).abs() < 1e-6, "one chunk of ten heard");
+        p.unpause();
+        p.pump(t0 + Duration::from_millis(500), &mut out);
+        let resumed: Vec<u8> =
+            out.iter().filter_map(|s| if let Send::Audio(a) = s { Some(a[0]) } else { None }).collect();
+        assert_eq!(resumed, vec![1, 2, 3, 4], "the turn goes on from the first unplayed chunk");
     }
 
     #[test]

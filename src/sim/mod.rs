@@ -85,6 +85,11 @@ pub struct Report {
     pub received: Vec<String>,
     /// 20 ms frames of silence a real-time player heard inside an agent turn (audio late).
     pub late_frames: u64,
+    /// For each line spoken over the agent: from its first audio frame to the `clear`.
+    pub barge_in_times: Vec<Duration>,
+    /// Marks of a cleared turn received after its `clear` (audio of the old turn sent late;
+    /// after a false interruption the resumed turn's marks count here too).
+    pub marks_after_clear: usize,
 }
 
 impl Report {
@@ -167,6 +172,8 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
         response_times: Vec::new(),
         received: Vec::new(),
         late_frames: 0,
+        barge_in_times: Vec::new(),
+        marks_after_clear: 0,
     };
     if let Some(stream_url) = &instructions.stream_url {
         converse(script, voice, stream_url, &instructions.parameters, &call_sid, &account_sid, &mut report).await?;
@@ -346,6 +353,9 @@ async fn converse(
     let mut done_at: Option<Instant> = None;
     let mut line_ended_at: Option<Instant> = None;
     let mut server_closed = false;
+    let mut barge_started: Option<Instant> = None;
+    let mut last_generation: Option<u64> = None;
+    let mut cleared_generation: Option<u64> = None;
 
     loop {
         tokio::select! {
@@ -374,6 +384,11 @@ async fn converse(
                     }
                     Some("mark") => {
                         if let Some(name) = frame["mark"]["name"].as_str() {
+                            let generation = name.split('-').next().and_then(|g| g.parse::<u64>().ok());
+                            if generation.is_some() && generation <= cleared_generation {
+                                report.marks_after_clear += 1;
+                            }
+                            last_generation = generation.or(last_generation);
                             report.received.push(format!("mark:{name}"));
                             player.push_mark(name.to_owned());
                         }
@@ -381,6 +396,10 @@ async fn converse(
                     Some("clear") => {
                         report.clears += 1;
                         report.received.push("clear".into());
+                        if let Some(t) = barge_started.take() {
+                            report.barge_in_times.push(t.elapsed());
+                        }
+                        cleared_generation = last_generation;
                         let (dropped, marks) = player.clear();
                         report.cleared_audio_ms += dropped as u64 / 8;
                         for name in marks {
@@ -408,7 +427,8 @@ async fn converse(
                     let barge_moment = next_over
                         && agent_turn_started.is_some_and(|t| now.duration_since(t) > Duration::from_millis(1200));
                     if agent_done || barge_moment {
-                        if let Some((_, audio)) = lines.pop_front() {
+                        if let Some((line, audio)) = lines.pop_front() {
+                            barge_started = (line.over_agent && barge_moment).then_some(now);
                             speaking = Some((audio, 0));
                             agent_spoke_since_line = false;
                         } else if done_at.is_none() {

@@ -82,15 +82,30 @@ pub async fn run(
     let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
     let writer = tokio::spawn(
         async move {
-            while let Some(out) = out_rx.recv().await {
-                match write(out) {
-                    Outbound::Frame(frame) => {
-                        if sink.send(Message::Text(frame.into())).await.is_err() {
-                            return;
+            // Everything the actor has queued goes out in one write (a chunk of audio and
+            // its mark are one syscall, not two).
+            let mut batch = Vec::with_capacity(8);
+            'frames: while out_rx.recv_many(&mut batch, 16).await > 0 {
+                let mut close = false;
+                for out in batch.drain(..) {
+                    match write(out) {
+                        Outbound::Frame(frame) => {
+                            if sink.feed(Message::Text(frame.into())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Outbound::Skip => {}
+                        Outbound::Close => {
+                            close = true;
+                            break;
                         }
                     }
-                    Outbound::Skip => {}
-                    Outbound::Close => break,
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+                if close {
+                    break 'frames;
                 }
             }
             let _ = sink.close().await;

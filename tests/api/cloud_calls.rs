@@ -390,3 +390,41 @@ async fn a_recogniser_that_refuses_the_call_is_replaced_by_the_local_one() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_sound_over_the_agent_holds_it_and_the_turn_goes_on_from_where_it_stopped() {
+    let dg = FakeDeepgram::start().await;
+    dg.final_delay(Duration::ZERO);
+    let app = spawn_app_with(Options { engines: Some(cloud_engines(&dg, None)), ..Options::default() }).await;
+    app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    let voice = Arc::new(FliteTts::default());
+    // A caller who listens to the whole greeting, then one who coughs over it.
+    let mut quiet = CallScript::new(&app.base_url, "+15550001111", "+15557654321", vec![]);
+    quiet.answer_gap = Duration::from_millis(1500);
+    let quiet = sim::place_call(&quiet, voice.clone()).await.unwrap();
+    assert_eq!(quiet.clears, 0);
+    dg.say_next([""]); // speech energy, no words
+    let mut script = CallScript::new(
+        &app.base_url,
+        "+15550001111",
+        "+15557654321",
+        vec![Line { text: "Hm.".into(), over_agent: true }],
+    );
+    script.answer_gap = Duration::from_millis(1500);
+    let report = sim::place_call(&script, voice).await.unwrap();
+    assert_eq!(report.clears, 1, "the agent went quiet at once: {:?}", report.received);
+
+    let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
+    let turns = calls::turns(&app.pool, call.id).await.unwrap();
+    assert!(!turns[0].interrupted, "a cough is not a barge-in: {turns:#?}");
+    assert!(turns.iter().all(|t| t.speaker != "caller"), "{turns:#?}");
+    // The whole greeting was heard once the hold ended: what the clear dropped was sent
+    // again, and nothing was said twice.
+    let heard_ms = report.agent_audio_ms - report.cleared_audio_ms;
+    assert!(
+        heard_ms.abs_diff(quiet.agent_audio_ms) <= 80,
+        "heard {heard_ms} ms; the greeting is {} ms",
+        quiet.agent_audio_ms
+    );
+    app.stop().await;
+}

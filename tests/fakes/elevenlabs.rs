@@ -44,6 +44,17 @@ pub fn audio_for(text: &str) -> Vec<u8> {
     text.chars().flat_map(|c| [byte_for(c); BYTES_PER_CHAR]).collect()
 }
 
+/// The fake's audio for `text` at a speaking pace of `ms_per_char` milliseconds a
+/// character (1 is [`audio_for`]; about 65 is a real voice).
+pub fn audio_at_pace(text: &str, ms_per_char: usize) -> Vec<u8> {
+    let per_char = BYTES_PER_CHAR * ms_per_char.max(1);
+    let mut audio = Vec::with_capacity(text.len() * per_char);
+    for c in text.chars() {
+        audio.resize(audio.len() + per_char, byte_for(c));
+    }
+    audio
+}
+
 /// The text the fake's audio spells (whitespace comes back as spaces).
 pub fn text_of(audio: &[u8]) -> String {
     audio
@@ -88,6 +99,9 @@ pub struct Knobs {
     pub max_contexts: usize,
     /// Spell the final flag `is_final` instead of `isFinal`.
     pub snake_case_final: bool,
+    /// Milliseconds of audio a character: 1 keeps tests fast and the audio spellable with
+    /// [`text_of`]; about 65 gives turns as long as a real voice's.
+    pub ms_per_char: usize,
 }
 
 impl Default for Knobs {
@@ -104,6 +118,7 @@ impl Default for Knobs {
             inactivity_timeout: Duration::from_secs(20),
             max_contexts: 5,
             snake_case_final: false,
+            ms_per_char: 1,
         }
     }
 }
@@ -542,7 +557,7 @@ impl Connection {
             if context.queue.front().is_some_and(|chunk| chunk.ready_at <= now)
                 && let Some(chunk) = context.queue.pop_front()
             {
-                let audio = audio_for(&chunk.text);
+                let audio = audio_at_pace(&chunk.text, knobs.ms_per_char);
                 {
                     let mut log = self.shared.log();
                     let entry = &mut log.contexts[context.log];
