@@ -398,6 +398,11 @@ async fn pages_send_anonymous_visitors_to_sign_in_and_apis_answer_401() {
     assert_eq!(page.headers()[LOCATION], "/login?next=%2Fapp%3Ftab%3D1");
     let home = client.get(format!("{}/", app.base_url)).send().await.unwrap();
     assert_eq!(home.headers()[LOCATION], "/login");
+    for form in ["/signup", "/login?next=%2Fapp", "/password/forgot"] {
+        let page = client.get(format!("{}{form}", app.base_url)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{form}");
+        assert!(page.text().await.unwrap().contains("<form"), "{form}");
+    }
     let api = me(&app, &client).await;
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
     let body: Value = api.json().await.unwrap();
@@ -421,6 +426,8 @@ async fn pages_send_anonymous_visitors_to_sign_in_and_apis_answer_401() {
     api_signup(&app, &client, "dana@example.com", "Bright Smile Dental").await;
     let home = client.get(format!("{}/", app.base_url)).send().await.unwrap();
     assert_eq!(home.headers()[LOCATION], "/app");
+    let signed_in = client.get(format!("{}/login", app.base_url)).send().await.unwrap();
+    assert_eq!(signed_in.headers()[LOCATION], "/app", "a signed-in owner skips the sign-in form");
     app.stop().await;
 }
 
@@ -828,5 +835,53 @@ async fn attaching_the_demo_owner_twice_keeps_one_account_that_can_sign_in() {
     let who: Value = me(&app, &client).await.json().await.unwrap();
     assert_eq!(who["client_id"], tenant);
     assert_eq!(who["ringlypro_number"], "+15550001111");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_routes_refuse_owners_who_are_not_administrators() {
+    use axum::routing::get;
+    use ringlypro::web::auth::Admin;
+
+    let app = spawn_app().await;
+    let signed_up = api_signup(&app, &browser(), "dana@example.com", "Bright Smile Dental").await;
+    let login = browser()
+        .post(format!("{}/api/auth/login", app.base_url))
+        .json(&json!({ "email": "dana@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    // A page built on the extractor, as the admin screens will be.
+    let router = axum::Router::new()
+        .route("/admin/tenants", get(|Admin(owner): Admin| async move { format!("hello admin {}", owner.user_id) }))
+        .route("/api/admin/tenants", get(|_: Admin| async { "[]" }))
+        .with_state(app.state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut request = client.get(format!("{base}{path}"));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send()
+    };
+
+    let anonymous = get("/admin/tenants", None).await.unwrap();
+    assert_eq!(anonymous.headers()[LOCATION], "/login?next=%2Fadmin%2Ftenants");
+    assert_eq!(get("/api/admin/tenants", None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let owner = get("/admin/tenants", Some(&cookie)).await.unwrap();
+    assert_eq!(owner.status(), StatusCode::FORBIDDEN);
+    assert!(owner.text().await.unwrap().contains("administrators"));
+    let api = get("/api/admin/tenants", Some(&cookie)).await.unwrap();
+    assert_eq!(api.status(), StatusCode::FORBIDDEN);
+    assert!(api.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("administrators"));
+
+    sqlx::query("UPDATE users SET is_admin = true").execute(&app.pool).await.unwrap();
+    let admin = get("/admin/tenants", Some(&cookie)).await.unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+    assert_eq!(admin.text().await.unwrap(), format!("hello admin {}", signed_up["user_id"]));
     app.stop().await;
 }
