@@ -31,6 +31,52 @@ pub struct Config {
     pub providers: ProviderKeys,
     /// `VOICE_PATH=relay`: every call uses ConversationRelay (otherwise per tenant).
     pub relay_for_all: bool,
+    /// Owners' accounts: password hashing cost, the number pool, login limits.
+    pub accounts: AccountSettings,
+}
+
+/// How owners' accounts are protected and provisioned.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// `PASSWORD_HASH_MEMORY_KIB`, `PASSWORD_HASH_ITERATIONS`, `PASSWORD_HASH_PARALLELISM`:
+    /// argon2id cost. The defaults are the OWASP minimums; tests lower them.
+    pub password_cost: PasswordCost,
+    /// `RINGLYPRO_NUMBER_POOL`: comma-separated E.164 numbers added to the pool at start.
+    pub number_pool: Vec<String>,
+    /// `LOGIN_ATTEMPTS_PER_MINUTE`: sign-in (and signup, reset request) attempts one
+    /// client address may make per minute.
+    pub attempts_per_ip_per_minute: u32,
+    /// `LOGIN_FAILURES_PER_ACCOUNT`: wrong passwords one account tolerates per 15 minutes.
+    pub failures_per_account: u32,
+    /// `CLIENT_IP_HEADER`: the header a trusted proxy puts the caller's address in (on
+    /// Fly, `Fly-Client-IP`); unset means the TCP peer address.
+    pub client_ip_header: Option<String>,
+}
+
+/// argon2id parameters for new password hashes (existing hashes carry their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            password_cost: PasswordCost::default(),
+            number_pool: Vec::new(),
+            attempts_per_ip_per_minute: 10,
+            failures_per_account: 5,
+            client_ip_header: None,
+        }
+    }
 }
 
 /// Keys and endpoints of the cloud providers (secrets redacted in `Debug`).
@@ -108,7 +154,9 @@ impl Config {
             Some("relay") => true,
             Some(other) => anyhow::bail!("VOICE_PATH must be stream or relay, got {other:?}"),
         };
+        let accounts = account_settings(&get)?;
         Ok(Self {
+            accounts,
             relay_for_all,
             providers,
             shutdown_grace,
@@ -128,6 +176,20 @@ impl Config {
         self.twilio_auth_token.is_none()
     }
 
+    /// Cookies carry `Secure` when the app is served over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// `scheme://host[:port]` of `public_url`: what browsers send as `Origin`.
+    pub fn public_origin(&self) -> &str {
+        let after_scheme = self.public_url.find("://").map(|i| i + 3).unwrap_or(0);
+        match self.public_url[after_scheme..].find('/') {
+            Some(slash) => &self.public_url[..after_scheme + slash],
+            None => &self.public_url,
+        }
+    }
+
     /// The WebSocket base matching `public_url` (`https` → `wss`, `http` → `ws`).
     pub fn public_ws_url(&self) -> String {
         if let Some(rest) = self.public_url.strip_prefix("https://") {
@@ -138,6 +200,37 @@ impl Config {
             self.public_url.clone()
         }
     }
+}
+
+fn account_settings(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<AccountSettings> {
+    let number = |name: &str, default: u32| -> anyhow::Result<u32> {
+        match get(name) {
+            Some(v) => v.parse().with_context(|| format!("{name} must be a whole number, got {v:?}")),
+            None => Ok(default),
+        }
+    };
+    let defaults = AccountSettings::default();
+    let password_cost = PasswordCost {
+        memory_kib: number("PASSWORD_HASH_MEMORY_KIB", defaults.password_cost.memory_kib)?,
+        iterations: number("PASSWORD_HASH_ITERATIONS", defaults.password_cost.iterations)?,
+        parallelism: number("PASSWORD_HASH_PARALLELISM", defaults.password_cost.parallelism)?,
+    };
+    let mut number_pool = Vec::new();
+    for raw in get("RINGLYPRO_NUMBER_POOL").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !raw.starts_with('+') {
+            anyhow::bail!("RINGLYPRO_NUMBER_POOL entries must be E.164 numbers like +15550001111, got {raw:?}");
+        }
+        let parsed = crate::domain::phone::PhoneNumber::parse(raw)
+            .map_err(|e| anyhow::anyhow!("RINGLYPRO_NUMBER_POOL entry {raw:?}: {e}"))?;
+        number_pool.push(parsed.as_str().to_owned());
+    }
+    Ok(AccountSettings {
+        password_cost,
+        number_pool,
+        attempts_per_ip_per_minute: number("LOGIN_ATTEMPTS_PER_MINUTE", defaults.attempts_per_ip_per_minute)?.max(1),
+        failures_per_account: number("LOGIN_FAILURES_PER_ACCOUNT", defaults.failures_per_account)?.max(1),
+        client_ip_header: get("CLIENT_IP_HEADER"),
+    })
 }
 
 fn redact(value: &Option<String>) -> &'static str {
@@ -158,6 +251,7 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("providers", &self.providers)
             .field("relay_for_all", &self.relay_for_all)
+            .field("accounts", &self.accounts)
             .finish()
     }
 }
@@ -201,12 +295,24 @@ mod tests {
     fn https_public_url_gives_wss_and_loses_its_trailing_slash() {
         let c = config(&[("PUBLIC_URL", "https://rp.example.com/")]).unwrap();
         assert_eq!(c.public_ws_url(), "wss://rp.example.com");
+        assert!(c.secure_cookies());
+        let c = config(&[("PUBLIC_URL", "http://localhost:3000/base")]).unwrap();
+        assert_eq!(c.public_origin(), "http://localhost:3000");
+        assert!(!c.secure_cookies());
     }
 
     #[test]
     fn a_bad_bind_address_is_a_clear_error() {
         let e = config(&[("BIND", "nonsense")]).unwrap_err();
         assert!(e.to_string().contains("BIND"));
+    }
+
+    #[test]
+    fn the_number_pool_is_read_as_e164_and_refuses_local_forms() {
+        let c = config(&[("RINGLYPRO_NUMBER_POOL", "+15550001111, +15550002222,")]).unwrap();
+        assert_eq!(c.accounts.number_pool, vec!["+15550001111", "+15550002222"]);
+        let e = config(&[("RINGLYPRO_NUMBER_POOL", "5550001111")]).unwrap_err();
+        assert!(e.to_string().contains("RINGLYPRO_NUMBER_POOL"));
     }
 
     #[test]

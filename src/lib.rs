@@ -12,7 +12,7 @@
 //! - [`domain`]     pure business rules: scheduling, phone numbers, tenants, languages
 //! - [`services`]   use cases shared by calls and the web, one transaction each
 //! - [`storage`]    PostgreSQL repositories and the call-state store (Redis or in-process)
-//! - [`web`]        health check and the calls page
+//! - [`web`]        owners' accounts and sessions, the app shell and Today page, health check
 //! - [`sim`]        the simulated caller that speaks to `/twilio/media` exactly as Twilio does
 //! - [`cli`]        the `ringlypro` sub-commands
 

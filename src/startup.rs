@@ -24,10 +24,13 @@ use crate::providers::stt::sphinx::{SphinxConfig, SphinxStt};
 use crate::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
+use crate::services::passwords::Passwords;
 use crate::storage::call_state::CallStateStore;
-use crate::storage::postgres;
+use crate::storage::postgres::{self, numbers, sessions};
 use crate::telephony::{conversation_relay, webhooks};
 use crate::web;
+use crate::web::accounts;
+use crate::web::limits::AttemptLimiter;
 
 /// The offline engines: PocketSphinx for recognition, espeak-ng for speech, the local
 /// dialogue engine. Loading the recogniser blocks (it may first generate its language
@@ -81,6 +84,12 @@ pub struct AppState {
     pub store: CallStateStore,
     pub registry: CallRegistry,
     pub call_deps: CallDeps,
+    /// Every page template, parsed once; render with [`web::render`].
+    pub templates: Arc<minijinja::Environment<'static>>,
+    /// Password hashing at the configured cost.
+    pub passwords: Passwords,
+    /// Attempts per client address at the credential forms.
+    pub attempt_limiter: Arc<AttemptLimiter>,
 }
 
 /// A built application: listening, not yet serving.
@@ -123,8 +132,27 @@ impl Application {
         let _ = crate::telemetry::metrics();
         let prompts = Arc::new(Prompts::load()?);
         let registry = CallRegistry::new();
+        for number in &config.accounts.number_pool {
+            if numbers::add(&pool, number).await.with_context(|| format!("adding {number} to the number pool"))? {
+                tracing::info!(number = %number, "number added to the pool");
+            }
+        }
+        match sessions::delete_expired(&pool).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+        }
         let call_deps = CallDeps { pool: pool.clone(), store: store.clone(), engines, prompts, settings };
-        let state = AppState { config: Arc::new(config.clone()), pool, store, registry, call_deps };
+        let state = AppState {
+            templates: Arc::new(web::shell::templates()?),
+            passwords: Passwords::new(config.accounts.password_cost),
+            attempt_limiter: Arc::new(AttemptLimiter::new(config.accounts.attempts_per_ip_per_minute)),
+            config: Arc::new(config.clone()),
+            pool,
+            store,
+            registry,
+            call_deps,
+        };
         Ok(Self { listener, router: router(state.clone()), state })
     }
 
@@ -149,7 +177,9 @@ impl Application {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        let server = axum::serve(listener, self.router).with_graceful_shutdown(async move {
+        // Connect info gives the per-address attempt limits the client's address.
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
             let _ = stop_rx.await;
         });
         let server = tokio::spawn(async move { server.await });
@@ -181,8 +211,28 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/relay-ended", post(conversation_relay::relay_ended))
         .route("/health", get(web::pages::health))
         .route("/metrics", get(web::pages::metrics))
-        .route("/", get(web::pages::calls_page))
         .route("/calls/{call_sid}", get(web::pages::call_json))
+        .route("/", get(web::today::home))
+        .route("/app", get(web::today::page))
+        .route("/app/rachel", post(web::today::set_rachel))
+        .route("/signup", get(accounts::pages::signup_form).post(accounts::pages::signup))
+        .route("/login", get(accounts::pages::login_form).post(accounts::pages::login))
+        .route("/logout", post(accounts::pages::logout))
+        .route("/password/forgot", get(accounts::pages::forgot_form).post(accounts::pages::forgot))
+        .route("/password/reset", get(accounts::pages::reset_form).post(accounts::pages::reset))
+        .route("/api/auth/signup", post(accounts::api::signup))
+        .route("/api/auth/login", post(accounts::api::login))
+        .route("/api/auth/logout", post(accounts::api::logout))
+        .route("/api/auth/me", get(accounts::api::me))
+        .route("/api/auth/password/forgot", post(accounts::api::forgot))
+        .route("/api/auth/password/reset", post(accounts::api::reset))
+        .route("/static/app.css", get(web::shell::stylesheet))
+        .route("/static/app.js", get(web::shell::script))
+        .route("/static/icon.svg", get(web::shell::icon))
+        .route("/manifest.webmanifest", get(web::shell::manifest))
+        .route("/sw.js", get(web::shell::service_worker))
+        .route("/offline", get(web::shell::offline))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::auth::protect_state_changes))
         .layer(DefaultBodyLimit::max(webhooks::MAX_BODY))
         .with_state(state)
 }

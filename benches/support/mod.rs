@@ -37,6 +37,8 @@ pub async fn database(greeting: Option<&str>) -> anyhow::Result<(String, PgPool)
             description: String::new(),
             owner_name: String::new(),
             language: "en".into(),
+            email: None,
+            password: None,
         },
     )
     .await?;

@@ -1,4 +1,4 @@
-//! The `ringlypro` sub-commands: serve, migrate, demo, call, nlu, tenant.
+//! The `ringlypro` sub-commands: serve, migrate, demo, call, nlu, tenant, numbers.
 
 use std::sync::Arc;
 
@@ -13,9 +13,11 @@ use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::BusinessHours;
 use crate::providers::tts::flite::FliteTts;
+use crate::services::accounts;
+use crate::services::passwords::Passwords;
 use crate::sim::{self, Line, Script};
 use crate::startup::{Application, engines_from_config, shutdown_signal};
-use crate::storage::postgres::{self, tenants};
+use crate::storage::postgres::{self, numbers, tenants};
 
 #[derive(Parser, Debug)]
 #[command(name = "ringlypro", version, about = "RinglyPro: the AI phone receptionist with a CRM")]
@@ -39,6 +41,20 @@ pub enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage the pool of RinglyPro numbers given to new tenants at signup.
+    #[command(subcommand)]
+    Numbers(NumbersCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NumbersCommand {
+    /// Add numbers (E.164, e.g. +15550001111) to the pool.
+    Add {
+        #[arg(required = true)]
+        numbers: Vec<String>,
+    },
+    /// List the pool and which tenant holds each number.
+    List,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +137,12 @@ pub struct TenantAddArgs {
     /// Default language: en or es.
     #[arg(long, default_value = "en")]
     pub language: String,
+    /// Also create the owner's sign-in with this email (needs --password).
+    #[arg(long, requires = "password")]
+    pub email: Option<String>,
+    /// The owner's password (at least 10 characters).
+    #[arg(long, requires = "email")]
+    pub password: Option<String>,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -141,9 +163,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = postgres::connect(&config.database_url).await?;
             postgres::migrate(&pool).await?;
             let id = add_tenant(&pool, &args).await?;
+            if let (Some(email), Some(password)) = (&args.email, &args.password) {
+                let passwords = Passwords::new(config.accounts.password_cost);
+                accounts::attach_owner(&pool, &passwords, id, email, password).await?;
+                eprintln!("owner {email} can sign in at {}/login", config.public_url);
+            }
             println!("{id}");
             Ok(())
         }
+        Command::Numbers(command) => numbers_command(command).await,
         Command::Tenant(TenantCommand::List) => {
             let config = Config::from_env()?;
             let pool = postgres::connect(&config.database_url).await?;
@@ -152,7 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "{}\t{}\t{}\t{}\t{} {}-{}\tagent {}",
                     t.id,
-                    t.ringlypro_number,
+                    t.ringlypro_number.as_deref().unwrap_or("(number pending)"),
                     t.business_name,
                     t.timezone,
                     t.business_days,
@@ -164,6 +192,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn numbers_command(command: NumbersCommand) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let pool = postgres::connect(&config.database_url).await?;
+    postgres::migrate(&pool).await?;
+    match command {
+        NumbersCommand::Add { numbers: wanted } => {
+            // Every number is checked before any is added.
+            let mut parsed = Vec::with_capacity(wanted.len());
+            for raw in &wanted {
+                if !raw.trim().starts_with('+') {
+                    bail!("{raw:?} must be in E.164 form, like +15550001111");
+                }
+                parsed.push(PhoneNumber::parse(raw).map_err(|e| anyhow::anyhow!("{raw:?}: {e}"))?);
+            }
+            for number in parsed {
+                if numbers::add(&pool, number.as_str()).await? {
+                    println!("added {number}");
+                } else {
+                    println!("{number} is already in the pool");
+                }
+            }
+        }
+        NumbersCommand::List => {
+            for n in numbers::list(&pool).await? {
+                let holder = n.client_id.map(|id| format!("tenant {id}")).unwrap_or_else(|| "free".into());
+                println!("{}\t{holder}", n.number);
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve() -> anyhow::Result<()> {
@@ -220,6 +280,7 @@ pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Re
     let mut tx = pool.begin().await?;
     match tenants::insert(&mut tx, &new).await {
         Ok(id) => {
+            numbers::mark_assigned(&mut tx, number.as_str(), id).await?;
             tx.commit().await?;
             Ok(id)
         }
@@ -268,6 +329,9 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
 
 /// The demo tenant's number.
 pub const DEMO_NUMBER: &str = "+15550001111";
+/// The demo owner's sign-in.
+pub const DEMO_EMAIL: &str = "owner@brightsmile.example";
+pub const DEMO_PASSWORD: &str = "bright-smile-demo";
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
@@ -290,11 +354,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 description: "We're at 12 Main Street, next to the library.".into(),
                 owner_name: "Dr. Rivera".into(),
                 language: "en".into(),
+                email: None,
+                password: None,
             },
         )
         .await?;
         println!("seeded demo tenant Bright Smile Dental (id {id}, number {DEMO_NUMBER})");
     }
+    let demo = tenants::find_by_number(&pool, DEMO_NUMBER)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo tenant {DEMO_NUMBER} is missing"))?;
+    let passwords = Passwords::new(config.accounts.password_cost);
+    accounts::attach_owner(&pool, &passwords, demo.id, DEMO_EMAIL, DEMO_PASSWORD).await?;
     pool.close().await;
     let engines = engines_from_config(&config).await?;
     // Serve where PUBLIC_URL says when it is set; otherwise on BIND, and tell the
@@ -335,7 +406,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         server.await??;
         return report.map(|_| ());
     }
-    println!("\nCalls page: http://{addr}/   (Ctrl-C to stop)");
+    println!("\nSign in to the dashboard: {base}/login");
+    println!("  email:    {DEMO_EMAIL}");
+    println!("  password: {DEMO_PASSWORD}");
+    println!("(Ctrl-C to stop)");
     server.await??;
     Ok(())
 }

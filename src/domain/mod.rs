@@ -1,5 +1,6 @@
 //! Pure business rules: no database, network or async runtime in here.
 
+pub mod accounts;
 pub mod confirmation;
 pub mod language;
 pub mod phone;

@@ -182,7 +182,7 @@ async fn book_in(
                 direction: "outbound",
                 kind,
                 to_number: to,
-                from_number: &tenant.ringlypro_number,
+                from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
                 body,
             },
         )
@@ -244,7 +244,7 @@ pub async fn take_message(
             call_id,
             direction: "inbound",
             kind: "voice_message",
-            to_number: &tenant.ringlypro_number,
+            to_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
             from_number: from,
             body: text,
         },
@@ -276,7 +276,7 @@ async fn alert_owner(
             direction: "outbound",
             kind,
             to_number: &tenant.owner_phone,
-            from_number: &tenant.ringlypro_number,
+            from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
             body,
         },
     )

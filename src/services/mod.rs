@@ -1,4 +1,6 @@
 //! Use cases shared by calls and the web, each one transaction.
 
+pub mod accounts;
 pub mod booking;
 pub mod calls;
+pub mod passwords;

@@ -1,20 +1,34 @@
-//! The one HTTP error type: 4xx carry a message a person can act on; 5xx carry nothing
-//! internal and are logged once, here.
+//! The one HTTP error type: 4xx carry a message a person can act on (and, for a form
+//! field, which field); 5xx carry nothing internal and are logged once, here.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use crate::domain::accounts::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     BadRequest(String),
+    /// Form fields to fix: the body names the first in `field`, all of them in `fields`.
+    #[error("{}", .0.first().map(|e| e.message.as_str()).unwrap_or("some fields need fixing"))]
+    Invalid(Vec<FieldError>),
+    /// Not signed in, or the credentials were wrong.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("request signature is missing or invalid")]
     Forbidden,
+    /// Signed in but not allowed, or a request that failed its CSRF/origin check.
+    #[error("{0}")]
+    Denied(String),
     #[error("{0}")]
     NotFound(String),
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// Rate limited; `retry_after_secs` goes in `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -25,22 +39,45 @@ impl From<sqlx::Error> for Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Forbidden => StatusCode::FORBIDDEN,
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden | Error::Denied(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Unexpected(e) => {
-                tracing::error!(error = format!("{e:#}"), "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        let message = match &self {
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the person is told (never internals).
+    pub fn public_message(&self) -> String {
+        match self {
             Error::Unexpected(_) => "something went wrong on our side; please try again".to_owned(),
             other => other.to_string(),
-        };
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Error::Unexpected(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let mut body = serde_json::json!({ "error": self.public_message() });
+        if let Error::Invalid(fields) = &self
+            && let Some(first) = fields.first()
+        {
+            body["field"] = first.field.into();
+            body["fields"] = serde_json::to_value(fields).unwrap_or_default();
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let Error::TooManyRequests { retry_after_secs, .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        response
     }
 }

@@ -1,7 +1,19 @@
-//! HTTP surface outside Twilio's webhooks: the health check, the calls page, and a call's
+//! HTTP surface outside Twilio's webhooks: owners' accounts and sessions, the signed-in
+//! app shell (layout, PWA assets) and its Today page, the health check, and a call's
 //! record as JSON.
+//!
+//! For pages and APIs built on top: take [`auth::Owner`] (or [`auth::Admin`]) as an
+//! extractor, scope queries with `begin_tenant(pool, owner.client_id)`, render with
+//! [`render`] from `AppState::templates`, and put `owner.csrf_token` in every form that
+//! changes something (JSON calls send it as `X-CSRF-Token`).
 
+pub mod accounts;
+pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod pages;
+pub mod shell;
+pub mod today;
 
 pub use error::Error;
+pub use shell::render;

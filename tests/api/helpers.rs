@@ -66,6 +66,8 @@ pub struct Options {
     pub redis: bool,
     pub settings: Option<CallSettings>,
     pub engines: Option<Engines>,
+    /// More environment variables for the app's configuration.
+    pub env: Vec<(&'static str, String)>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -79,6 +81,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     vars.insert("DATABASE_URL", url);
     vars.insert("BIND", "127.0.0.1:0".into());
     vars.insert("SHUTDOWN_GRACE_SECS", "5".into());
+    // Cheap password hashing: argon2's default cost takes over a second in debug builds.
+    vars.insert("PASSWORD_HASH_MEMORY_KIB", "64".into());
+    vars.insert("PASSWORD_HASH_ITERATIONS", "1".into());
+    for (k, v) in &options.env {
+        vars.insert(k, v.clone());
+    }
     if let Some(token) = &options.auth_token {
         vars.insert("TWILIO_AUTH_TOKEN", token.clone());
         vars.insert("TWILIO_ACCOUNT_SID", "AC_test".into());

@@ -4,6 +4,7 @@
 #[path = "../fakes/mod.rs"]
 mod fakes;
 
+mod accounts;
 mod booking;
 mod calls;
 mod cloud_calls;

@@ -11,8 +11,15 @@ use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 pub mod appointments;
 pub mod calls;
 pub mod contacts;
+pub mod email_outbox;
+pub mod login_failures;
 pub mod messages;
+pub mod numbers;
+pub mod password_resets;
+pub mod sessions;
 pub mod tenants;
+pub mod today;
+pub mod users;
 
 /// The embedded migrations in `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -13,7 +13,8 @@ pub struct Tenant {
     pub business_name: String,
     pub business_description: String,
     pub services: String,
-    pub ringlypro_number: String,
+    /// `None` while the tenant waits for a number from the pool.
+    pub ringlypro_number: Option<String>,
     pub owner_name: String,
     pub owner_phone: String,
     pub custom_greeting: Option<String>,
@@ -122,6 +123,53 @@ pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> sqlx::Result<i6
     .bind(new.language.code())
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO credit_accounts (client_id) VALUES ($1)").bind(id).execute(&mut *conn).await?;
+    open_credit_account(&mut *conn, id).await?;
     Ok(id)
+}
+
+/// A tenant as signup creates it: no RinglyPro number yet, default hours.
+#[derive(Debug, Clone)]
+pub struct SignedUpTenant<'a> {
+    pub user_id: i64,
+    pub business_name: &'a str,
+    pub business_phone: &'a str,
+    pub business_type: Option<&'a str>,
+    pub owner_name: &'a str,
+    pub owner_phone: &'a str,
+    pub owner_email: &'a str,
+    pub timezone: &'a str,
+}
+
+/// Inserts a signed-up tenant (without its credit account) in the caller's transaction.
+pub async fn insert_signed_up(conn: &mut PgConnection, new: &SignedUpTenant<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO clients (user_id, business_name, business_phone, business_type, owner_name, owner_phone, \
+         owner_email, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(new.user_id)
+    .bind(new.business_name)
+    .bind(new.business_phone)
+    .bind(new.business_type)
+    .bind(new.owner_name)
+    .bind(new.owner_phone)
+    .bind(new.owner_email)
+    .bind(new.timezone)
+    .fetch_one(conn)
+    .await
+}
+
+/// Opens the tenant's credit account (free minutes of the first cycle, no balance).
+pub async fn open_credit_account(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO credit_accounts (client_id) VALUES ($1)").bind(client_id).execute(conn).await.map(|_| ())
+}
+
+/// Turns the voice agent on or off; the next call reads the new value. Run it in a
+/// tenant transaction: row-level security then refuses any other tenant's row.
+pub async fn set_rachel_enabled(conn: &mut PgConnection, client_id: i64, enabled: bool) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE clients SET rachel_enabled = $2, updated_at = now() WHERE id = $1")
+        .bind(client_id)
+        .bind(enabled)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -1,0 +1,172 @@
+//! `/api/auth/...`: the account forms as JSON. Errors are `{"error": "...", "field":
+//! "email"}` (the field when one is at fault); the session cookie is the same as the
+//! HTML forms', and state-changing calls made with it carry `X-CSRF-Token`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::limit;
+use crate::domain::accounts::{Email, FieldError, SignupForm};
+use crate::services::accounts::{self, LoginError, ResetError, SignupError, token_hash};
+use crate::startup::AppState;
+use crate::storage::postgres::{sessions, tenants};
+use crate::web::Error;
+use crate::web::auth::{ClientIp, Owner, SESSION_COOKIE, cleared_cookie, cookie, session_cookie};
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
+    payload
+        .map(|Json(value)| value)
+        .map_err(|e| Error::BadRequest(format!("the request body must be a JSON object: {}", e.body_text())))
+}
+
+/// A fresh session for `user_id`, answered with who signed in and the CSRF token.
+async fn signed_in(
+    app: &AppState,
+    status: StatusCode,
+    user_id: i64,
+    extra: serde_json::Value,
+) -> Result<Response, Error> {
+    let session = accounts::open_session(&app.pool, user_id).await?;
+    let who = sessions::find(&app.pool, &token_hash(&session.token))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a session just opened cannot be found"))?;
+    let mut answer = json!({
+        "user_id": who.user_id,
+        "client_id": who.client_id,
+        "email": who.email,
+        "is_admin": who.is_admin,
+        "csrf_token": session.csrf_token,
+        "expires_at": session.expires_at,
+    });
+    if let (Some(fields), Some(answer)) = (extra.as_object(), answer.as_object_mut()) {
+        answer.extend(fields.clone());
+    }
+    let mut response = (status, Json(answer)).into_response();
+    response.headers_mut().append(header::SET_COOKIE, session_cookie(&app.config, &session.token));
+    Ok(response)
+}
+
+/// `POST /api/auth/signup` with the signup fields: 201 and a session.
+pub async fn signup(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    payload: Result<Json<SignupForm>, JsonRejection>,
+) -> Result<Response, Error> {
+    limit(&app, "signup", ip)?;
+    let form = body(payload)?;
+    let done = accounts::signup(&app.pool, &app.passwords, &form).await.map_err(|e| match e {
+        SignupError::Invalid(fields) => Error::Invalid(fields),
+        SignupError::Unexpected(e) => Error::Unexpected(e),
+    })?;
+    let extra = json!({
+        "ringlypro_number": done.ringlypro_number,
+        "number_pending": done.ringlypro_number.is_none(),
+    });
+    signed_in(&app, StatusCode::CREATED, done.user_id, extra).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+/// `POST /api/auth/login` with `{"email", "password"}`.
+pub async fn login(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    payload: Result<Json<Credentials>, JsonRejection>,
+) -> Result<Response, Error> {
+    limit(&app, "login", ip)?;
+    let form = body(payload)?;
+    if form.email.trim().is_empty() {
+        return Err(Error::Invalid(vec![FieldError::new("email", "enter your email")]));
+    }
+    if form.password.is_empty() {
+        return Err(Error::Invalid(vec![FieldError::new("password", "enter your password")]));
+    }
+    let user_id = accounts::login(&app.pool, &app.passwords, &app.config.accounts, &form.email, &form.password)
+        .await
+        .map_err(|e| match e {
+        e @ LoginError::WrongCredentials => Error::Unauthorized(e.to_string()),
+        e @ LoginError::TooManyFailures { retry_after_secs } => {
+            Error::TooManyRequests { message: e.to_string(), retry_after_secs }
+        }
+        LoginError::Unexpected(e) => Error::Unexpected(e),
+    })?;
+    signed_in(&app, StatusCode::OK, user_id, json!({})).await
+}
+
+/// `POST /api/auth/logout` (with `X-CSRF-Token`): ends this session.
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        accounts::close_session(&app.pool, token).await?;
+    }
+    let mut response = Json(json!({ "signed_out": true })).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cleared_cookie(&app.config));
+    Ok(response)
+}
+
+/// `GET /api/auth/me`: the signed-in owner, their business and the CSRF token.
+pub async fn me(State(app): State<AppState>, owner: Owner) -> Result<Json<serde_json::Value>, Error> {
+    let tenant = tenants::find(&app.pool, owner.client_id).await?;
+    Ok(Json(json!({
+        "user_id": owner.user_id,
+        "client_id": owner.client_id,
+        "email": owner.email,
+        "is_admin": owner.is_admin,
+        "csrf_token": owner.csrf_token,
+        "business_name": tenant.as_ref().map(|t| t.business_name.as_str()),
+        "ringlypro_number": tenant.as_ref().and_then(|t| t.ringlypro_number.as_deref()),
+        "rachel_enabled": tenant.as_ref().map(|t| t.rachel_enabled),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ForgotRequest {
+    pub email: String,
+}
+
+/// `POST /api/auth/password/forgot` with `{"email"}`: 202 whether or not it has an account.
+pub async fn forgot(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    payload: Result<Json<ForgotRequest>, JsonRejection>,
+) -> Result<Response, Error> {
+    limit(&app, "forgot", ip)?;
+    let form = body(payload)?;
+    let email = Email::parse(&form.email).map_err(|e| Error::Invalid(vec![FieldError::new("email", e.to_string())]))?;
+    accounts::request_password_reset(&app.pool, &app.config.public_url, &email).await?;
+    let message = format!(
+        "if an account uses {email}, we have sent it a link to choose a new password; the link works once, for one hour"
+    );
+    Ok((StatusCode::ACCEPTED, Json(json!({ "message": message }))).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ResetRequest {
+    pub token: String,
+    pub password: String,
+}
+
+/// `POST /api/auth/password/reset` with `{"token", "password"}`.
+pub async fn reset(
+    State(app): State<AppState>,
+    payload: Result<Json<ResetRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, Error> {
+    let form = body(payload)?;
+    accounts::reset_password(&app.pool, &app.passwords, &form.token, &form.password).await.map_err(|e| match e {
+        ResetError::WeakPassword(e) => Error::Invalid(vec![FieldError::new("password", e.to_string())]),
+        ResetError::Unexpected(e) => Error::Unexpected(e),
+        other => Error::Invalid(vec![FieldError::new("token", other.to_string())]),
+    })?;
+    Ok(Json(json!({ "message": "your password was changed; sign in with the new one" })))
+}

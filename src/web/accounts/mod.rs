@@ -1,0 +1,42 @@
+//! Signing up, in and out, and resetting a password: the HTML forms ([`pages`]) and
+//! their JSON twins under `/api/auth` ([`api`]). Both call `services::accounts`; this
+//! module adds cookies, attempt limits and the answers' shape.
+
+pub mod api;
+pub mod pages;
+
+use std::net::IpAddr;
+
+use crate::services::accounts::wait_words;
+use crate::startup::AppState;
+use crate::web::Error;
+
+/// Time zones offered first on the signup form (any IANA name is accepted).
+pub const COMMON_TIMEZONES: &[&str] = &[
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+    "America/Toronto",
+    "America/Vancouver",
+    "America/Mexico_City",
+    "America/Bogota",
+    "Europe/London",
+    "Europe/Madrid",
+];
+
+/// Counts an attempt at `action` from `ip`; over the limit, a 429 saying when to retry.
+pub(crate) fn limit(app: &AppState, action: &'static str, ip: IpAddr) -> Result<(), Error> {
+    app.attempt_limiter.attempt(action, ip).map_err(|wait| {
+        let secs = wait.as_secs().max(1);
+        tracing::warn!(action, ip = %ip, "attempt limit reached");
+        Error::TooManyRequests {
+            message: format!("too many attempts from your network; try again in {}", wait_words(secs)),
+            retry_after_secs: secs,
+        }
+    })
+}

@@ -1,0 +1,136 @@
+//! The app shell: the template environment (built once, templates embedded in the
+//! binary), [`render`], the base layout's static assets (stylesheet, script, icon, PWA
+//! manifest, service worker) and the offline page. Pages extend `base.html`.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+
+use crate::web::Error;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("signup.html", include_str!("templates/signup.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("forgot.html", include_str!("templates/forgot.html")),
+    ("reset.html", include_str!("templates/reset.html")),
+    ("notice.html", include_str!("templates/notice.html")),
+    ("today.html", include_str!("templates/today.html")),
+    ("offline.html", include_str!("templates/offline.html")),
+];
+
+/// Every page template, parsed once at start (a broken template fails the build of the
+/// application, not a request).
+///
+/// Pages `{% extends "base.html" %}` and fill `title` and `content`. The layout reads:
+/// `owner` (an [`crate::web::auth::Owner`]; absent on signed-out pages) for the nav and
+/// the sign-out form, and `active` (`today`, `live`, `calls`, `contacts`, `appointments`,
+/// `messages`, `settings`, `admin`) to mark the current tab.
+pub fn templates() -> anyhow::Result<Environment<'static>> {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source).map_err(|e| anyhow::anyhow!("template {name}: {e:#}"))?;
+    }
+    Ok(env)
+}
+
+/// Renders template `name` with `context` (e.g. `minijinja::context! { owner, .. }`) as
+/// a page: HTML, not cached by browsers or proxies (pages show a tenant's data), framing
+/// and foreign scripts refused.
+pub fn render(templates: &Environment<'_>, name: &str, context: impl serde::Serialize) -> Result<Response, Error> {
+    let html = templates
+        .get_template(name)
+        .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&context))))
+        .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))?;
+    Ok(page(html))
+}
+
+fn page(html: String) -> Response {
+    let mut response = Html(html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// A bare page for answers given where no template environment is at hand.
+pub fn plain_page(title: &str, message: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"stylesheet\" href=\"/static/app.css\"><title>{title}</title></head>\
+         <body><main class=\"narrow\"><h1>{title}</h1><p>{message}</p><p><a href=\"/app\">Back to RinglyPro</a></p>\
+         </main></body></html>",
+        title = escape(title),
+        message = escape(message)
+    )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn asset(content_type: &'static str, cache: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, cache)], body).into_response()
+}
+
+/// `GET /static/app.css`
+pub async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", "public, max-age=3600", include_str!("static/app.css"))
+}
+
+/// `GET /static/app.js`: registers the service worker, fills the signup time zone.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", "public, max-age=3600", include_str!("static/app.js"))
+}
+
+/// `GET /static/icon.svg`
+pub async fn icon() -> Response {
+    asset("image/svg+xml", "public, max-age=86400", include_str!("static/icon.svg"))
+}
+
+/// `GET /manifest.webmanifest`
+pub async fn manifest() -> Response {
+    asset("application/manifest+json", "public, max-age=3600", include_str!("static/manifest.webmanifest"))
+}
+
+/// `GET /sw.js`: served from the root so it controls every page; never cached by HTTP so
+/// a new version is picked up on the next visit.
+pub async fn service_worker() -> Response {
+    asset("text/javascript; charset=utf-8", "no-cache", include_str!("static/sw.js"))
+}
+
+/// `GET /offline`: what the service worker shows when a page cannot be fetched.
+pub async fn offline(axum::extract::State(app): axum::extract::State<crate::startup::AppState>) -> Response {
+    render(&app.templates, "offline.html", minijinja::context! {}).unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_the_layout_escapes_what_it_is_given() {
+        let env = templates().unwrap();
+        let html = env
+            .get_template("notice.html")
+            .unwrap()
+            .render(minijinja::context! { title => "Hi", message => "<script>x</script>" })
+            .unwrap();
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>x"));
+    }
+
+    #[test]
+    fn a_plain_page_escapes_its_message() {
+        assert!(plain_page("t", "<b>").contains("&lt;b&gt;"));
+    }
+}
