@@ -17,7 +17,11 @@ pub const LEAD: Duration = Duration::from_millis(160);
 /// One thing to put on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Send {
-    Audio(Vec<u8>),
+    /// μ-law audio and when Twilio will start playing it (after what is already queued).
+    Audio {
+        bytes: Vec<u8>,
+        plays_at: Instant,
+    },
     Mark(String),
 }
 
@@ -101,7 +105,7 @@ impl Playback {
             let name = format!("{}-{}", self.generation, self.next_mark);
             self.next_mark += 1;
             self.marks.push_back((name.clone(), self.sent_bytes));
-            out.push(Send::Audio(chunk));
+            out.push(Send::Audio { bytes: chunk, plays_at: start });
             out.push(Send::Mark(name));
         }
     }
@@ -171,7 +175,7 @@ mod tests {
     use super::*;
 
     fn audio(out: &[Send]) -> usize {
-        out.iter().map(|s| if let Send::Audio(a) = s { a.len() } else { 0 }).sum()
+        out.iter().map(|s| if let Send::Audio { bytes, .. } = s { bytes.len() } else { 0 }).sum()
     }
 
     #[tokio::test(start_paused = true)]
@@ -183,7 +187,7 @@ mod tests {
         let t0 = Instant::now();
         p.pump(t0, &mut out);
         assert_eq!(audio(&out), 4 * CHUNK_BYTES, "160 ms up front");
-        assert!(out.chunks(2).all(|pair| matches!(pair, [Send::Audio(_), Send::Mark(_)])));
+        assert!(out.chunks(2).all(|pair| matches!(pair, [Send::Audio { .. }, Send::Mark(_)])));
         // Over the next half second, what is sent stays 160–200 ms ahead of playback.
         let mut sent = audio(&out);
         for ms in (20..=500).step_by(20) {

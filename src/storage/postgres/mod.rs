@@ -12,6 +12,7 @@ pub mod appointments;
 pub mod calls;
 pub mod contacts;
 pub mod messages;
+pub mod recordings;
 pub mod tenants;
 
 /// The embedded migrations in `migrations/`.

@@ -27,6 +27,8 @@ pub struct Tenant {
     pub language: String,
     /// `stream` (Media Streams, our speech engines) or `relay` (ConversationRelay).
     pub voice_path: String,
+    /// Record calls (both legs, Ogg Opus) and tell callers so. Off unless the owner opts in.
+    pub recording_enabled: bool,
 }
 
 impl Tenant {
@@ -58,7 +60,7 @@ impl Tenant {
 
 const COLUMNS: &str = "id, business_name, business_description, services, ringlypro_number, owner_name, \
      owner_phone, custom_greeting, timezone, business_days, business_hours_start, business_hours_end, \
-     appointment_minutes, buffer_minutes, rachel_enabled, language, voice_path";
+     appointment_minutes, buffer_minutes, rachel_enabled, language, voice_path, recording_enabled";
 
 /// What creating a tenant needs.
 #[derive(Debug, Clone)]
@@ -124,4 +126,15 @@ pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> sqlx::Result<i6
     .await?;
     sqlx::query("INSERT INTO credit_accounts (client_id) VALUES ($1)").bind(id).execute(&mut *conn).await?;
     Ok(id)
+}
+
+/// Turns call recording on or off for a tenant (the settings screen's switch).
+pub async fn set_recording_enabled(pool: &PgPool, client_id: i64, enabled: bool) -> sqlx::Result<()> {
+    let mut tx = super::begin_tenant(pool, client_id).await?;
+    sqlx::query("UPDATE clients SET recording_enabled = $2, updated_at = now() WHERE id = $1")
+        .bind(client_id)
+        .bind(enabled)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
