@@ -3,6 +3,7 @@
 //! the Ogg page framing (and its CRC) is the `ogg` crate's.
 
 use std::borrow::Cow;
+use std::io::{self, Write};
 use std::sync::{Mutex, PoisonError};
 
 use audiopus::coder::Encoder;
@@ -20,6 +21,8 @@ const GRANULES_PER_FRAME: u64 = FRAME_SAMPLES as u64 * GRANULES_PER_SAMPLE;
 const FRAMES_PER_PAGE: u32 = 50;
 /// Room for one encoded packet; at 16 kb/s a 20 ms packet is about 40 bytes.
 const MAX_PACKET: usize = 1275;
+/// Compressed pages are kept in blocks of this size (about five seconds of speech).
+const BLOCK: usize = 8 * 1024;
 /// `OPUS_SET_DTX_REQUEST` from opus_defines.h: near-silent frames shrink to a byte or two.
 const OPUS_SET_DTX_REQUEST: i32 = 4016;
 
@@ -58,7 +61,7 @@ pub struct OggOpusWriter {
     /// lets a call's state be shared by reference across awaits, which the raw encoder
     /// (`Send` but not `Sync`) would forbid.
     encoder: Mutex<Encoder>,
-    pages: PacketWriter<'static, Vec<u8>>,
+    pages: PacketWriter<'static, Blocks>,
     serial: u32,
     /// Encoder delay, in 48 kHz samples: what a player skips at the start.
     pre_skip: u64,
@@ -82,7 +85,7 @@ impl OggOpusWriter {
             encoder.set_encoder_ctl_request(OPUS_SET_DTX_REQUEST, 1)?;
         }
         let pre_skip = u64::from(encoder.lookahead()?) * GRANULES_PER_SAMPLE;
-        let mut pages = PacketWriter::new(Vec::with_capacity(4096));
+        let mut pages = PacketWriter::new(Blocks::default());
         pages.write_packet(opus_head(pre_skip as u16), serial, PacketWriteEndInfo::EndPage, 0)?;
         pages.write_packet(opus_tags(), serial, PacketWriteEndInfo::EndPage, 0)?;
         Ok(Self {
@@ -121,11 +124,11 @@ impl OggOpusWriter {
 
     /// Compressed bytes written so far (complete pages only).
     pub fn len(&self) -> usize {
-        self.pages.inner().len()
+        self.pages.inner().len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pages.inner().is_empty()
+        self.len() == 0
     }
 
     /// Ends the stream: encodes the encoder's delay out with silence and marks the last
@@ -142,7 +145,7 @@ impl OggOpusWriter {
             let last = i + 1 == remaining;
             self.encode_frame(last.then_some(final_granule))?;
         }
-        Ok(self.pages.into_inner())
+        Ok(self.pages.into_inner().concat())
     }
 
     /// Encodes the full frame; `end` carries the final granule position of the stream.
@@ -164,6 +167,45 @@ impl OggOpusWriter {
         }
         let packet: Cow<'static, [u8]> = Cow::Owned(self.packet[..len].to_vec());
         self.pages.write_packet(packet, self.serial, info, granule)?;
+        Ok(())
+    }
+}
+
+/// Where pages go while the stream grows: fixed-size blocks, so a long recording neither
+/// sits in a buffer up to twice its size nor is copied each time it outgrows one.
+#[derive(Default)]
+struct Blocks {
+    full: Vec<Box<[u8]>>,
+    current: Vec<u8>,
+    len: usize,
+}
+
+impl Blocks {
+    fn concat(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for block in &self.full {
+            out.extend_from_slice(block);
+        }
+        out.extend_from_slice(&self.current);
+        out
+    }
+}
+
+impl Write for Blocks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.current.capacity() == 0 {
+            self.current.reserve_exact(BLOCK);
+        }
+        let n = (BLOCK - self.current.len()).min(buf.len());
+        self.current.extend_from_slice(&buf[..n]);
+        self.len += n;
+        if self.current.len() == BLOCK {
+            self.full.push(std::mem::take(&mut self.current).into_boxed_slice());
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -359,6 +401,18 @@ mod tests {
             encoded_len(OpusSettings { dtx: false, ..OpusSettings::default() }, &vec![0; ten_seconds]);
         assert!(silent * 2 < silent_without_dtx, "DTX: {silent} bytes, without: {silent_without_dtx}");
         assert!(silent < 2_000, "10 s of silence took {silent} bytes");
+    }
+
+    #[test]
+    fn pages_spanning_several_blocks_come_back_in_order() {
+        let mut blocks = Blocks::default();
+        let data: Vec<u8> = (0..BLOCK * 2 + 100).map(|i| (i % 251) as u8).collect();
+        for piece in data.chunks(999) {
+            blocks.write_all(piece).unwrap();
+        }
+        assert_eq!(blocks.full.len(), 2);
+        assert_eq!(blocks.len, data.len());
+        assert_eq!(blocks.concat(), data);
     }
 
     #[test]

@@ -12,9 +12,9 @@ use crate::audio::mulaw;
 use crate::audio::ogg_opus::{FRAME_SAMPLES, OggOpusError, OggOpusWriter, OpusSettings};
 
 const SAMPLES_PER_MS: u64 = 8;
-/// Mixing stays this far behind the present, so caller frames that arrive a little late
-/// still land in place.
-const LAG: Duration = Duration::from_millis(400);
+/// Mixing stays this far behind the present. Frames come over TCP, so in order: a late
+/// one holds mixing back through `caller_end`, not through this margin.
+const LAG: Duration = Duration::from_millis(100);
 /// When the caller's frames stop coming (a stalled socket), mixing waits at most this long
 /// for them before encoding silence in their place.
 const MAX_LAG: Duration = Duration::from_millis(1500);
@@ -62,9 +62,9 @@ impl Recorder {
         Ok(Self {
             origin,
             base: 0,
-            // The usual window: the lag plus the agent's lead, both legs.
-            caller: VecDeque::with_capacity(4096),
-            agent: VecDeque::with_capacity(8192),
+            // The usual window: the lag, plus the agent's lead of about 200 ms.
+            caller: VecDeque::with_capacity(2048),
+            agent: VecDeque::with_capacity(4096),
             caller_end: 0,
             caller_offset: None,
             writer: OggOpusWriter::new(settings, rand::random())?,
