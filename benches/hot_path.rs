@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-frame hot path: G.711 μ-law, resampling, Twilio media frames
-//! in and out, and one outbound pacing step of the call actor.
+//! in and out, one outbound pacing step of the call actor, and recording one 20 ms frame.
 //!
 //! `cargo bench --bench hot_path`
 
@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringlypro::audio::mulaw;
+use ringlypro::audio::ogg_opus::OpusSettings;
 use ringlypro::audio::resample::Resampler;
 use ringlypro::call::playback::{CHUNK_BYTES, Playback};
+use ringlypro::call::recording::Recorder;
 use ringlypro::telephony::media_stream::{self, Outbound};
 
 /// 20 ms of 8 kHz μ-law: a 440 Hz tone.
@@ -90,13 +92,34 @@ fn actor_step(c: &mut Criterion) {
             sends.clear();
             playback.pump(now, &mut sends);
             for s in &sends {
-                if let ringlypro::call::playback::Send::Audio(a) = s {
-                    black_box(Outbound::media("MZ1", a));
+                if let ringlypro::call::playback::Send::Audio { bytes, .. } = s {
+                    black_box(Outbound::media("MZ1", bytes));
                 }
             }
         })
     });
 }
 
-criterion_group!(benches, codec, resampling, frames, actor_step);
+fn recording(c: &mut Criterion) {
+    // One 20 ms step of a recorded call: place a caller frame and 20 ms of agent audio, mix
+    // both legs and encode them to Ogg Opus.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+    let _guard = rt.enter();
+    let origin = tokio::time::Instant::now();
+    let mut recorder = Recorder::new(origin, OpusSettings::default()).expect("an Opus encoder");
+    let caller = frame();
+    let agent: Vec<u8> = frame().iter().rev().copied().collect();
+    let mut ms = 0u64;
+    c.bench_function("recording: place both legs, mix and encode 20 ms", |b| {
+        b.iter(|| {
+            let now = origin + Duration::from_millis(ms + 20);
+            recorder.caller(black_box(&caller), Some(ms), now);
+            recorder.agent(black_box(&agent), now + Duration::from_millis(100));
+            recorder.advance(now).expect("encodes");
+            ms += 20;
+        })
+    });
+}
+
+criterion_group!(benches, codec, resampling, frames, actor_step, recording);
 criterion_main!(benches);

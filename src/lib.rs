@@ -8,7 +8,7 @@
 //! - [`call`]       the per-call actor that owns a conversation, and the live-call registry
 //! - [`dialogue`]   understanding callers (intents, dates, times, names) and the local dialogue engine
 //! - [`providers`]  speech-to-text and text-to-speech behind traits, with local engines
-//! - [`audio`]      μ-law G.711, resampling, WAV reading
+//! - [`audio`]      μ-law G.711, resampling, WAV reading, Ogg Opus writing
 //! - [`domain`]     pure business rules: scheduling, phone numbers, tenants, languages
 //! - [`services`]   use cases shared by calls and the web, one transaction each
 //! - [`storage`]    PostgreSQL repositories and the call-state store (Redis or in-process)

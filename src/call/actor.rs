@@ -14,9 +14,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::audio::mulaw;
+use crate::audio::ogg_opus::{OggOpusError, OpusSettings};
 use crate::call::conversation::{self, LlmConversation};
 use crate::call::engines::Engines;
 use crate::call::playback::{self, Playback, Send};
+use crate::call::recording::{FinishedRecording, Recorder};
 use crate::dialogue::nlu;
 use crate::dialogue::policy::{Context, FoundAppointment, Outcome, Policy, Stage, Step, ToolCall, ToolResult};
 use crate::dialogue::prompts::Prompts;
@@ -32,13 +34,17 @@ use crate::services::booking::{self, BookingError, BookingRequest};
 use crate::services::calls::{self as call_records, CallRecord};
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::calls::Turn;
+use crate::storage::postgres::recordings::{self, NewRecording};
 use crate::storage::postgres::tenants::Tenant;
 
 /// What the transport hands the actor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallInput {
-    /// Caller audio, 8 kHz μ-law.
-    Audio(Vec<u8>),
+    /// Caller audio, 8 kHz μ-law, with the stream's milliseconds since it started when known.
+    Audio {
+        bytes: Vec<u8>,
+        timestamp_ms: Option<u64>,
+    },
     Dtmf(char),
     /// One of our marks came back.
     Mark(String),
@@ -216,6 +222,8 @@ pub struct CallActor {
     resume: Option<Resume>,
     /// When the next housekeeping tick runs (pacing, timers).
     next_tick: Instant,
+    /// Both legs being recorded, when the tenant records calls (boxed: nothing when off).
+    recording: Option<Box<Recorder>>,
 }
 
 /// The rest of an interrupted turn, kept in case the interruption was false.
@@ -243,7 +251,9 @@ impl CallActor {
         let (tts_engine, tts_is_local) = deps.engines.pick_tts();
         let tts_call = tts_engine.open_call(language);
         let llm = deps.engines.pick_llm();
+        let recording = start_recording(&setup, now);
         Self {
+            recording,
             next_tick: now,
             resume: None,
             relay_end_at: None,
@@ -356,6 +366,7 @@ impl CallActor {
             description: &tenant.business_description,
             calendar: &self.calendar,
             now: Utc::now(),
+            recording_notice: self.recording.is_some(),
         }
     }
 
@@ -408,9 +419,18 @@ impl CallActor {
 
     async fn on_input(&mut self, msg: CallInput) {
         match msg {
-            CallInput::Audio(bytes) => {
+            CallInput::Audio { bytes, timestamp_ms } => {
                 if mulaw::mean_level(&bytes) >= CALLER_VOICE_LEVEL {
                     self.caller_voice_at = Some(Instant::now());
+                }
+                if let Some(recording) = self.recording.as_mut() {
+                    // Encoding here, one 20 ms frame per inbound frame (tens of µs), keeps
+                    // each step short; the tick only catches up when frames stop coming.
+                    let now = Instant::now();
+                    recording.caller(&bytes, timestamp_ms, now);
+                    if let Err(e) = recording.advance(now) {
+                        self.drop_recording(e);
+                    }
                 }
                 if let Some(stt) = &self.stt {
                     // Never block the call on a slow recogniser: drop and count instead.
@@ -602,6 +622,9 @@ impl CallActor {
         self.held_at = Some(now);
         self.send(CallOutput::Clear).await;
         self.playback.pause();
+        if let Some(recording) = self.recording.as_mut() {
+            recording.cut_agent(now);
+        }
         if let Some(started) = self.speech_started_at {
             let waited = (Utc::now() - started).to_std().unwrap_or_default();
             metrics::histogram!("ringlypro_barge_in_seconds").record(waited.as_secs_f64());
@@ -643,6 +666,9 @@ impl CallActor {
         }
         self.tts = None; // dropping the turn closes its context; its audio is never read again
         let fraction = self.playback.clear();
+        if let Some(recording) = self.recording.as_mut() {
+            recording.cut_agent(Instant::now());
+        }
         let spoken = match &reply {
             Some(r) => r.text.clone(),
             None => turn.text.clone(),
@@ -1283,7 +1309,7 @@ impl CallActor {
         let now = Instant::now();
         let mut buf = std::mem::take(&mut self.send_buf);
         self.playback.pump(now, &mut buf);
-        let first_audio = buf.iter().any(|s| matches!(s, Send::Audio(_)));
+        let first_audio = buf.iter().any(|s| matches!(s, Send::Audio { .. }));
         if first_audio
             && let Some(turn) = &self.speaking
             && let Some(t) = self.turns.get_mut(turn.index)
@@ -1298,7 +1324,12 @@ impl CallActor {
         }
         for item in buf.drain(..) {
             let out = match item {
-                Send::Audio(a) => CallOutput::Audio(a),
+                Send::Audio { bytes, plays_at } => {
+                    if let Some(recording) = self.recording.as_mut() {
+                        recording.agent(&bytes, plays_at);
+                    }
+                    CallOutput::Audio(bytes)
+                }
                 Send::Mark(m) => CallOutput::Mark(m),
             };
             self.send(out).await;
@@ -1325,6 +1356,11 @@ impl CallActor {
 
     async fn on_tick(&mut self) {
         let now = Instant::now();
+        if let Some(recording) = self.recording.as_mut()
+            && let Err(e) = recording.advance(now)
+        {
+            self.drop_recording(e);
+        }
         if self.relay_end_at.is_some_and(|at| at <= now) {
             let handoff = serde_json::json!({
                 "reason": if self.policy.outcome == Outcome::Transfer { "transfer" } else { "completed" },
@@ -1427,9 +1463,41 @@ impl CallActor {
         }
     }
 
+    /// The encoder failed (it should not): the call goes on unrecorded.
+    fn drop_recording(&mut self, e: OggOpusError) {
+        tracing::error!(call_sid = %self.setup.call_sid, error = %e, "recording failed; the call goes on unrecorded");
+        self.failures.push(format!("recording: {e}"));
+        self.recording = None;
+    }
+
+    /// Stores the recording with the call, retrying once. One that cannot be stored is
+    /// logged; it never holds up the end of the call.
+    async fn save_recording(&self, recording: &FinishedRecording) {
+        let new = NewRecording {
+            client_id: self.setup.tenant.id,
+            call_id: self.setup.call_id,
+            duration_ms: recording.duration_ms,
+            bytes: &recording.bytes,
+        };
+        for attempt in 0..2 {
+            match recordings::save(&self.deps.pool, &new).await {
+                Ok(()) => {
+                    tracing::info!(call_sid = %self.setup.call_sid, bytes = recording.bytes.len(), duration_ms = recording.duration_ms, "recording saved");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(call_sid = %self.setup.call_sid, attempt, error = %e, "saving the recording failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
     /// Saves the call: transcript, contact, outcome, failures. Retries once, then logs
     /// the whole transcript so nothing is lost even if the database is down.
     async fn finish(mut self) -> CallSummary {
+        // The recording ends at the hang-up, not after the saving below.
+        let recording = self.recording.take().map(|r| r.finish(Instant::now()));
         self.reply = None;
         if let Some(turn) = self.speaking.take() {
             // Hung up while the agent was talking: keep what was heard.
@@ -1487,6 +1555,13 @@ impl CallActor {
             let transcript = serde_json::to_string(&self.turns).unwrap_or_default();
             tracing::error!(call_sid = %self.setup.call_sid, transcript, "call not saved; transcript logged here");
         }
+        match recording {
+            Some(Ok(recording)) => self.save_recording(&recording).await,
+            Some(Err(e)) => {
+                tracing::error!(call_sid = %self.setup.call_sid, error = %e, "recording could not be finished")
+            }
+            None => {}
+        }
         if let Err(e) = self.deps.store.mark_ended(self.setup.tenant.id, &self.setup.call_sid).await {
             tracing::warn!(call_sid = %self.setup.call_sid, error = %e, "could not unindex the live call");
         }
@@ -1495,6 +1570,22 @@ impl CallActor {
         let _ = self.deps.store.publish(self.setup.tenant.id, &ended).await;
         tracing::info!(call_sid = %self.setup.call_sid, outcome, turns = self.turns.len(), "call finished");
         CallSummary { outcome, transfer, turns: self.turns.len() }
+    }
+}
+
+/// A recorder for the call when its tenant records calls. ConversationRelay calls carry no
+/// audio through us, so there is nothing to record (and no notice is given).
+fn start_recording(setup: &CallSetup, origin: Instant) -> Option<Box<Recorder>> {
+    if !setup.tenant.recording_enabled || setup.relay {
+        return None;
+    }
+    match Recorder::new(origin, OpusSettings::default()) {
+        Ok(recorder) => Some(Box::new(recorder)),
+        Err(e) => {
+            // Without a recorder the caller is not told the call is recorded: it is not.
+            tracing::error!(call_sid = %setup.call_sid, error = %e, "cannot start the recording");
+            None
+        }
     }
 }
 

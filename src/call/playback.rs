@@ -20,7 +20,11 @@ const SENT_TAIL_BYTES: usize = 1000 * BYTES_PER_MS;
 /// One thing to put on the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Send {
-    Audio(Vec<u8>),
+    /// μ-law audio and when Twilio will start playing it (after what is already queued).
+    Audio {
+        bytes: Vec<u8>,
+        plays_at: Instant,
+    },
     Mark(String),
 }
 
@@ -118,7 +122,7 @@ impl Playback {
             let name = format!("{}-{}", self.generation, self.next_mark);
             self.next_mark += 1;
             self.marks.push_back((name.clone(), self.sent_bytes));
-            out.push(Send::Audio(chunk));
+            out.push(Send::Audio { bytes: chunk, plays_at: start });
             out.push(Send::Mark(name));
         }
     }
@@ -219,7 +223,7 @@ mod tests {
     use super::*;
 
     fn audio(out: &[Send]) -> usize {
-        out.iter().map(|s| if let Send::Audio(a) = s { a.len() } else { 0 }).sum()
+        out.iter().map(|s| if let Send::Audio { bytes, .. } = s { bytes.len() } else { 0 }).sum()
     }
 
     #[tokio::test(start_paused = true)]
@@ -231,7 +235,7 @@ mod tests {
         let t0 = Instant::now();
         p.pump(t0, &mut out);
         assert_eq!(audio(&out), 4 * CHUNK_BYTES, "160 ms up front");
-        assert!(out.chunks(2).all(|pair| matches!(pair, [Send::Audio(_), Send::Mark(_)])));
+        assert!(out.chunks(2).all(|pair| matches!(pair, [Send::Audio { .. }, Send::Mark(_)])));
         // Over the next half second, what is sent stays 160–200 ms ahead of playback.
         let mut sent = audio(&out);
         for ms in (20..=500).step_by(20) {
@@ -317,7 +321,7 @@ mod tests {
         p.unpause();
         p.pump(t0 + Duration::from_millis(500), &mut out);
         let resumed: Vec<u8> =
-            out.iter().filter_map(|s| if let Send::Audio(a) = s { Some(a[0]) } else { None }).collect();
+            out.iter().filter_map(|s| if let Send::Audio { bytes, .. } = s { Some(bytes[0]) } else { None }).collect();
         assert_eq!(resumed, vec![1, 2, 3, 4], "the turn goes on from the first unplayed chunk");
     }
 

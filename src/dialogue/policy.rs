@@ -123,6 +123,8 @@ pub struct Context<'a> {
     pub description: &'a str,
     pub calendar: &'a Calendar,
     pub now: DateTime<Utc>,
+    /// The call is being recorded: the greeting opens with the notice the law requires.
+    pub recording_notice: bool,
 }
 
 impl Context<'_> {
@@ -204,9 +206,17 @@ impl Policy {
         scheduling::describe_slot(ctx.calendar, slot, ctx.now, self.language)
     }
 
-    /// The opening line.
+    /// The opening line, preceded by the recording notice when the call is recorded (it
+    /// must be heard before anything else is said).
     pub fn greet(&mut self, ctx: &Context<'_>) -> Step {
-        self.say(ctx, "greeting", Value::UNDEFINED)
+        let greeting = self.line(ctx, "greeting", Value::UNDEFINED);
+        let text = if ctx.recording_notice {
+            let notice = self.line(ctx, "recording_notice", Value::UNDEFINED);
+            format!("{notice} {greeting}")
+        } else {
+            greeting
+        };
+        Step::Reply { text, end: false, transfer: false }
     }
 
     /// The caller said nothing for a while.
@@ -665,6 +675,7 @@ mod tests {
                 description: "",
                 calendar: &self.calendar,
                 now: self.now,
+                recording_notice: false,
             }
         }
 
@@ -684,6 +695,22 @@ mod tests {
             Step::Reply { text, .. } => text,
             Step::Tool(t) => panic!("expected a reply, got tool {t:?}"),
         }
+    }
+
+    #[test]
+    fn a_recorded_call_opens_with_the_notice_in_the_callers_language() {
+        let w = World::new();
+        let mut ctx = w.ctx();
+        let mut p = Policy::new(Language::English, None);
+        assert!(!text(&p.greet(&ctx)).contains("recorded"), "no notice when not recording");
+        ctx.recording_notice = true;
+        let english = text(&p.greet(&ctx)).to_owned();
+        assert!(english.starts_with("This call may be recorded."), "{english}");
+        assert!(english.contains("Bright Smile Dental"), "{english}");
+        let mut p = Policy::new(Language::Spanish, None);
+        let spanish = text(&p.greet(&ctx)).to_owned();
+        assert!(spanish.starts_with("Esta llamada puede ser grabada."), "{spanish}");
+        assert!(spanish.contains("Bright Smile Dental"), "{spanish}");
     }
 
     #[test]

@@ -12,8 +12,12 @@ use serde::Deserialize;
 pub enum StreamEvent {
     Connected,
     Start(StreamStart),
-    /// Caller audio: 8 kHz μ-law bytes (160 per 20 ms frame in practice).
-    Audio(Vec<u8>),
+    /// Caller audio: 8 kHz μ-law bytes (160 per 20 ms frame in practice), and Twilio's
+    /// milliseconds since the stream started when the frame carries them.
+    Audio {
+        bytes: Vec<u8>,
+        timestamp_ms: Option<u64>,
+    },
     Dtmf(char),
     /// A mark we sent came back: the audio before it played (or was cleared).
     Mark(String),
@@ -90,6 +94,37 @@ struct MediaPayload<'a> {
     payload: std::borrow::Cow<'a, str>,
     #[serde(default)]
     track: Option<String>,
+    /// Milliseconds since the stream started: a decimal string (a number is taken too).
+    #[serde(default, deserialize_with = "lenient_millis")]
+    timestamp: Option<u64>,
+}
+
+/// Reads a millisecond count given as a string or a number; anything unreadable is `None`,
+/// so an odd timestamp never costs the frame its audio.
+fn lenient_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Millis;
+    impl serde::de::Visitor<'_> for Millis {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("milliseconds as a string or a number")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.trim().parse().ok())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(u64::try_from(v).ok())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok((v.is_finite() && v >= 0.0).then_some(v as u64))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Millis)
 }
 
 #[derive(Deserialize)]
@@ -127,10 +162,10 @@ pub fn parse(text: &str) -> Result<StreamEvent, FrameError> {
             let media = frame.media.ok_or_else(|| missing("media"))?;
             if media.track.as_deref().is_some_and(|t| t != "inbound" && t != "inbound_track") {
                 // Only the caller's leg is ever sent with <Connect>; ignore anything else.
-                return Ok(StreamEvent::Audio(Vec::new()));
+                return Ok(StreamEvent::Audio { bytes: Vec::new(), timestamp_ms: None });
             }
             let bytes = STANDARD.decode(media.payload.as_bytes()).map_err(|_| FrameError::Base64)?;
-            Ok(StreamEvent::Audio(bytes))
+            Ok(StreamEvent::Audio { bytes, timestamp_ms: media.timestamp })
         }
         "dtmf" => {
             let digit = frame.dtmf.ok_or_else(|| missing("dtmf"))?.digit;
@@ -202,7 +237,11 @@ mod tests {
     #[test]
     fn media_payload_is_decoded_from_base64() {
         let frame = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"1","timestamp":"5","payload":"/w//"},"streamSid":"MZ1"}"#;
-        assert_eq!(parse(frame), Ok(StreamEvent::Audio(vec![0xff, 0x0f, 0xff])));
+        assert_eq!(parse(frame), Ok(StreamEvent::Audio { bytes: vec![0xff, 0x0f, 0xff], timestamp_ms: Some(5) }));
+        let untimed = r#"{"event":"media","media":{"payload":"/w//","timestamp":"soon"},"streamSid":"MZ1"}"#;
+        assert_eq!(parse(untimed), Ok(StreamEvent::Audio { bytes: vec![0xff, 0x0f, 0xff], timestamp_ms: None }));
+        let numeric = r#"{"event":"media","media":{"payload":"/w//","timestamp":40},"streamSid":"MZ1"}"#;
+        assert_eq!(parse(numeric), Ok(StreamEvent::Audio { bytes: vec![0xff, 0x0f, 0xff], timestamp_ms: Some(40) }));
     }
 
     #[test]

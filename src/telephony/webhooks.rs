@@ -216,9 +216,9 @@ async fn media_session(app: AppState, socket: WebSocket) {
     };
     let stream_sid = setup.stream_sid.clone();
     let read = |text: &str| match media_stream::parse(text) {
-        Ok(StreamEvent::Audio(bytes)) if bytes.is_empty() => Inbound::Skip,
+        Ok(StreamEvent::Audio { bytes, .. }) if bytes.is_empty() => Inbound::Skip,
         // Audio is real-time: if the actor is behind, drop rather than queue.
-        Ok(StreamEvent::Audio(bytes)) => Inbound::Offer(CallInput::Audio(bytes)),
+        Ok(StreamEvent::Audio { bytes, timestamp_ms }) => Inbound::Offer(CallInput::Audio { bytes, timestamp_ms }),
         Ok(StreamEvent::Dtmf(d)) => Inbound::Send(CallInput::Dtmf(d)),
         Ok(StreamEvent::Mark(m)) => Inbound::Send(CallInput::Mark(m)),
         Ok(StreamEvent::Stop) => Inbound::Stop,

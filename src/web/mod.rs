@@ -1,6 +1,6 @@
 //! HTTP surface outside Twilio's webhooks: owners' accounts and sessions, the signed-in
-//! app shell (layout, PWA assets) and its Today page, the health check, and a call's
-//! record as JSON.
+//! app shell (layout, PWA assets) and its Today page, the health check, a call's record
+//! as JSON, and a call's recording.
 //!
 //! For pages and APIs built on top: take [`auth::Owner`] (or [`auth::Admin`]) as an
 //! extractor, scope queries with `begin_tenant(pool, owner.client_id)`, render with
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod pages;
+pub mod recordings;
 pub mod shell;
 pub mod today;
 

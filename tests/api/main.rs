@@ -10,6 +10,7 @@ mod calls;
 mod cloud_calls;
 mod helpers;
 mod isolation;
+mod recordings;
 mod relay;
 mod tenants;
 mod webhooks;

@@ -70,6 +70,20 @@ pub async fn recent(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Call>> {
     .await
 }
 
+/// Deletes one of the tenant's calls with everything that belongs only to it (transcript,
+/// recording); bookings and messages it led to stay, unlinked. Returns whether it existed.
+pub async fn delete(pool: &PgPool, client_id: i64, call_id: i64) -> sqlx::Result<bool> {
+    let mut tx = super::begin_tenant(pool, client_id).await?;
+    let deleted = sqlx::query("DELETE FROM calls WHERE id = $1 AND client_id = $2")
+        .bind(call_id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(deleted > 0)
+}
+
 /// Twilio's final status callback. Idempotent: a retried callback changes nothing, and a
 /// late `in-progress` never overwrites a final status.
 pub async fn record_status(

@@ -16,6 +16,7 @@ pub mod login_failures;
 pub mod messages;
 pub mod numbers;
 pub mod password_resets;
+pub mod recordings;
 pub mod sessions;
 pub mod tenants;
 pub mod today;

@@ -28,6 +28,8 @@ pub struct Tenant {
     pub language: String,
     /// `stream` (Media Streams, our speech engines) or `relay` (ConversationRelay).
     pub voice_path: String,
+    /// Record calls (both legs, Ogg Opus) and tell callers so. Off unless the owner opts in.
+    pub recording_enabled: bool,
 }
 
 impl Tenant {
@@ -59,7 +61,7 @@ impl Tenant {
 
 const COLUMNS: &str = "id, business_name, business_description, services, ringlypro_number, owner_name, \
      owner_phone, custom_greeting, timezone, business_days, business_hours_start, business_hours_end, \
-     appointment_minutes, buffer_minutes, rachel_enabled, language, voice_path";
+     appointment_minutes, buffer_minutes, rachel_enabled, language, voice_path, recording_enabled";
 
 /// What creating a tenant needs.
 #[derive(Debug, Clone)]
@@ -172,4 +174,15 @@ pub async fn set_rachel_enabled(conn: &mut PgConnection, client_id: i64, enabled
         .execute(conn)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Turns call recording on or off for a tenant (the settings screen's switch).
+pub async fn set_recording_enabled(pool: &PgPool, client_id: i64, enabled: bool) -> sqlx::Result<()> {
+    let mut tx = super::begin_tenant(pool, client_id).await?;
+    sqlx::query("UPDATE clients SET recording_enabled = $2, updated_at = now() WHERE id = $1")
+        .bind(client_id)
+        .bind(enabled)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
