@@ -6,6 +6,7 @@ mod fakes;
 
 mod accounts;
 mod booking;
+mod browser;
 mod calls;
 mod cloud_calls;
 mod helpers;
