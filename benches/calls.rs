@@ -234,7 +234,12 @@ struct Run {
     summary: serde_json::Value,
 }
 
-async fn start_server(args: &Args, db: &str, v: &Vendors) -> anyhow::Result<(Server, u32, String)> {
+async fn start_server(
+    args: &Args,
+    db: &str,
+    v: &Vendors,
+    log: &std::path::Path,
+) -> anyhow::Result<(Server, u32, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base_url = format!("http://127.0.0.1:{port}");
     let bin = env!("CARGO_BIN_EXE_ringlypro");
@@ -258,9 +263,11 @@ async fn start_server(args: &Args, db: &str, v: &Vendors) -> anyhow::Result<(Ser
         .env("ELEVENLABS_URL", v.tts.base_url())
         .env("RUST_LOG", "warn")
         .env("SHUTDOWN_GRACE_SECS", "5")
+        .env("DATABASE_POOL_SIZE", "60")
         .env_remove("REDIS_URL")
         .env_remove("TWILIO_AUTH_TOKEN")
         .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
         .spawn()
         .context("starting ringlypro serve")?;
     let pid = child.id();
@@ -290,7 +297,8 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     for i in 0..n * (args.lines + 2) * rounds {
         v.dg.say_next([format!("yes please that sounds good number {i}")]);
     }
-    let (server, pid, base_url) = start_server(args, db, v).await?;
+    let log = support::results_dir()?.join(format!("calls-server-{n}.log"));
+    let (server, pid, base_url) = start_server(args, db, v, &log).await?;
     let (cpu_before, _, rss_idle) = process_usage(pid);
 
     // Memory over time, sampled every second.
@@ -409,10 +417,13 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     for e in errors.iter().take(5) {
         println!("error: {e}");
     }
+    let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let (warnings, server_errors) = (server_log.matches(" WARN ").count(), server_log.matches(" ERROR ").count());
+    println!("server log: {warnings} warnings, {server_errors} errors ({})", log.display());
     let summary = json!({
         "calls": n, "lines_per_call": args.lines, "barge_in": args.barge_in, "pinned": args.pin,
         "delays": format!("{d:?}"), "pace_ms_per_char": args.pace_ms, "completed": reports.len(),
-        "errors": errors, "stages": stages, "modeled_floor_ms": floor, "late_frames_total": total_late,
+        "errors": errors, "server_log_warnings": warnings, "server_log_errors": server_errors, "stages": stages, "modeled_floor_ms": floor, "late_frames_total": total_late,
         "calls_with_late_frames": calls_with_late, "marks_after_clear": marks_after_clear,
         "server_cpu_seconds": cpu, "wall_seconds": wall, "server_cores": cpu / wall,
         "peak_rss_kib": peak_rss, "idle_rss_kib": rss_idle, "rss_per_call_kib": rss_per_call,

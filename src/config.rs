@@ -27,6 +27,9 @@ pub struct Config {
     pub stt_warm_decoders: usize,
     /// `SHUTDOWN_GRACE_SECS`: how long shutdown waits for live calls to finish.
     pub shutdown_grace: std::time::Duration,
+    /// `DATABASE_POOL_SIZE`: connections to PostgreSQL (default 20); every call ending and
+    /// every dashboard request holds one briefly.
+    pub database_pool_size: u32,
     /// Cloud providers; each role without a key runs its local engine.
     pub providers: ProviderKeys,
     /// `VOICE_PATH=relay`: every call uses ConversationRelay (otherwise per tenant).
@@ -133,6 +136,13 @@ impl Config {
             Some(v) => v.parse().with_context(|| format!("RINGLYPRO_STT_DECODERS must be a number, got {v:?}"))?,
             None => 2,
         };
+        let database_pool_size = match get("DATABASE_POOL_SIZE") {
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => anyhow::bail!("DATABASE_POOL_SIZE must be a positive number, got {v:?}"),
+            },
+            None => 20,
+        };
         let shutdown_grace = match get("SHUTDOWN_GRACE_SECS") {
             Some(v) => std::time::Duration::from_secs(
                 v.parse().with_context(|| format!("SHUTDOWN_GRACE_SECS must be a number, got {v:?}"))?,
@@ -160,6 +170,7 @@ impl Config {
             relay_for_all,
             providers,
             shutdown_grace,
+            database_pool_size,
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             redis_url: get("REDIS_URL"),
             bind,
@@ -249,6 +260,7 @@ impl fmt::Debug for Config {
             .field("key_prefix", &self.key_prefix)
             .field("stt_warm_decoders", &self.stt_warm_decoders)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("database_pool_size", &self.database_pool_size)
             .field("providers", &self.providers)
             .field("relay_for_all", &self.relay_for_all)
             .field("accounts", &self.accounts)
@@ -299,6 +311,16 @@ mod tests {
         let c = config(&[("PUBLIC_URL", "http://localhost:3000/base")]).unwrap();
         assert_eq!(c.public_origin(), "http://localhost:3000");
         assert!(!c.secure_cookies());
+    }
+
+    #[test]
+    fn the_database_pool_size_is_read_and_must_be_positive() {
+        assert_eq!(config(&[]).unwrap().database_pool_size, 20);
+        assert_eq!(config(&[("DATABASE_POOL_SIZE", "80")]).unwrap().database_pool_size, 80);
+        for bad in ["0", "-3", "lots"] {
+            let e = config(&[("DATABASE_POOL_SIZE", bad)]).unwrap_err();
+            assert!(e.to_string().contains("DATABASE_POOL_SIZE"), "{e}");
+        }
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl Application {
             // An ephemeral port (tests): Twilio-facing URLs must name the port we got.
             config.public_url = format!("http://{}", listener.local_addr()?);
         }
-        let pool = postgres::connect(&config.database_url).await?;
+        let pool = postgres::connect_with_size(&config.database_url, config.database_pool_size).await?;
         postgres::migrate(&pool).await?;
         let store = match &config.redis_url {
             Some(url) => CallStateStore::redis(url, &config.key_prefix).await?,

@@ -53,12 +53,17 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the connection pool (creating the database first if needed).
+/// Opens a pool of 20 connections (creating the database first if needed).
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    connect_with_size(url, 20).await
+}
+
+/// Opens a pool of `size` connections (creating the database first if needed).
+pub async fn connect_with_size(url: &str, size: u32) -> anyhow::Result<PgPool> {
     ensure_database(url).await?;
     let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Debug);
     PgPoolOptions::new()
-        .max_connections(20)
+        .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
