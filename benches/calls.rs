@@ -418,7 +418,7 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
         println!("error: {e}");
     }
     let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let (warnings, server_errors) = (server_log.matches(" WARN ").count(), server_log.matches(" ERROR ").count());
+    let (warnings, server_errors) = (server_log.matches("WARN").count(), server_log.matches("ERROR").count());
     println!("server log: {warnings} warnings, {server_errors} errors ({})", log.display());
     let summary = json!({
         "calls": n, "lines_per_call": args.lines, "barge_in": args.barge_in, "pinned": args.pin,
