@@ -5,11 +5,14 @@
 mod fakes;
 
 mod accounts;
+mod appointments;
 mod booking;
 mod calls;
 mod cloud_calls;
+mod contacts;
 mod helpers;
 mod isolation;
+mod messages;
 mod recordings;
 mod relay;
 mod tenants;
