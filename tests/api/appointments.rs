@@ -58,7 +58,7 @@ async fn a_booking_finds_or_creates_the_contact_and_lasts_the_tenants_appointmen
     assert_eq!(contacts, 1);
 
     let longer = json!({ "customer_name": "Bo", "customer_phone": "555-300-4000", "date": TUESDAY, "time": "15:00",
-                         "duration_minutes": "90" });
+                         "duration_minutes": 90 });
     let response = owner.send_json(Method::POST, "/api/appointments", &longer).await;
     assert_eq!(response.json::<Value>().await.unwrap()["duration_minutes"], 90);
 
@@ -225,6 +225,10 @@ async fn the_agenda_groups_a_range_of_days_in_the_tenants_time_zone() {
     assert!(html.contains("11:30 PM") && html.contains("Next Week Nora"));
     assert!(html.contains("March 2031"), "the month overview");
     assert!(html.contains("/app/appointments?from=2031-03-11"), "next week link");
+
+    // A contact's "Book" link opens the form filled in with the customer.
+    let prefilled = owner.get("/app/appointments?name=Ana%20Ruiz&phone=%2B15552010001").await.text().await.unwrap();
+    assert!(prefilled.contains("value=\"Ana Ruiz\"") && prefilled.contains("value=\"+15552010001\""));
 }
 
 #[tokio::test]

@@ -46,7 +46,24 @@ pub struct AppointmentInput {
     pub time: String,
     pub starts_at: Option<DateTime<FixedOffset>>,
     /// Defaults to the tenant's appointment length.
-    pub duration_minutes: Option<String>,
+    pub duration_minutes: Option<Minutes>,
+}
+
+/// A length in minutes: a JSON number, or the text of a form field.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Minutes {
+    Number(i64),
+    Text(String),
+}
+
+impl Minutes {
+    fn text(&self) -> String {
+        match self {
+            Minutes::Number(n) => n.to_string(),
+            Minutes::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// Changes to an appointment: a new time (as in [`AppointmentInput`]), a new length, a
@@ -57,7 +74,7 @@ pub struct AppointmentChange {
     pub date: Option<String>,
     pub time: Option<String>,
     pub starts_at: Option<DateTime<FixedOffset>>,
-    pub duration_minutes: Option<String>,
+    pub duration_minutes: Option<Minutes>,
     pub status: Option<String>,
 }
 
@@ -180,7 +197,11 @@ fn validate_new(tenant: &Tenant, input: &AppointmentInput) -> Result<ManualBooki
         Some(t) => Some(t.with_timezone(&Utc)),
         None => local_instant(zone(tenant), &input.date, &input.time, &mut errors),
     };
-    let minutes = parse_duration(input.duration_minutes.as_deref(), i64::from(tenant.appointment_minutes), &mut errors);
+    let minutes = parse_duration(
+        input.duration_minutes.as_ref().map(Minutes::text).as_deref(),
+        i64::from(tenant.appointment_minutes),
+        &mut errors,
+    );
     match (phone, starts_at, minutes, errors.is_empty()) {
         (Some(phone), Some(starts_at), Some(minutes), true) => Ok(ManualBooking {
             name: name.to_owned(),
@@ -210,7 +231,8 @@ fn validate_change(
         }
     };
     let current_minutes = (current.ends_at - current.starts_at).num_minutes();
-    let minutes = parse_duration(input.duration_minutes.as_deref(), current_minutes, &mut errors);
+    let minutes =
+        parse_duration(input.duration_minutes.as_ref().map(Minutes::text).as_deref(), current_minutes, &mut errors);
     let status = match input.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match STATUSES.iter().find(|known| **known == s) {
@@ -228,7 +250,7 @@ fn validate_change(
         return Err(errors);
     }
     let start = starts_at.unwrap_or(current.starts_at);
-    let moved = starts_at.is_some() || input.duration_minutes.as_deref().is_some_and(|d| !d.trim().is_empty());
+    let moved = starts_at.is_some() || input.duration_minutes.as_ref().is_some_and(|d| !d.text().trim().is_empty());
     Ok(Change {
         starts_at: moved.then_some(start),
         ends_at: moved.then(|| start + Duration::minutes(minutes.unwrap_or(current_minutes))),
@@ -453,20 +475,36 @@ async fn agenda_page(
             previous => ymd(from - Duration::days(7)), next => ymd(from + Duration::days(7)), today => ymd(today),
             month_label => first.format("%B %Y").to_string(), month => month_grid(first, &counts),
             previous_month => ymd((first - Duration::days(1)).with_day(1).unwrap_or(first)), next_month => ymd(next_month),
-            open_form => !errors.is_empty(), form => value(&form), errors,
+            open_form => !errors.is_empty() || !form.customer_phone.is_empty(), form => value(&form), errors,
             default_minutes => tenant.appointment_minutes, timezone => tenant.timezone.as_str(),
             hours => tenant.calendar().hours.describe(),
         },
     )
 }
 
-/// `GET /app/appointments?from=&days=`: the agenda.
+/// The agenda page's query: the range, and a customer to prefill the booking form with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PageQuery {
+    from: Option<String>,
+    days: Option<i64>,
+    name: Option<String>,
+    phone: Option<String>,
+}
+
+/// `GET /app/appointments?from=&days=[&name=&phone=]`: the agenda.
 pub async fn page(
     State(app): State<AppState>,
     owner: Owner,
-    Query(query): Query<RangeQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Response, Error> {
-    agenda_page(&app, &owner, &query, &AppointmentInput::default(), HashMap::new()).await
+    let form = AppointmentInput {
+        customer_name: query.name.unwrap_or_default(),
+        customer_phone: query.phone.unwrap_or_default(),
+        ..AppointmentInput::default()
+    };
+    let range = RangeQuery { from: query.from, days: query.days };
+    agenda_page(&app, &owner, &range, &form, HashMap::new()).await
 }
 
 /// `POST /app/appointments`: books and opens the appointment; mistakes (an overlap
@@ -507,7 +545,7 @@ async fn appointment_page(
     let form = form.cloned().unwrap_or_else(|| AppointmentChange {
         date: Some(local.format("%Y-%m-%d").to_string()),
         time: Some(local.format("%H:%M").to_string()),
-        duration_minutes: Some(v.duration_minutes.to_string()),
+        duration_minutes: Some(Minutes::Number(v.duration_minutes)),
         ..AppointmentChange::default()
     });
     render(

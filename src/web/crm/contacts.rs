@@ -392,6 +392,8 @@ async fn contact_page(
             formatted => PhoneNumber::parse(&contact.phone).map(|p| p.formatted()).unwrap_or_else(|_| contact.phone.clone()),
             timeline => value(&entries(zone(&tenant), &events)),
             timezone => tenant.timezone,
+            book_query => serde_urlencoded::to_string([("name", contact.name.as_str()), ("phone", contact.phone.as_str())])
+                .unwrap_or_default(),
         },
     )
 }

@@ -45,6 +45,7 @@ use crate::web::auth::Owner;
         crate::storage::postgres::contacts::Contact,
         appointments::AppointmentInput,
         appointments::AppointmentChange,
+        appointments::Minutes,
         appointments::AppointmentView,
         appointments::AppointmentList,
         messages::SendInput,
@@ -127,4 +128,29 @@ pub async fn to_appointments() -> Redirect {
 
 pub async fn to_messages() -> Redirect {
     Redirect::to("/app/messages")
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::CrmApi;
+
+    #[test]
+    fn the_openapi_document_describes_every_crm_route() {
+        let doc = CrmApi::openapi();
+        let paths: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+        for path in [
+            "/api/contacts",
+            "/api/contacts/{id}",
+            "/api/appointments",
+            "/api/appointments/{id}",
+            "/api/messages",
+            "/api/messages/{contact_id}",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+        let schemas = doc.components.expect("components").schemas;
+        assert!(schemas.contains_key("ContactInput") && schemas.contains_key("SendInput"));
+    }
 }
