@@ -20,6 +20,9 @@ pub enum AgendaError {
     /// The time collides with this live appointment.
     #[error("that time overlaps {}'s appointment", .0.customer_name)]
     Overlaps(Box<Appointment>),
+    /// The time was taken a moment ago by an appointment that has moved on since.
+    #[error("that time was just taken; pick another")]
+    Taken,
     #[error("that appointment does not exist")]
     NotFound,
     #[error(transparent)]
@@ -116,8 +119,8 @@ async fn overlap(
 ) -> AgendaError {
     match appointments::first_overlapping(conn, client_id, from, to, except).await {
         Ok(Some(other)) => AgendaError::Overlaps(Box::new(other)),
-        // Gone again already: still a refusal, now without a name.
-        Ok(None) => AgendaError::Unexpected(anyhow::anyhow!("an overlapping appointment vanished; try again")),
+        // Moved or cancelled again already: still a refusal, now without a name.
+        Ok(None) => AgendaError::Taken,
         Err(e) => AgendaError::Unexpected(e.into()),
     }
 }

@@ -140,6 +140,8 @@ async fn the_contact_form_shows_the_duplicate_with_a_link_and_keeps_what_was_typ
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("New Person"));
 
+    let tab = owner.get("/contacts").await;
+    assert_eq!(tab.headers()[LOCATION], "/app/contacts", "the nav's short address leads here");
     let list = owner.get("/app/contacts?q=maria").await.text().await.unwrap();
     assert!(list.contains("Maria Lopez") && !list.contains("New Person"));
 

@@ -270,6 +270,7 @@ fn agenda_error(tenant: &Tenant, e: AgendaError) -> Error {
             field: Some("time"),
             link: Some(format!("/app/appointments/{}", other.id)),
         },
+        AgendaError::Taken => Error::Conflict { message: e.to_string(), field: Some("time"), link: None },
         AgendaError::NotFound => not_found(),
         AgendaError::Unexpected(e) => Error::Unexpected(e),
     }
