@@ -30,6 +30,7 @@ use crate::storage::postgres::{self, numbers, sessions};
 use crate::telephony::{conversation_relay, webhooks};
 use crate::web;
 use crate::web::accounts;
+use crate::web::crm;
 use crate::web::limits::AttemptLimiter;
 
 /// The offline engines: PocketSphinx for recognition, espeak-ng for speech, the local
@@ -226,6 +227,29 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/me", get(accounts::api::me))
         .route("/api/auth/password/forgot", post(accounts::api::forgot))
         .route("/api/auth/password/reset", post(accounts::api::reset))
+        .route("/contacts", get(crm::to_contacts))
+        .route("/appointments", get(crm::to_appointments))
+        .route("/messages", get(crm::to_messages))
+        .route("/app/contacts", get(crm::contacts::page).post(crm::contacts::create))
+        .route("/app/contacts/{id}", get(crm::contacts::show).post(crm::contacts::update))
+        .route("/app/contacts/{id}/delete", post(crm::contacts::delete))
+        .route("/app/appointments", get(crm::appointments::page).post(crm::appointments::create))
+        .route("/app/appointments/{id}", get(crm::appointments::show).post(crm::appointments::update))
+        .route("/app/appointments/{id}/status", post(crm::appointments::set_status))
+        .route("/app/messages", get(crm::messages::page).post(crm::messages::create))
+        .route("/app/messages/{contact_id}", get(crm::messages::thread))
+        .route("/api/contacts", get(crm::contacts::api_list).post(crm::contacts::api_create))
+        .route(
+            "/api/contacts/{id}",
+            get(crm::contacts::api_show).patch(crm::contacts::api_update).delete(crm::contacts::api_delete),
+        )
+        .route("/api/appointments", get(crm::appointments::api_list).post(crm::appointments::api_create))
+        .route(
+            "/api/appointments/{id}",
+            get(crm::appointments::api_show).patch(crm::appointments::api_update).delete(crm::appointments::api_cancel),
+        )
+        .route("/api/messages", get(crm::messages::api_threads).post(crm::messages::api_send))
+        .route("/api/messages/{contact_id}", get(crm::messages::api_thread))
         .route("/static/app.css", get(web::shell::stylesheet))
         .route("/static/app.js", get(web::shell::script))
         .route("/static/icon.svg", get(web::shell::icon))

@@ -24,6 +24,10 @@ pub enum Error {
     Denied(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request clashes with what exists (a taken time, a phone number another contact
+    /// has); `link` points at the thing in the way.
+    #[error("{message}")]
+    Conflict { message: String, field: Option<&'static str>, link: Option<String> },
     #[error("request body is too large")]
     PayloadTooLarge,
     /// Rate limited; `retry_after_secs` goes in `Retry-After`.
@@ -46,6 +50,7 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::Denied(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -73,6 +78,14 @@ impl IntoResponse for Error {
         {
             body["field"] = first.field.into();
             body["fields"] = serde_json::to_value(fields).unwrap_or_default();
+        }
+        if let Error::Conflict { field, link, .. } = &self {
+            if let Some(field) = field {
+                body["field"] = (*field).into();
+            }
+            if let Some(link) = link {
+                body["link"] = link.as_str().into();
+            }
         }
         let mut response = (status, Json(body)).into_response();
         if let Error::TooManyRequests { retry_after_secs, .. } = &self {

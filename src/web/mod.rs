@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod crm;
 pub mod error;
 pub mod limits;
 pub mod pages;

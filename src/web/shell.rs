@@ -17,6 +17,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("notice.html", include_str!("templates/notice.html")),
     ("today.html", include_str!("templates/today.html")),
     ("offline.html", include_str!("templates/offline.html")),
+    ("contacts.html", include_str!("templates/contacts.html")),
+    ("contact.html", include_str!("templates/contact.html")),
+    ("appointments.html", include_str!("templates/appointments.html")),
+    ("appointment.html", include_str!("templates/appointment.html")),
+    ("messages.html", include_str!("templates/messages.html")),
+    ("thread.html", include_str!("templates/thread.html")),
 ];
 
 /// Every page template, parsed once at start (a broken template fails the build of the

@@ -165,3 +165,87 @@ pub fn voice_params(call_sid: &str, from: &str, to: &str) -> Vec<(String, String
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}
+
+/// An owner signed up through `/api/auth/signup` (time zone America/Chicago), holding a
+/// session cookie; its requests send the CSRF token unless told otherwise.
+pub struct SignedInOwner {
+    pub client: reqwest::Client,
+    pub client_id: i64,
+    pub csrf: String,
+    base_url: String,
+}
+
+impl TestApp {
+    /// Signs up a new business owned by `email` and keeps the session.
+    pub async fn signed_in_owner(&self, email: &str, business: &str) -> SignedInOwner {
+        let client = cookie_client();
+        let response = client
+            .post(format!("{}/api/auth/signup", self.base_url))
+            .json(&serde_json::json!({
+                "email": email,
+                "password": "tulips in april",
+                "business_name": business,
+                "business_phone": "(555) 123-4567",
+                "business_type": "dental",
+                "owner_name": "Dana Rivera",
+                "owner_phone": "+1 555 987 6543",
+                "timezone": "America/Chicago",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
+        let body: serde_json::Value = response.json().await.unwrap();
+        SignedInOwner {
+            client,
+            client_id: body["client_id"].as_i64().expect("client_id"),
+            csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
+            base_url: self.base_url.clone(),
+        }
+    }
+}
+
+impl SignedInOwner {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A JSON request with the CSRF header.
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.request(method, self.url(path)).header("X-CSRF-Token", &self.csrf).json(body).send().await.unwrap()
+    }
+
+    /// A JSON request without the CSRF header.
+    pub async fn send_json_without_csrf(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client.request(method, self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).header("X-CSRF-Token", &self.csrf).send().await.unwrap()
+    }
+
+    /// A form post with the CSRF field.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &self.csrf));
+        self.client.post(self.url(path)).form(&form).send().await.unwrap()
+    }
+}

@@ -5,12 +5,15 @@
 mod fakes;
 
 mod accounts;
+mod appointments;
 mod booking;
 mod browser;
 mod calls;
 mod cloud_calls;
+mod contacts;
 mod helpers;
 mod isolation;
+mod messages;
 mod recordings;
 mod relay;
 mod tenants;

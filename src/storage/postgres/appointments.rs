@@ -6,7 +6,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::domain::scheduling::Busy;
 
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Appointment {
     pub id: i64,
     pub client_id: i64,
@@ -138,4 +138,78 @@ pub async fn for_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Appoi
     .bind(client_id)
     .fetch_all(pool)
     .await
+}
+
+pub async fn find(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<Option<Appointment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND id = $2")))
+        .bind(client_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Every appointment of a tenant (cancelled ones too) starting in `[from, to)`, in order.
+pub async fn starting_between(
+    conn: &mut PgConnection,
+    client_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<Appointment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND starts_at >= $2 AND starts_at < $3 \
+         ORDER BY starts_at, id"
+    )))
+    .bind(client_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+}
+
+/// The first live appointment other than `except` overlapping `[from, to)`: the one a
+/// refused booking collided with.
+pub async fn first_overlapping(
+    conn: &mut PgConnection,
+    client_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    except: Option<i64>,
+) -> sqlx::Result<Option<Appointment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND status <> 'cancelled' \
+             AND starts_at < $3 AND ends_at > $2 AND id IS DISTINCT FROM $4 ORDER BY starts_at LIMIT 1"
+    )))
+    .bind(client_id)
+    .bind(from)
+    .bind(to)
+    .bind(except)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves an appointment and sets its status in one statement, so the exclusion
+/// constraint judges the final state; `None` when the tenant has no such appointment.
+pub async fn change(
+    conn: &mut PgConnection,
+    client_id: i64,
+    id: i64,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    status: &str,
+) -> Result<Option<Appointment>, InsertError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE appointments SET starts_at = $3, ends_at = $4, status = $5, updated_at = now() \
+         WHERE client_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    )))
+    .bind(client_id)
+    .bind(id)
+    .bind(starts_at)
+    .bind(ends_at)
+    .bind(status)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| match super::violated_constraint(&e).as_deref() {
+        Some("appointments_no_overlap") => InsertError::SlotTaken,
+        _ => InsertError::Database(e),
+    })
 }

@@ -25,3 +25,27 @@ pub async fn queue(conn: &mut PgConnection, email: &NewEmail<'_>) -> sqlx::Resul
     .fetch_one(conn)
     .await
 }
+
+/// An email of the tenant's not yet sent, as the owner sees it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct WaitingEmail {
+    pub id: i64,
+    pub to_address: String,
+    pub kind: String,
+    pub subject: String,
+    /// `queued` or `failed`.
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The tenant's emails waiting to be sent (or that failed), newest first.
+pub async fn waiting(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<WaitingEmail>> {
+    sqlx::query_as(
+        "SELECT id, to_address, kind, subject, status, created_at FROM email_outbox \
+         WHERE client_id = $1 AND status <> 'sent' ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(client_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}

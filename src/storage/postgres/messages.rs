@@ -58,3 +58,88 @@ pub async fn for_call(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Message>>
     .fetch_all(pool)
     .await
 }
+
+/// The latest message of one contact's conversation.
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Thread {
+    pub contact_id: i64,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub messages: i64,
+    pub last_body: String,
+    pub last_direction: String,
+    pub last_status: String,
+    pub last_at: DateTime<Utc>,
+}
+
+/// One message of a conversation as the CRM shows it.
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Line {
+    pub id: i64,
+    pub contact_id: Option<i64>,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// `sms`, `voice_message`, `booking_confirmation`, ...
+    pub kind: String,
+    pub to_number: String,
+    pub from_number: String,
+    pub body: String,
+    /// `queued` (waiting in the outbox), `sent`, `delivered`, `failed`, `received`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const LINE_COLUMNS: &str = "id, contact_id, direction, kind, to_number, from_number, body, status, created_at";
+
+/// The tenant's conversations, one per contact, latest first.
+pub async fn threads(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<Thread>> {
+    sqlx::query_as(
+        "SELECT t.contact_id, c.name AS contact_name, c.phone AS contact_phone, t.messages, t.last_body, \
+                t.last_direction, t.last_status, t.last_at \
+         FROM ( \
+             SELECT DISTINCT ON (contact_id) contact_id, count(*) OVER (PARTITION BY contact_id) AS messages, \
+                    body AS last_body, direction AS last_direction, status AS last_status, created_at AS last_at \
+             FROM messages WHERE client_id = $1 AND contact_id IS NOT NULL \
+             ORDER BY contact_id, created_at DESC, id DESC \
+         ) AS t JOIN contacts c ON c.id = t.contact_id AND c.client_id = $1 \
+         ORDER BY t.last_at DESC, t.contact_id DESC LIMIT $2",
+    )
+    .bind(client_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// One contact's messages, oldest first (a conversation reads downwards).
+pub async fn thread(conn: &mut PgConnection, client_id: i64, contact_id: i64, limit: i64) -> sqlx::Result<Vec<Line>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM (SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND contact_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3) AS latest ORDER BY created_at, id"
+    )))
+    .bind(client_id)
+    .bind(contact_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Messages tied to no contact (alerts texted to the owner, messages from hidden
+/// numbers), newest first.
+pub async fn without_contact(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<Line>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND contact_id IS NULL \
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    )))
+    .bind(client_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn find_line(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<Option<Line>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND id = $2")))
+        .bind(client_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}

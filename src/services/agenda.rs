@@ -1,0 +1,150 @@
+//! The owner's agenda: appointments booked, moved and closed from the dashboard. Same
+//! guarantee as the voice path (one tenant transaction, the `appointments_no_overlap`
+//! constraint), but any time may be booked; the hours are the web's warning to give.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::{Acquire, PgConnection, PgPool};
+
+use crate::domain::confirmation;
+use crate::domain::phone::PhoneNumber;
+use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
+use crate::storage::postgres::begin_tenant;
+use crate::storage::postgres::contacts::{self, ContactError, ContactFields};
+
+/// Statuses an owner may set.
+pub const STATUSES: [&str; 5] = ["confirmed", "pending", "completed", "no_show", "cancelled"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgendaError {
+    /// The time collides with this live appointment.
+    #[error("that time overlaps {}'s appointment", .0.customer_name)]
+    Overlaps(Box<Appointment>),
+    /// The time was taken a moment ago by an appointment that has moved on since.
+    #[error("that time was just taken; pick another")]
+    Taken,
+    #[error("that appointment does not exist")]
+    NotFound,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// A booking typed in by the owner.
+#[derive(Debug, Clone)]
+pub struct ManualBooking {
+    pub name: String,
+    pub phone: PhoneNumber,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// What an appointment becomes; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub status: Option<&'static str>,
+}
+
+/// The tenant's contact with this number, created with `name` when there is none.
+async fn contact_for(conn: &mut PgConnection, client_id: i64, phone: &str, name: &str) -> anyhow::Result<i64> {
+    if let Some(found) = contacts::find_by_phone(conn, client_id, phone).await? {
+        return Ok(found.id);
+    }
+    let fields = ContactFields { name, phone, email: None, notes: "" };
+    let mut attempt = conn.begin().await?;
+    match contacts::insert(&mut attempt, client_id, &fields, "manual").await {
+        Ok(contact) => {
+            attempt.commit().await?;
+            Ok(contact.id)
+        }
+        // Created by someone else a moment ago.
+        Err(ContactError::PhoneTaken) => {
+            attempt.rollback().await?;
+            let found = contacts::find_by_phone(conn, client_id, phone).await?;
+            found.map(|c| c.id).context("a contact that clashed on its phone cannot be found")
+        }
+        Err(ContactError::Database(e)) => Err(e.into()),
+    }
+}
+
+/// Books a time for a customer (their contact found by phone, or created), in one
+/// transaction. An overlapping live appointment refuses it with [`AgendaError::Overlaps`].
+pub async fn book(pool: &PgPool, client_id: i64, req: &ManualBooking) -> Result<Appointment, AgendaError> {
+    let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
+    let name = req.name.trim();
+    let contact_id = contact_for(&mut tx, client_id, req.phone.as_str(), name).await?;
+    for _ in 0..5 {
+        let code = confirmation::generate();
+        let mut attempt = tx.begin().await.context("savepoint")?;
+        let inserted = appointments::insert(
+            &mut attempt,
+            &NewAppointment {
+                client_id,
+                contact_id: Some(contact_id),
+                call_id: None,
+                customer_name: name,
+                customer_phone: req.phone.as_str(),
+                starts_at: req.starts_at,
+                ends_at: req.ends_at,
+                source: "manual",
+                confirmation_code: &code,
+            },
+        )
+        .await;
+        match inserted {
+            Ok(appointment) => {
+                attempt.commit().await.context("savepoint release")?;
+                tx.commit().await.context("committing the booking")?;
+                return Ok(appointment);
+            }
+            Err(InsertError::CodeTaken) => attempt.rollback().await.context("savepoint rollback")?,
+            Err(InsertError::SlotTaken) => {
+                attempt.rollback().await.context("savepoint rollback")?;
+                return Err(overlap(&mut tx, client_id, req.starts_at, req.ends_at, None).await);
+            }
+            Err(InsertError::Database(e)) => return Err(anyhow::Error::from(e).context("inserting").into()),
+        }
+    }
+    Err(anyhow::anyhow!("no free confirmation code after 5 tries").into())
+}
+
+/// The appointment a refused time collides with.
+async fn overlap(
+    conn: &mut PgConnection,
+    client_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    except: Option<i64>,
+) -> AgendaError {
+    match appointments::first_overlapping(conn, client_id, from, to, except).await {
+        Ok(Some(other)) => AgendaError::Overlaps(Box::new(other)),
+        // Moved or cancelled again already: still a refusal, now without a name.
+        Ok(None) => AgendaError::Taken,
+        Err(e) => AgendaError::Unexpected(e.into()),
+    }
+}
+
+/// Moves an appointment and/or sets its status in one transaction. Moving it (or
+/// bringing a cancelled one back) onto a taken time changes nothing.
+pub async fn change(pool: &PgPool, client_id: i64, id: i64, change: &Change) -> Result<Appointment, AgendaError> {
+    let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
+    let current = appointments::find(&mut tx, client_id, id).await.context("reading")?.ok_or(AgendaError::NotFound)?;
+    let starts_at = change.starts_at.unwrap_or(current.starts_at);
+    let ends_at = change.ends_at.unwrap_or(current.ends_at);
+    let status = change.status.unwrap_or(current.status.as_str()).to_owned();
+    let mut attempt = tx.begin().await.context("savepoint")?;
+    match appointments::change(&mut attempt, client_id, id, starts_at, ends_at, &status).await {
+        Ok(Some(updated)) => {
+            attempt.commit().await.context("savepoint release")?;
+            tx.commit().await.context("committing the change")?;
+            Ok(updated)
+        }
+        Ok(None) => Err(AgendaError::NotFound),
+        Err(InsertError::SlotTaken) => {
+            attempt.rollback().await.context("savepoint rollback")?;
+            Err(overlap(&mut tx, client_id, starts_at, ends_at, Some(id)).await)
+        }
+        Err(e) => Err(anyhow::Error::from(e).context("changing the appointment").into()),
+    }
+}
