@@ -17,6 +17,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("notice.html", include_str!("templates/notice.html")),
     ("today.html", include_str!("templates/today.html")),
     ("offline.html", include_str!("templates/offline.html")),
+    ("settings.html", include_str!("templates/settings.html")),
+    ("admin.html", include_str!("templates/admin.html")),
+    ("admin_tenant.html", include_str!("templates/admin_tenant.html")),
 ];
 
 /// Every page template, parsed once at start (a broken template fails the build of the

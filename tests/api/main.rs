@@ -5,12 +5,15 @@
 mod fakes;
 
 mod accounts;
+mod admin;
 mod booking;
 mod calls;
 mod cloud_calls;
 mod helpers;
 mod isolation;
+mod openapi;
 mod recordings;
 mod relay;
+mod settings;
 mod tenants;
 mod webhooks;
