@@ -444,4 +444,11 @@ mod tests {
         assert!(lines[1].over_agent);
         assert_eq!(lines[1].text, "wait a second");
     }
+
+    #[test]
+    fn admin_grant_takes_the_users_email() {
+        let cli = Cli::try_parse_from(["ringlypro", "admin", "grant", "ops@example.com"]).unwrap();
+        assert!(matches!(cli.command, Command::Admin(AdminCommand::Grant { email }) if email == "ops@example.com"));
+        assert!(Cli::try_parse_from(["ringlypro", "admin", "grant"]).is_err());
+    }
 }

@@ -21,6 +21,7 @@ use crate::storage::postgres::{begin_tenant, messages};
 use crate::web::Error;
 use crate::web::auth::Admin;
 use crate::web::shell::render;
+use crate::web::today::money;
 
 /// Longest admin note.
 const MAX_NOTE: usize = 4000;
@@ -233,10 +234,6 @@ pub async fn sms_api(
     Ok((StatusCode::ACCEPTED, Json(sms)).into_response())
 }
 
-fn money(cents: i64) -> String {
-    format!("${}.{:02}", cents / 100, cents.rem_euclid(100))
-}
-
 /// A tenant's row for the pages, with figures written out.
 fn row(t: &TenantUsage) -> minijinja::Value {
     let tz: Tz = t.timezone.parse().unwrap_or(chrono_tz::America::New_York);
@@ -286,7 +283,9 @@ struct Typed<'a> {
 
 async fn detail_page(app: &AppState, admin: &Admin, id: i64, typed: Typed<'_>) -> Result<Response, Error> {
     let d = detail(app, id).await?;
-    let when = |t: DateTime<Utc>| t.format("%b %-d, %Y %H:%M UTC").to_string();
+    // Shown in the tenant's time zone, like every time in the dashboard.
+    let tz: Tz = d.tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d, %Y %-I:%M %p %Z").to_string();
     let notes: Vec<minijinja::Value> = d
         .notes
         .iter()

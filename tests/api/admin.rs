@@ -126,6 +126,10 @@ async fn admin_notes_are_kept_with_author_and_time_and_never_reach_the_tenant() 
     assert_eq!(long.status(), StatusCode::BAD_REQUEST);
     let missing = post_json(&app, &client, &ops.csrf, "/api/admin/tenants/999999/notes", json!({"body": "hi"})).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let unknown = client.get(format!("{}/api/admin/tenants/999999", app.base_url)).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let unknown_page = client.get(format!("{}/admin/tenants/999999", app.base_url)).send().await.unwrap();
+    assert_eq!(unknown_page.status(), StatusCode::NOT_FOUND);
     let no_csrf = client.post(format!("{}{path}", app.base_url)).json(&json!({"body": "hi"})).send().await.unwrap();
     assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
 
