@@ -1,10 +1,14 @@
 //! The owner's settings: the page and its JSON twin, each field's rules, the switches,
 //! forwarding codes, and that the next call uses what was saved.
 
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use ringlypro::telephony::twiml;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{SignedUp, TestApp, browser, sign_up, spawn_app, voice_params};
 
@@ -280,4 +284,34 @@ async fn one_owner_saving_settings_changes_only_their_own_business() {
     assert_eq!(api_settings(&app, &b_client).await, b_before);
     assert_eq!(api_settings(&app, &a_client).await["custom_greeting"], "Welcome to A!");
     assert_ne!(a.client_id, b.client_id);
+}
+
+#[tokio::test]
+async fn with_spanish_turned_off_pressing_two_keeps_the_call_in_english() {
+    let app = spawn_app().await;
+    let client = browser();
+    let owner = sign_up(&app, &client, "dana@example.com", "Bright Smile Dental").await;
+    give_number(&app, owner.client_id, "relay").await;
+    let response = patch(&app, &client, &owner, json!({"languages": ["en"], "default_language": "en"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let relay_url = place_call(&app, "CA_en_only").await.relay_url.expect("ConversationRelay TwiML");
+    let (mut ws, _) = tokio_tungstenite::connect_async(relay_url.as_str()).await.unwrap();
+    let setup = json!({"type": "setup", "callSid": "CA_en_only", "from": "+15557654321", "customParameters": {}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    ws.send(Message::text(json!({"type": "dtmf", "digit": "2"}).to_string())).await.unwrap();
+    let prompt =
+        json!({"type": "prompt", "voicePrompt": "I would like to book an appointment", "lang": "en-US", "last": true});
+    ws.send(Message::text(prompt.to_string())).await.unwrap();
+    let mut reply = String::new();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a reply in time");
+        let Some(Ok(Message::Text(frame))) = frame else { break };
+        let frame: Value = serde_json::from_str(&frame).unwrap();
+        reply.push_str(frame["token"].as_str().unwrap_or_default());
+        if frame["last"] == true || frame["type"] == "end" {
+            break;
+        }
+    }
+    assert!(reply.contains("your name"), "{reply}");
+    assert!(!reply.contains("Lina") && !reply.contains("Gracias"), "{reply}");
 }
