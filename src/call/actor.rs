@@ -447,7 +447,8 @@ impl CallActor {
                     _ => None,
                 };
                 if let Some(language) = language {
-                    if language != self.policy.language {
+                    // A language the owner turned off in settings is not offered.
+                    if language != self.policy.language && self.setup.tenant.answers_in(language) {
                         self.interrupt_agent().await;
                         self.switch_language(language);
                         let greeting = self.with_policy(|p, ctx| p.greet(ctx));
@@ -740,7 +741,10 @@ impl CallActor {
     }
 
     fn maybe_switch_language(&mut self, text: &str) {
-        if nlu::looks_spanish(text) && self.policy.language != Language::Spanish {
+        if nlu::looks_spanish(text)
+            && self.policy.language != Language::Spanish
+            && self.setup.tenant.answers_in(Language::Spanish)
+        {
             tracing::info!(call_sid = %self.setup.call_sid, "caller speaks Spanish: switching to Lina");
             self.switch_language(Language::Spanish);
         }

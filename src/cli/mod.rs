@@ -1,4 +1,4 @@
-//! The `ringlypro` sub-commands: serve, migrate, demo, call, nlu, tenant, numbers.
+//! The `ringlypro` sub-commands: serve, migrate, demo, call, nlu, tenant, numbers, admin.
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use crate::services::accounts;
 use crate::services::passwords::Passwords;
 use crate::sim::{self, Line, Script};
 use crate::startup::{Application, engines_from_config, shutdown_signal};
-use crate::storage::postgres::{self, numbers, tenants};
+use crate::storage::postgres::{self, admin, numbers, tenants};
 
 #[derive(Parser, Debug)]
 #[command(name = "ringlypro", version, about = "RinglyPro: the AI phone receptionist with a CRM")]
@@ -44,6 +44,15 @@ pub enum Command {
     /// Manage the pool of RinglyPro numbers given to new tenants at signup.
     #[command(subcommand)]
     Numbers(NumbersCommand),
+    /// Manage RinglyPro's administrators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Let the user who signs in with this email open the admin area.
+    Grant { email: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +181,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Numbers(command) => numbers_command(command).await,
+        Command::Admin(AdminCommand::Grant { email }) => {
+            let config = Config::from_env()?;
+            let pool = postgres::connect(&config.database_url).await?;
+            postgres::migrate(&pool).await?;
+            if !admin::grant(&pool, &email).await? {
+                bail!("no user signs in with {email:?}; sign up first, then grant");
+            }
+            println!("{} is now an administrator: {}/admin", email.trim(), config.public_url);
+            Ok(())
+        }
         Command::Tenant(TenantCommand::List) => {
             let config = Config::from_env()?;
             let pool = postgres::connect(&config.database_url).await?;
@@ -424,5 +443,12 @@ mod tests {
         assert!(!lines[0].over_agent);
         assert!(lines[1].over_agent);
         assert_eq!(lines[1].text, "wait a second");
+    }
+
+    #[test]
+    fn admin_grant_takes_the_users_email() {
+        let cli = Cli::try_parse_from(["ringlypro", "admin", "grant", "ops@example.com"]).unwrap();
+        assert!(matches!(cli.command, Command::Admin(AdminCommand::Grant { email }) if email == "ops@example.com"));
+        assert!(Cli::try_parse_from(["ringlypro", "admin", "grant"]).is_err());
     }
 }

@@ -147,7 +147,7 @@ impl FieldError {
 }
 
 /// The signup form as typed.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SignupForm {
     pub email: String,

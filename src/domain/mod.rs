@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod confirmation;
+pub mod forwarding;
 pub mod language;
 pub mod phone;
 pub mod scheduling;
+pub mod settings;

@@ -1,6 +1,7 @@
 //! HTTP surface outside Twilio's webhooks: owners' accounts and sessions, the signed-in
-//! app shell (layout, PWA assets) and its Today page, the health check, a call's record
-//! as JSON, and a call's recording.
+//! app shell (layout, PWA assets) and its Today page, the owner's settings, the admin
+//! area, the OpenAPI document, the health check, a call's record as JSON, and a call's
+//! recording.
 //!
 //! For pages and APIs built on top: take [`auth::Owner`] (or [`auth::Admin`]) as an
 //! extractor, scope queries with `begin_tenant(pool, owner.client_id)`, render with
@@ -8,12 +9,15 @@
 //! changes something (JSON calls send it as `X-CSRF-Token`).
 
 pub mod accounts;
+pub mod admin;
 pub mod auth;
 pub mod crm;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod pages;
 pub mod recordings;
+pub mod settings;
 pub mod shell;
 pub mod today;
 

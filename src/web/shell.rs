@@ -23,6 +23,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("appointment.html", include_str!("templates/appointment.html")),
     ("messages.html", include_str!("templates/messages.html")),
     ("thread.html", include_str!("templates/thread.html")),
+    ("settings.html", include_str!("templates/settings.html")),
+    ("admin.html", include_str!("templates/admin.html")),
+    ("admin_tenant.html", include_str!("templates/admin_tenant.html")),
 ];
 
 /// Every page template, parsed once at start (a broken template fails the build of the

@@ -34,7 +34,8 @@ pub fn day_bounds(tz: Tz, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) 
     (start_of(date, tz), start_of(next, tz))
 }
 
-fn money(cents: i64) -> String {
+/// Cents as dollars, e.g. `$12.34`.
+pub(crate) fn money(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, cents.rem_euclid(100))
 }
 

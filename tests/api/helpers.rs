@@ -167,6 +167,11 @@ pub fn voice_params(call_sid: &str, from: &str, to: &str) -> Vec<(String, String
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
+/// A client that keeps cookies and does not follow redirects (what a page test needs).
+pub fn browser() -> reqwest::Client {
+    cookie_client()
+}
+
 pub fn cookie_client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
@@ -247,5 +252,36 @@ impl SignedInOwner {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &self.csrf));
         self.client.post(self.url(path)).form(&form).send().await.unwrap()
+    }
+}
+
+/// An owner signed up through `/api/auth/signup` on `client` (which then holds the
+/// session cookie).
+pub struct SignedUp {
+    pub client_id: i64,
+    pub csrf: String,
+}
+
+pub async fn sign_up(app: &TestApp, client: &reqwest::Client, email: &str, business: &str) -> SignedUp {
+    let response = client
+        .post(format!("{}/api/auth/signup", app.base_url))
+        .json(&serde_json::json!({
+            "email": email,
+            "password": "tulips in april",
+            "business_name": business,
+            "business_phone": "(555) 123-4567",
+            "business_type": "dental",
+            "owner_name": "Dana Rivera",
+            "owner_phone": "+1 555 987 6543",
+            "timezone": "America/Chicago",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
+    let body: serde_json::Value = response.json().await.unwrap();
+    SignedUp {
+        client_id: body["client_id"].as_i64().expect("client_id"),
+        csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
     }
 }

@@ -5,6 +5,7 @@
 mod fakes;
 
 mod accounts;
+mod admin;
 mod appointments;
 mod booking;
 mod browser;
@@ -14,7 +15,9 @@ mod contacts;
 mod helpers;
 mod isolation;
 mod messages;
+mod openapi;
 mod recordings;
 mod relay;
+mod settings;
 mod tenants;
 mod webhooks;

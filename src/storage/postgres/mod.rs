@@ -8,6 +8,7 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 
+pub mod admin;
 pub mod appointments;
 pub mod calls;
 pub mod contacts;
@@ -18,6 +19,7 @@ pub mod numbers;
 pub mod password_resets;
 pub mod recordings;
 pub mod sessions;
+pub mod settings;
 pub mod tenants;
 pub mod today;
 pub mod users;

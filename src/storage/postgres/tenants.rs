@@ -30,6 +30,8 @@ pub struct Tenant {
     pub voice_path: String,
     /// Record calls (both legs, Ogg Opus) and tell callers so. Off unless the owner opts in.
     pub recording_enabled: bool,
+    /// Codes of the languages calls may be answered in (`en`, `es`).
+    pub languages: Vec<String>,
 }
 
 impl Tenant {
@@ -57,11 +59,16 @@ impl Tenant {
     pub fn default_language(&self) -> Language {
         Language::from_code(&self.language).unwrap_or_default()
     }
+
+    /// Whether a call may switch to `language` (the owner's settings name the languages).
+    pub fn answers_in(&self, language: Language) -> bool {
+        language == self.default_language() || self.languages.iter().any(|c| Language::from_code(c) == Some(language))
+    }
 }
 
 const COLUMNS: &str = "id, business_name, business_description, services, ringlypro_number, owner_name, \
      owner_phone, custom_greeting, timezone, business_days, business_hours_start, business_hours_end, \
-     appointment_minutes, buffer_minutes, rachel_enabled, language, voice_path, recording_enabled";
+     appointment_minutes, buffer_minutes, rachel_enabled, language, voice_path, recording_enabled, languages";
 
 /// What creating a tenant needs.
 #[derive(Debug, Clone)]

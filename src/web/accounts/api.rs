@@ -52,6 +52,18 @@ async fn signed_in(
 }
 
 /// `POST /api/auth/signup` with the signup fields: 201 and a session.
+#[utoipa::path(
+    post,
+    path = "/api/auth/signup",
+    tag = "auth",
+    summary = "Create an owner's account and business, and sign in",
+    request_body = SignupForm,
+    responses(
+        (status = 201, description = "signed in: user, business, CSRF token and RinglyPro number (or `number_pending`); sets the session cookie", body = serde_json::Value),
+        (status = 400, description = "a field is wrong: `field` names it", body = crate::web::openapi::ErrorBody),
+        (status = 429, description = "too many attempts from this network", body = crate::web::openapi::ErrorBody),
+    )
+)]
 pub async fn signup(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -70,7 +82,7 @@ pub async fn signup(
     signed_in(&app, StatusCode::CREATED, done.user_id, extra).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Credentials {
     pub email: String,
@@ -78,6 +90,19 @@ pub struct Credentials {
 }
 
 /// `POST /api/auth/login` with `{"email", "password"}`.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    summary = "Sign in with email and password",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "signed in: user, business and CSRF token; sets the session cookie", body = serde_json::Value),
+        (status = 400, description = "email or password missing", body = crate::web::openapi::ErrorBody),
+        (status = 401, description = "wrong email or password", body = crate::web::openapi::ErrorBody),
+        (status = 429, description = "too many attempts", body = crate::web::openapi::ErrorBody),
+    )
+)]
 pub async fn login(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -104,6 +129,17 @@ pub async fn login(
 }
 
 /// `POST /api/auth/logout` (with `X-CSRF-Token`): ends this session.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    summary = "Sign out: ends this session",
+    responses(
+        (status = 200, description = "signed out", body = serde_json::Value),
+        (status = 403, description = "missing CSRF token", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []))
+)]
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         accounts::close_session(&app.pool, token).await?;
@@ -114,6 +150,17 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<R
 }
 
 /// `GET /api/auth/me`: the signed-in owner, their business and the CSRF token.
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    summary = "The signed-in owner, their business and the CSRF token",
+    responses(
+        (status = 200, description = "who is signed in", body = serde_json::Value),
+        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn me(State(app): State<AppState>, owner: Owner) -> Result<Json<serde_json::Value>, Error> {
     let tenant = tenants::find(&app.pool, owner.client_id).await?;
     Ok(Json(json!({
@@ -128,13 +175,25 @@ pub async fn me(State(app): State<AppState>, owner: Owner) -> Result<Json<serde_
     })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ForgotRequest {
     pub email: String,
 }
 
 /// `POST /api/auth/password/forgot` with `{"email"}`: 202 whether or not it has an account.
+#[utoipa::path(
+    post,
+    path = "/api/auth/password/forgot",
+    tag = "auth",
+    summary = "Email a link to choose a new password",
+    request_body = ForgotRequest,
+    responses(
+        (status = 202, description = "sent if the account exists", body = serde_json::Value),
+        (status = 400, description = "not an email address", body = crate::web::openapi::ErrorBody),
+        (status = 429, description = "too many attempts", body = crate::web::openapi::ErrorBody),
+    )
+)]
 pub async fn forgot(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -150,7 +209,7 @@ pub async fn forgot(
     Ok((StatusCode::ACCEPTED, Json(json!({ "message": message }))).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ResetRequest {
     pub token: String,
@@ -158,6 +217,17 @@ pub struct ResetRequest {
 }
 
 /// `POST /api/auth/password/reset` with `{"token", "password"}`.
+#[utoipa::path(
+    post,
+    path = "/api/auth/password/reset",
+    tag = "auth",
+    summary = "Choose a new password with the emailed token",
+    request_body = ResetRequest,
+    responses(
+        (status = 200, description = "password changed", body = serde_json::Value),
+        (status = 400, description = "token used, expired or unknown, or a weak password", body = crate::web::openapi::ErrorBody),
+    )
+)]
 pub async fn reset(
     State(app): State<AppState>,
     payload: Result<Json<ResetRequest>, JsonRejection>,

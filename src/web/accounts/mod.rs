@@ -40,3 +40,11 @@ pub(crate) fn limit(app: &AppState, action: &'static str, ip: IpAddr) -> Result<
         }
     })
 }
+
+/// The account API, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(api::signup, api::login, api::logout, api::me, api::forgot, api::reset),
+    components(schemas(crate::domain::accounts::SignupForm, api::Credentials, api::ForgotRequest, api::ResetRequest))
+)]
+pub struct AuthApi;

@@ -1,0 +1,388 @@
+//! The admin area (`/admin`, `/api/admin`): every tenant with its usage this month and
+//! credit standing, administrators' notes about a tenant, and texts to a tenant's owner.
+//! Only [`Admin`] users reach it; nothing here is ever shown to a tenant.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+use crate::domain::accounts::FieldError;
+use crate::startup::AppState;
+use crate::storage::postgres::admin::{self, Note, TenantUsage};
+use crate::storage::postgres::{begin_tenant, messages};
+use crate::web::Error;
+use crate::web::auth::Admin;
+use crate::web::shell::render;
+use crate::web::today::money;
+
+/// Longest admin note.
+const MAX_NOTE: usize = 4000;
+/// Longest text to an owner (four SMS segments).
+const MAX_SMS: usize = 640;
+/// The sender shown on texts from RinglyPro's team.
+const SMS_SENDER: &str = "RinglyPro";
+
+/// A text from RinglyPro's team to a tenant's owner, as the outbox holds it.
+#[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
+pub struct OwnerSms {
+    pub id: i64,
+    pub to_number: String,
+    pub body: String,
+    /// `queued` until SMS sending is configured.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One tenant as an administrator sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TenantDetail {
+    pub tenant: TenantUsage,
+    /// Newest first.
+    pub notes: Vec<Note>,
+    /// Texts sent to the owner from here, newest first.
+    pub sms: Vec<OwnerSms>,
+}
+
+/// `{"body": "..."}`: a note, or a text to the owner.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct TextBody {
+    pub body: String,
+}
+
+fn check_text(text: &str, what: &str, max: usize) -> Result<String, Error> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Error::Invalid(vec![FieldError::new("body", format!("write the {what} first"))]));
+    }
+    if text.chars().count() > max {
+        return Err(Error::Invalid(vec![FieldError::new(
+            "body",
+            format!("keep the {what} to {max} characters or fewer"),
+        )]));
+    }
+    Ok(text.to_owned())
+}
+
+async fn tenant_or_404(app: &AppState, id: i64) -> Result<TenantUsage, Error> {
+    admin::tenant(&app.pool, id).await?.ok_or_else(|| Error::NotFound(format!("there is no tenant {id}")))
+}
+
+async fn owner_sms(app: &AppState, client_id: i64) -> Result<Vec<OwnerSms>, Error> {
+    let mut tx = begin_tenant(&app.pool, client_id).await?;
+    let sent = sqlx::query_as(
+        "SELECT id, to_number, body, status, created_at FROM messages \
+         WHERE client_id = $1 AND kind = 'admin' ORDER BY created_at DESC, id DESC",
+    )
+    .bind(client_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(sent)
+}
+
+async fn detail(app: &AppState, id: i64) -> Result<TenantDetail, Error> {
+    let tenant = tenant_or_404(app, id).await?;
+    let notes = admin::notes(&app.pool, id).await?;
+    let sms = owner_sms(app, id).await?;
+    Ok(TenantDetail { tenant, notes, sms })
+}
+
+async fn add_note(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<Note, Error> {
+    let body = check_text(body, "note", MAX_NOTE)?;
+    tenant_or_404(app, id).await?;
+    let note = admin::add_note(&app.pool, id, admin.0.user_id, &body).await?;
+    tracing::info!(tenant_id = id, user_id = admin.0.user_id, note_id = note.id, "admin note added");
+    Ok(note)
+}
+
+/// Queues a text to the tenant's owner in the outbox (sent once SMS sending is set up).
+async fn send_sms(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<OwnerSms, Error> {
+    let body = check_text(body, "text", MAX_SMS)?;
+    let tenant = tenant_or_404(app, id).await?;
+    let mut tx = begin_tenant(&app.pool, id).await?;
+    let message_id = messages::queue(
+        &mut tx,
+        &messages::NewMessage {
+            client_id: id,
+            contact_id: None,
+            call_id: None,
+            direction: "outbound",
+            kind: "admin",
+            to_number: &tenant.owner_phone,
+            from_number: SMS_SENDER,
+            body: &body,
+        },
+    )
+    .await?;
+    let sms: OwnerSms =
+        sqlx::query_as("SELECT id, to_number, body, status, created_at FROM messages WHERE id = $1 AND client_id = $2")
+            .bind(message_id)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    tracing::info!(tenant_id = id, user_id = admin.0.user_id, message_id, "text to the owner queued");
+    Ok(sms)
+}
+
+fn json_body(payload: Result<Json<TextBody>, JsonRejection>) -> Result<TextBody, Error> {
+    payload
+        .map(|Json(b)| b)
+        .map_err(|e| Error::BadRequest(format!("the request body must be {{\"body\": \"...\"}}: {}", e.body_text())))
+}
+
+/// `GET /api/admin/tenants`
+#[utoipa::path(
+    get,
+    path = "/api/admin/tenants",
+    tag = "admin",
+    summary = "Every tenant with this month's calls, minutes and bookings, credit and switches",
+    responses(
+        (status = 200, body = Vec<TenantUsage>),
+        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
+        (status = 403, description = "not an administrator", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn list_api(State(app): State<AppState>, _admin: Admin) -> Result<Json<Vec<TenantUsage>>, Error> {
+    Ok(Json(admin::tenants(&app.pool).await?))
+}
+
+/// `GET /api/admin/tenants/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/admin/tenants/{id}",
+    tag = "admin",
+    summary = "One tenant with its admin notes and texts to the owner",
+    params(("id" = i64, Path, description = "the tenant's id")),
+    responses(
+        (status = 200, body = TenantDetail),
+        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
+        (status = 403, description = "not an administrator", body = crate::web::openapi::ErrorBody),
+        (status = 404, description = "no such tenant", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn detail_api(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> Result<Json<TenantDetail>, Error> {
+    Ok(Json(detail(&app, id).await?))
+}
+
+/// `POST /api/admin/tenants/{id}/notes`
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/notes",
+    tag = "admin",
+    summary = "Add an admin note about a tenant (never shown to the tenant)",
+    params(("id" = i64, Path, description = "the tenant's id")),
+    request_body = TextBody,
+    responses(
+        (status = 201, body = Note),
+        (status = 400, description = "empty or too long", body = crate::web::openapi::ErrorBody),
+        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::openapi::ErrorBody),
+        (status = 404, description = "no such tenant", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []))
+)]
+pub async fn note_api(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    payload: Result<Json<TextBody>, JsonRejection>,
+) -> Result<Response, Error> {
+    let body = json_body(payload)?;
+    let note = add_note(&app, &admin, id, &body.body).await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
+}
+
+/// `POST /api/admin/tenants/{id}/sms`
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/sms",
+    tag = "admin",
+    summary = "Text the tenant's owner (queued in the outbox until SMS sending is set up)",
+    params(("id" = i64, Path, description = "the tenant's id")),
+    request_body = TextBody,
+    responses(
+        (status = 202, body = OwnerSms),
+        (status = 400, description = "empty or too long", body = crate::web::openapi::ErrorBody),
+        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::openapi::ErrorBody),
+        (status = 404, description = "no such tenant", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []))
+)]
+pub async fn sms_api(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    payload: Result<Json<TextBody>, JsonRejection>,
+) -> Result<Response, Error> {
+    let body = json_body(payload)?;
+    let sms = send_sms(&app, &admin, id, &body.body).await?;
+    Ok((StatusCode::ACCEPTED, Json(sms)).into_response())
+}
+
+/// A tenant's row for the pages, with figures written out.
+fn row(t: &TenantUsage) -> minijinja::Value {
+    let tz: Tz = t.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    context! {
+        id => t.id,
+        business_name => &t.business_name,
+        owner_email => &t.owner_email,
+        owner_phone => &t.owner_phone,
+        number => &t.ringlypro_number,
+        timezone => &t.timezone,
+        calls => t.calls_this_month,
+        minutes => t.minutes_this_month,
+        bookings => t.bookings_this_month,
+        balance => money(t.balance_cents),
+        free_used => t.free_minutes_used,
+        free_limit => t.free_minutes_limit,
+        locked => t.locked,
+        rachel_enabled => t.rachel_enabled,
+        recording_enabled => t.recording_enabled,
+        created => t.created_at.with_timezone(&tz).format("%b %-d, %Y").to_string(),
+    }
+}
+
+/// `GET /admin`
+pub async fn list_page(State(app): State<AppState>, admin: Admin) -> Result<Response, Error> {
+    let tenants = admin::tenants(&app.pool).await?;
+    let rows: Vec<minijinja::Value> = tenants.iter().map(row).collect();
+    render(
+        &app.templates,
+        "admin.html",
+        context! {
+            owner => minijinja::Value::from(minijinja::value::Serde(&admin.0)),
+            active => "admin",
+            tenants => rows,
+        },
+    )
+}
+
+#[derive(Debug, Default)]
+struct Typed<'a> {
+    note: &'a str,
+    note_error: Option<String>,
+    sms: &'a str,
+    sms_error: Option<String>,
+    notice: Option<&'a str>,
+}
+
+async fn detail_page(app: &AppState, admin: &Admin, id: i64, typed: Typed<'_>) -> Result<Response, Error> {
+    let d = detail(app, id).await?;
+    // Shown in the tenant's time zone, like every time in the dashboard.
+    let tz: Tz = d.tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d, %Y %-I:%M %p %Z").to_string();
+    let notes: Vec<minijinja::Value> = d
+        .notes
+        .iter()
+        .map(|n| context! { author => n.author.as_deref().unwrap_or("a former administrator"), body => &n.body, when => when(n.created_at) })
+        .collect();
+    let sms: Vec<minijinja::Value> = d
+        .sms
+        .iter()
+        .map(|m| context! { to => &m.to_number, body => &m.body, status => &m.status, when => when(m.created_at) })
+        .collect();
+    render(
+        &app.templates,
+        "admin_tenant.html",
+        context! {
+            owner => minijinja::Value::from(minijinja::value::Serde(&admin.0)),
+            active => "admin",
+            t => row(&d.tenant),
+            notes,
+            sms,
+            note => typed.note,
+            note_error => typed.note_error,
+            sms_body => typed.sms,
+            sms_error => typed.sms_error,
+            notice => typed.notice,
+        },
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DetailQuery {
+    done: Option<String>,
+}
+
+/// `GET /admin/tenants/{id}`
+pub async fn tenant_page(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    axum::extract::Query(query): axum::extract::Query<DetailQuery>,
+) -> Result<Response, Error> {
+    let notice = match query.done.as_deref() {
+        Some("note") => Some("Note added."),
+        Some("sms") => Some("Text queued for the owner."),
+        _ => None,
+    };
+    detail_page(&app, &admin, id, Typed { notice, ..Typed::default() }).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TextForm {
+    body: String,
+}
+
+/// `POST /admin/tenants/{id}/notes` (`body`, with the CSRF token)
+pub async fn note_form(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<TextForm>,
+) -> Result<Response, Error> {
+    match add_note(&app, &admin, id, &form.body).await {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done=note")).into_response()),
+        Err(Error::Invalid(e)) => {
+            let typed =
+                Typed { note: &form.body, note_error: e.first().map(|e| e.message.clone()), ..Typed::default() };
+            let mut page = detail_page(&app, &admin, id, typed).await?;
+            *page.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(page)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /admin/tenants/{id}/sms` (`body`, with the CSRF token)
+pub async fn sms_form(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<TextForm>,
+) -> Result<Response, Error> {
+    match send_sms(&app, &admin, id, &form.body).await {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done=sms")).into_response()),
+        Err(Error::Invalid(e)) => {
+            let typed = Typed { sms: &form.body, sms_error: e.first().map(|e| e.message.clone()), ..Typed::default() };
+            let mut page = detail_page(&app, &admin, id, typed).await?;
+            *page.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(page)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The admin API, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_api, detail_api, note_api, sms_api),
+    components(schemas(TenantUsage, TenantDetail, Note, OwnerSms, TextBody))
+)]
+pub struct AdminApi;

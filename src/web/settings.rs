@@ -1,0 +1,411 @@
+//! The owner's Settings page (`/app/settings`) and its JSON twin (`/api/settings`):
+//! greeting, business text, hours, appointment length, time zone, languages, the Rachel
+//! and recording switches, and the carrier codes that forward calls to RinglyPro.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::accounts::FieldError;
+use crate::domain::forwarding;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::settings::SettingsForm;
+use crate::startup::AppState;
+use crate::storage::postgres::settings::{self, Settings, Switches};
+use crate::storage::postgres::{begin_tenant, tenants};
+use crate::web::Error;
+use crate::web::accounts::COMMON_TIMEZONES;
+use crate::web::auth::Owner;
+use crate::web::shell::render;
+
+/// One carrier's forwarding codes, the RinglyPro number filled in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ForwardingView {
+    /// e.g. `att`, `verizon`, `t_mobile`.
+    pub carrier: String,
+    pub carrier_name: String,
+    /// Dial to forward unanswered calls to RinglyPro.
+    pub turn_on: String,
+    /// Dial to stop forwarding.
+    pub turn_off: String,
+    pub covers: String,
+}
+
+/// The settings as the owner sees them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SettingsView {
+    pub business_name: String,
+    /// `None` while the number is pending.
+    pub ringlypro_number: Option<String>,
+    pub number_pending: bool,
+    pub owner_phone: String,
+    pub custom_greeting: Option<String>,
+    pub business_description: String,
+    pub services: String,
+    #[schema(example = "mon-fri")]
+    pub business_days: String,
+    #[schema(example = "09:00")]
+    pub opens: String,
+    #[schema(example = "17:00")]
+    pub closes: String,
+    pub appointment_minutes: i32,
+    pub buffer_minutes: i32,
+    #[schema(example = "America/New_York")]
+    pub timezone: String,
+    /// `en` (Rachel) and/or `es` (Lina).
+    pub languages: Vec<String>,
+    pub default_language: String,
+    pub rachel_enabled: bool,
+    /// Callers hear that the call is recorded when this is on.
+    pub recording_enabled: bool,
+    /// Empty while the number is pending.
+    pub forwarding: Vec<ForwardingView>,
+}
+
+fn forwarding_codes(number: Option<&str>) -> Vec<ForwardingView> {
+    let Some(number) = number.and_then(|n| PhoneNumber::parse(n).ok()) else {
+        return Vec::new();
+    };
+    forwarding::all_codes(&number)
+        .into_iter()
+        .map(|c| ForwardingView {
+            carrier: serde_json::to_value(c.carrier)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            carrier_name: c.carrier_name.to_owned(),
+            turn_on: c.turn_on,
+            turn_off: c.turn_off,
+            covers: c.covers.to_owned(),
+        })
+        .collect()
+}
+
+impl From<Settings> for SettingsView {
+    fn from(s: Settings) -> Self {
+        let forwarding = forwarding_codes(s.ringlypro_number.as_deref());
+        SettingsView {
+            number_pending: s.ringlypro_number.is_none(),
+            opens: s.business_hours_start.format("%H:%M").to_string(),
+            closes: s.business_hours_end.format("%H:%M").to_string(),
+            business_name: s.business_name,
+            ringlypro_number: s.ringlypro_number,
+            owner_phone: s.owner_phone,
+            custom_greeting: s.custom_greeting,
+            business_description: s.business_description,
+            services: s.services,
+            business_days: s.business_days,
+            appointment_minutes: s.appointment_minutes,
+            buffer_minutes: s.buffer_minutes,
+            timezone: s.timezone,
+            languages: s.languages,
+            default_language: s.language,
+            rachel_enabled: s.rachel_enabled,
+            recording_enabled: s.recording_enabled,
+            forwarding,
+        }
+    }
+}
+
+/// A change to some settings: fields left out stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettingsPatch {
+    /// Empty text brings back the standard greeting.
+    pub custom_greeting: Option<String>,
+    pub business_description: Option<String>,
+    pub services: Option<String>,
+    pub business_days: Option<String>,
+    pub opens: Option<String>,
+    pub closes: Option<String>,
+    pub appointment_minutes: Option<i64>,
+    pub buffer_minutes: Option<i64>,
+    pub timezone: Option<String>,
+    pub languages: Option<Vec<String>>,
+    pub default_language: Option<String>,
+    pub rachel_enabled: Option<bool>,
+    pub recording_enabled: Option<bool>,
+}
+
+impl SettingsPatch {
+    fn apply(self, form: &mut SettingsForm) -> Switches {
+        let set = |target: &mut String, value: Option<String>| {
+            if let Some(v) = value {
+                *target = v;
+            }
+        };
+        set(&mut form.custom_greeting, self.custom_greeting);
+        set(&mut form.business_description, self.business_description);
+        set(&mut form.services, self.services);
+        set(&mut form.business_days, self.business_days);
+        set(&mut form.opens, self.opens);
+        set(&mut form.closes, self.closes);
+        set(&mut form.appointment_minutes, self.appointment_minutes.map(|n| n.to_string()));
+        set(&mut form.buffer_minutes, self.buffer_minutes.map(|n| n.to_string()));
+        set(&mut form.timezone, self.timezone);
+        set(&mut form.default_language, self.default_language);
+        if let Some(languages) = self.languages {
+            form.languages = languages;
+        }
+        Switches { rachel_enabled: self.rachel_enabled, recording_enabled: self.recording_enabled }
+    }
+}
+
+async fn load(app: &AppState, client_id: i64) -> Result<Settings, Error> {
+    let mut tx = begin_tenant(&app.pool, client_id).await?;
+    let found = settings::load(&mut tx, client_id).await?;
+    tx.commit().await?;
+    found.ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))
+}
+
+/// Validates `form` and saves it with `switches`, all or nothing.
+async fn save(app: &AppState, owner: &Owner, form: &SettingsForm, switches: Switches) -> Result<(), Error> {
+    let valid = form.validate().map_err(Error::Invalid)?;
+    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
+    let saved = settings::save(&mut tx, owner.client_id, &valid, switches).await?;
+    tx.commit().await?;
+    if !saved {
+        return Err(Error::NotFound("this account's business no longer exists".into()));
+    }
+    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, "settings saved");
+    Ok(())
+}
+
+/// `GET /api/settings`
+#[utoipa::path(
+    get,
+    path = "/api/settings",
+    tag = "settings",
+    summary = "The signed-in business's settings and forwarding codes",
+    responses(
+        (status = 200, body = SettingsView),
+        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn get_api(State(app): State<AppState>, owner: Owner) -> Result<Json<SettingsView>, Error> {
+    Ok(Json(load(&app, owner.client_id).await?.into()))
+}
+
+/// `PATCH /api/settings`
+#[utoipa::path(
+    patch,
+    path = "/api/settings",
+    tag = "settings",
+    summary = "Change some settings; the next call uses them",
+    request_body = SettingsPatch,
+    responses(
+        (status = 200, body = SettingsView),
+        (status = 400, description = "a field is wrong: `field` names it", body = crate::web::openapi::ErrorBody),
+        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
+        (status = 403, description = "missing CSRF token", body = crate::web::openapi::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []))
+)]
+pub async fn patch_api(
+    State(app): State<AppState>,
+    owner: Owner,
+    payload: Result<Json<SettingsPatch>, JsonRejection>,
+) -> Result<Json<SettingsView>, Error> {
+    let Json(patch) = payload.map_err(|e| {
+        Error::BadRequest(format!("the request body must be a JSON object of settings: {}", e.body_text()))
+    })?;
+    let mut form = load(&app, owner.client_id).await?.form();
+    let switches = patch.apply(&mut form);
+    save(&app, &owner, &form, switches).await?;
+    Ok(Json(load(&app, owner.client_id).await?.into()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    saved: Option<String>,
+}
+
+fn page(
+    app: &AppState,
+    owner: &Owner,
+    stored: &Settings,
+    form: &SettingsForm,
+    errors: &[FieldError],
+    notice: Option<&str>,
+) -> Result<Response, Error> {
+    // The first message for a field wins (the list is read backwards into the map).
+    let errors: std::collections::BTreeMap<String, String> =
+        errors.iter().rev().map(|e| (e.field.to_owned(), e.message.clone())).collect();
+    let number_formatted = stored
+        .ringlypro_number
+        .as_deref()
+        .map(|n| PhoneNumber::parse(n).map(|p| p.formatted()).unwrap_or_else(|_| n.to_owned()));
+    render(
+        &app.templates,
+        "settings.html",
+        context! {
+            owner => minijinja::Value::from(minijinja::value::Serde(owner)),
+            active => "settings",
+            form => minijinja::Value::from(minijinja::value::Serde(form)),
+            errors,
+            notice,
+            business_name => &stored.business_name,
+            number => &stored.ringlypro_number,
+            number_formatted,
+            owner_phone => &stored.owner_phone,
+            rachel_enabled => stored.rachel_enabled,
+            recording_enabled => stored.recording_enabled,
+            forwarding => minijinja::Value::from(minijinja::value::Serde(forwarding_codes(stored.ringlypro_number.as_deref()))),
+            timezones => COMMON_TIMEZONES.to_vec(),
+        },
+    )
+}
+
+/// `GET /app/settings`
+pub async fn show(
+    State(app): State<AppState>,
+    owner: Owner,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Error> {
+    let stored = load(&app, owner.client_id).await?;
+    let notice = match query.saved.as_deref() {
+        Some("settings") => Some("Saved. The next call uses these settings."),
+        Some("rachel") => Some("Saved. The Rachel switch applies from the next call."),
+        Some("recording") => Some("Saved. Recording changes apply from the next call."),
+        _ => None,
+    };
+    page(&app, &owner, &stored, &stored.form(), &[], notice)
+}
+
+/// The settings form from its urlencoded fields (the language boxes repeat one name).
+fn form_from(fields: Vec<(String, String)>) -> SettingsForm {
+    let mut form = SettingsForm::default();
+    for (name, value) in fields {
+        match name.as_str() {
+            "custom_greeting" => form.custom_greeting = value,
+            "business_description" => form.business_description = value,
+            "services" => form.services = value,
+            "business_days" => form.business_days = value,
+            "opens" => form.opens = value,
+            "closes" => form.closes = value,
+            "appointment_minutes" => form.appointment_minutes = value,
+            "buffer_minutes" => form.buffer_minutes = value,
+            "timezone" => form.timezone = value,
+            "languages" => form.languages.push(value),
+            "default_language" => form.default_language = value,
+            _ => {}
+        }
+    }
+    form
+}
+
+/// `POST /app/settings` (the whole form, with the CSRF token). A mistake re-shows the
+/// form with everything typed and a message at each wrong field.
+pub async fn submit(
+    State(app): State<AppState>,
+    owner: Owner,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Result<Response, Error> {
+    let form = form_from(fields);
+    match save(&app, &owner, &form, Switches::default()).await {
+        Ok(()) => Ok(Redirect::to("/app/settings?saved=settings").into_response()),
+        Err(Error::Invalid(errors)) => {
+            let stored = load(&app, owner.client_id).await?;
+            let mut response = page(&app, &owner, &stored, &form, &errors, None)?;
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(response)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SwitchForm {
+    /// The state wanted (not "flip"), so a double tap cannot undo itself.
+    enabled: String,
+}
+
+fn switch_state(form: &SwitchForm) -> Result<bool, Error> {
+    match form.enabled.as_str() {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
+        other => Err(Error::BadRequest(format!("enabled must be true or false, got {other:?}"))),
+    }
+}
+
+/// `POST /app/settings/rachel` (`enabled=true|false`): the same switch as the Today page's.
+pub async fn set_rachel(
+    State(app): State<AppState>,
+    owner: Owner,
+    axum::Form(form): axum::Form<SwitchForm>,
+) -> Result<Response, Error> {
+    let enabled = switch_state(&form)?;
+    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
+    let changed = tenants::set_rachel_enabled(&mut tx, owner.client_id, enabled).await?;
+    tx.commit().await?;
+    if !changed {
+        return Err(Error::NotFound("this account's business no longer exists".into()));
+    }
+    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "Rachel switched");
+    Ok(Redirect::to("/app/settings?saved=rachel").into_response())
+}
+
+/// `POST /app/settings/recording` (`enabled=true|false`).
+pub async fn set_recording(
+    State(app): State<AppState>,
+    owner: Owner,
+    axum::Form(form): axum::Form<SwitchForm>,
+) -> Result<Response, Error> {
+    let enabled = switch_state(&form)?;
+    tenants::set_recording_enabled(&app.pool, owner.client_id, enabled).await?;
+    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "call recording switched");
+    Ok(Redirect::to("/app/settings?saved=recording").into_response())
+}
+
+/// `GET /settings`: the navigation's short address.
+pub async fn short_address() -> Redirect {
+    Redirect::to("/app/settings")
+}
+
+/// The settings API, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_api, patch_api), components(schemas(SettingsView, SettingsPatch, ForwardingView)))]
+pub struct SettingsApi;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_language_boxes_are_all_kept() {
+        let form = form_from(vec![
+            ("languages".into(), "en".into()),
+            ("languages".into(), "es".into()),
+            ("timezone".into(), "America/Chicago".into()),
+        ]);
+        assert_eq!(form.languages, vec!["en", "es"]);
+        assert_eq!(form.timezone, "America/Chicago");
+    }
+
+    #[test]
+    fn a_patch_changes_only_the_fields_it_names() {
+        let mut form =
+            SettingsForm { services: "Cleanings $99".into(), timezone: "America/Chicago".into(), ..Default::default() };
+        let patch =
+            SettingsPatch { custom_greeting: Some("Hello!".into()), rachel_enabled: Some(false), ..Default::default() };
+        let switches = patch.apply(&mut form);
+        assert_eq!(form.custom_greeting, "Hello!");
+        assert_eq!(form.services, "Cleanings $99");
+        assert_eq!(switches.rachel_enabled, Some(false));
+        assert_eq!(switches.recording_enabled, None);
+    }
+
+    #[test]
+    fn a_pending_number_has_no_forwarding_codes() {
+        assert!(forwarding_codes(None).is_empty());
+        let codes = forwarding_codes(Some("+15550001111"));
+        assert_eq!(codes[0].carrier, "att");
+        assert!(codes.iter().all(|c| c.turn_on.contains("5550001111")));
+    }
+}
