@@ -1,5 +1,6 @@
-//! Tenant isolation in the database itself: row-level security hides other tenants' rows
-//! from a tenant transaction even when a query forgets its WHERE client_id.
+//! Tenant isolation twice over: row-level security hides other tenants' rows from a
+//! tenant transaction even when a query forgets its WHERE client_id, and every route that
+//! takes an id refuses another tenant's ids without a byte of their data.
 
 use chrono::{Duration, DurationRound, Utc};
 use ringlypro::domain::language::Language;
@@ -7,7 +8,10 @@ use ringlypro::domain::scheduling::Slot;
 use ringlypro::services::booking::{self, BookingRequest};
 use ringlypro::storage::postgres::{begin_tenant, tenants};
 
-use crate::helpers::{add_tenant, fresh_database};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{add_tenant, fresh_database, spawn_app};
 
 #[tokio::test]
 async fn a_tenant_transaction_sees_only_its_own_rows_without_any_where_clause() {
@@ -48,4 +52,160 @@ async fn a_tenant_transaction_sees_only_its_own_rows_without_any_where_clause() 
         n
     };
     assert_eq!(updated, 1, "an unscoped update touches only the tenant's own row");
+}
+
+/// Every route of the router that takes an id, read from `src/startup.rs`, with the
+/// methods it answers: (path, methods).
+fn id_routes() -> Vec<(String, Vec<&'static str>)> {
+    let source = include_str!("../../src/startup.rs");
+    let mut routes = Vec::new();
+    for chunk in source.split(".route(").skip(1) {
+        let Some(path) = chunk.trim_start().strip_prefix('"').and_then(|rest| rest.split('"').next()) else { continue };
+        if !path.contains('{') {
+            continue;
+        }
+        // The handler expression runs to the end of this `.route(` call.
+        let handler = chunk.split(".route(").next().unwrap_or("");
+        let methods: Vec<&'static str> = ["get", "post", "patch", "put", "delete"]
+            .into_iter()
+            .filter(|m| handler.contains(&format!("{m}(")) || handler.contains(&format!(".{m}(")))
+            .collect();
+        routes.push((path.to_owned(), methods));
+    }
+    routes
+}
+
+#[tokio::test]
+async fn an_owner_trying_every_route_with_another_tenants_ids_gets_404_and_none_of_their_data() {
+    let app = spawn_app().await;
+    let a = app.signed_in_owner("ann@a-dental.example", "Ann's Dental").await;
+    let b = app.signed_in_owner("bob@b-clinic.example", "Bob's Secret Clinic").await;
+
+    // Tenant B's CRM: a contact, an appointment, a text, and a call with its transcript.
+    let contact: serde_json::Value = b
+        .send_json(Method::POST, "/api/contacts", &json!({"name": "Zebulon Quartzfield", "phone": "+15557770001"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let contact_id = contact["id"].as_i64().expect("B's contact");
+    let appointment: serde_json::Value = b
+        .send_json(
+            Method::POST,
+            "/api/appointments",
+            &json!({"customer_name": "Zebulon Quartzfield", "customer_phone": "+15557770001",
+                    "date": "2031-03-04", "time": "10:00"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let appointment_id = appointment["id"].as_i64().expect("B's appointment");
+    let sms =
+        b.send_json(Method::POST, "/api/messages", &json!({"to": "+15557770001", "body": "Xylophone reminder"})).await;
+    assert_eq!(sms.status(), StatusCode::ACCEPTED);
+    let call_id: i64 = sqlx::query_scalar(
+        "INSERT INTO calls (client_id, contact_id, call_sid, from_number, to_number, status, outcome)
+         VALUES ($1, $2, 'CAbobsecretcall', '+15557770001', '+15550009999', 'completed', 'booked') RETURNING id",
+    )
+    .bind(b.client_id)
+    .bind(contact_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO call_turns (client_id, call_id, seq, speaker, text, started_at)
+         VALUES ($1, $2, 0, 'caller', 'my password is Quokka', now())",
+    )
+    .bind(b.client_id)
+    .bind(call_id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let snapshot = |pool: sqlx::PgPool, id: i64| async move {
+        sqlx::query_scalar::<_, String>(
+            "SELECT concat_ws('|',
+                (SELECT string_agg(concat_ws(',', name, phone, notes), ';' ORDER BY id) FROM contacts WHERE client_id = $1),
+                (SELECT string_agg(concat_ws(',', starts_at, status, customer_name), ';' ORDER BY id) FROM appointments WHERE client_id = $1),
+                (SELECT string_agg(concat_ws(',', body, status), ';' ORDER BY id) FROM messages WHERE client_id = $1),
+                (SELECT string_agg(call_sid, ';' ORDER BY id) FROM calls WHERE client_id = $1),
+                (SELECT concat_ws(',', business_name, custom_greeting, rachel_enabled) FROM clients WHERE id = $1))",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let before = snapshot(app.pool.clone(), b.client_id).await;
+    let secrets = ["Zebulon", "Quartzfield", "5557770001", "Xylophone", "Quokka", "Bob's Secret", "bobsecret"];
+
+    let routes = id_routes();
+    assert!(routes.len() >= 10, "the router's id routes were found: {routes:?}");
+    let mut tried = 0;
+    for (path, methods) in &routes {
+        // `/calls/{call_sid}` is Twilio's (signed with the auth token in production);
+        // admin routes refuse owners outright (tested in admin.rs).
+        if path.starts_with("/calls/") || path.contains("admin") {
+            continue;
+        }
+        let id = if path.contains("appointments") {
+            appointment_id.to_string()
+        } else if path.contains("calls") {
+            "CAbobsecretcall".to_owned()
+        } else {
+            contact_id.to_string()
+        };
+        let url =
+            path.split('/').map(|s| if s.starts_with('{') { id.as_str() } else { s }).collect::<Vec<_>>().join("/");
+        for method in methods {
+            let body = json!({"name": "Hacked", "phone": "+15550000000", "status": "cancelled", "body": "hi",
+                              "customer_name": "Hacked", "date": "2031-03-05", "time": "11:00"});
+            let response = match *method {
+                "get" => a.get(&url).await,
+                "delete" => a.delete(&url).await,
+                "post" if url.starts_with("/app/") => {
+                    a.post_form(
+                        &url,
+                        &[("name", "Hacked"), ("phone", "+15550000000"), ("status", "cancelled"), ("body", "hi")],
+                    )
+                    .await
+                }
+                other => a.send_json(other.to_uppercase().parse().unwrap(), &url, &body).await,
+            };
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            assert!(
+                status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
+                "{method} {url} as another tenant answered {status}: {text}"
+            );
+            for secret in secrets {
+                assert!(!text.contains(secret), "{method} {url} leaked {secret:?}: {text}");
+            }
+            tried += 1;
+        }
+    }
+    assert!(tried >= 12, "only {tried} attempts");
+
+    // Lists, searches and filters never show B's rows either.
+    for url in [
+        "/api/contacts?q=Zebulon",
+        "/api/contacts?q=5557770001",
+        "/app/contacts?q=Quartzfield",
+        "/api/appointments?from=2031-03-01&days=14",
+        "/app/appointments?from=2031-03-01&days=14",
+        "/api/messages",
+        "/app/messages",
+        "/app",
+        "/api/calls?q=5557770001",
+        "/app/calls?q=Zebulon",
+        "/api/live",
+    ] {
+        let response = a.get(url).await;
+        let text = response.text().await.unwrap_or_default();
+        // A search box shows back what was typed; everything else of B's must be absent.
+        for secret in secrets.iter().filter(|s| !url.contains(*s)) {
+            assert!(!text.contains(secret), "{url} leaked {secret:?}");
+        }
+    }
+    assert_eq!(snapshot(app.pool.clone(), b.client_id).await, before, "B's data is exactly as it was");
 }
