@@ -24,6 +24,9 @@ pub enum Error {
     Denied(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request clashes with the current state (e.g. deleting a call still in progress).
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body is too large")]
     PayloadTooLarge,
     /// Rate limited; `retry_after_secs` goes in `Retry-After`.
@@ -46,6 +49,7 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::Denied(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,8 +9,10 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod calls;
 pub mod error;
 pub mod limits;
+pub mod live;
 pub mod pages;
 pub mod recordings;
 pub mod shell;

@@ -17,6 +17,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("notice.html", include_str!("templates/notice.html")),
     ("today.html", include_str!("templates/today.html")),
     ("offline.html", include_str!("templates/offline.html")),
+    ("calls.html", include_str!("templates/calls.html")),
+    ("call.html", include_str!("templates/call.html")),
+    ("live.html", include_str!("templates/live.html")),
 ];
 
 /// Every page template, parsed once at start (a broken template fails the build of the
@@ -90,6 +93,11 @@ pub async fn stylesheet() -> Response {
 /// `GET /static/app.js`: registers the service worker, fills the signup time zone.
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", "public, max-age=3600", include_str!("static/app.js"))
+}
+
+/// `GET /static/live.js`: the live calls page's event-stream client.
+pub async fn live_script() -> Response {
+    asset("text/javascript; charset=utf-8", "public, max-age=3600", include_str!("static/live.js"))
 }
 
 /// `GET /static/icon.svg`

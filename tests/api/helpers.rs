@@ -165,3 +165,50 @@ pub fn voice_params(call_sid: &str, from: &str, to: &str) -> Vec<(String, String
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}
+
+/// A signed-in owner: their business's id and the session's CSRF token.
+pub struct SignedIn {
+    pub client: reqwest::Client,
+    pub client_id: i64,
+    pub csrf_token: String,
+}
+
+/// Signs up an owner of `business` through the JSON API, signed in on a fresh cookie client;
+/// the business gets the RinglyPro number `number` so calls to it reach the agent.
+pub async fn signed_in_owner(app: &TestApp, email: &str, business: &str, number: &str) -> SignedIn {
+    let client = cookie_client();
+    let response = client
+        .post(format!("{}/api/auth/signup", app.base_url))
+        .json(&serde_json::json!({
+            "email": email,
+            "password": "tulips in april",
+            "business_name": business,
+            "business_phone": "(555) 123-4567",
+            "business_type": "dental",
+            "owner_name": "Dana Rivera",
+            "owner_phone": "+1 555 987 6543",
+            "timezone": "America/New_York",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
+    let body: serde_json::Value = response.json().await.unwrap();
+    let client_id = body["client_id"].as_i64().expect("client_id");
+    sqlx::query("UPDATE clients SET ringlypro_number = $2 WHERE id = $1")
+        .bind(client_id)
+        .bind(number)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    SignedIn { client, client_id, csrf_token: body["csrf_token"].as_str().expect("csrf_token").to_owned() }
+}

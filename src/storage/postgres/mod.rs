@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 
 pub mod appointments;
+pub mod call_history;
 pub mod calls;
 pub mod contacts;
 pub mod email_outbox;
