@@ -659,6 +659,16 @@ mod tests {
     }
 
     #[test]
+    fn the_api_document_lists_every_calls_route() {
+        use utoipa::OpenApi;
+        let doc = CallsApi::openapi();
+        for path in ["/api/calls", "/api/calls/{call_sid}", "/api/calls/{call_sid}/recording"] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(doc.components.is_some_and(|c| c.schemas.contains_key("CallDetail")));
+    }
+
+    #[test]
     fn latency_is_measured_from_when_the_caller_stopped() {
         let at = |ms: i64| Some(Utc.timestamp_millis_opt(1_700_000_000_000 + ms).unwrap());
         let turn = Turn {

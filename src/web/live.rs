@@ -223,6 +223,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_api_document_lists_the_live_routes() {
+        use utoipa::OpenApi;
+        let doc = LiveApi::openapi();
+        assert!(doc.paths.paths.contains_key("/api/live") && doc.paths.paths.contains_key("/api/live/events"));
+    }
+
+    #[test]
     fn only_turn_and_ended_events_are_passed_on() {
         assert!(feed_event(r#"{"type":"turn","call_sid":"CA1","seq":0,"speaker":"agent","text":"Hi"}"#).is_some());
         assert!(feed_event(r#"{"type":"ended","call_sid":"CA1"}"#).is_some());

@@ -93,7 +93,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
     if options.redis {
         vars.insert("REDIS_URL", redis_url());
-        vars.insert("RINGLYPRO_KEY_PREFIX", format!("test:{}:", uuid::Uuid::new_v4().simple()));
+        // A prefix given in `env` (a second instance sharing the first one's keys) stays.
+        vars.entry("RINGLYPRO_KEY_PREFIX").or_insert_with(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
     }
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
     let engines = options.engines.unwrap_or_else(local_engines);

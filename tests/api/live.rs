@@ -28,8 +28,9 @@ impl EventReader {
         EventReader { response, buffer: String::new() }
     }
 
-    /// The next event (name, data), skipping comments; `None` if none comes within `wait`.
+    /// The next event (name, data), skipping keep-alive comments; `None` if none comes within `wait`.
     async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame: String = self.buffer.drain(..end + 2).collect();
@@ -47,7 +48,7 @@ impl EventReader {
                 }
                 return Some((name, serde_json::from_str(&data).expect("event data is JSON")));
             }
-            match tokio::time::timeout(wait, self.response.chunk()).await {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
                 Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
                 _ => return None,
             }
@@ -59,13 +60,14 @@ fn line(text: &str) -> Line {
     Line { text: text.into(), over_agent: false }
 }
 
-/// Places a short call to A's number while A's and B's owners watch the stream: A sees its
-/// lines in order up to the end of the call, B sees nothing of it.
-async fn a_call_streams_to_its_owner_only(app: TestApp) {
-    let a = signed_in_owner(&app, "a@example.com", "Alpha Dental", "+15550001111").await;
-    let b = signed_in_owner(&app, "b@example.com", "Beta Salon", "+15550002222").await;
-    let mut a_events = EventReader::open(&app, &a, "/app/live/events").await;
-    let mut b_events = EventReader::open(&app, &b, "/api/live/events").await;
+/// Places a short call to A's number on `app` while A's and B's owners watch the stream
+/// served by `watch` (the same instance, or another sharing its database and Redis): A
+/// sees its lines in order up to the end of the call, B sees nothing of it.
+async fn a_call_streams_to_its_owner_only(app: &TestApp, watch: &TestApp) {
+    let a = signed_in_owner(app, "a@example.com", "Alpha Dental", "+15550001111").await;
+    let b = signed_in_owner(app, "b@example.com", "Beta Salon", "+15550002222").await;
+    let mut a_events = EventReader::open(watch, &a, "/app/live/events").await;
+    let mut b_events = EventReader::open(watch, &b, "/api/live/events").await;
     // The snapshot comes once the subscription is in place.
     let (name, snapshot) = a_events.next(Duration::from_secs(10)).await.expect("a snapshot");
     assert_eq!((name.as_str(), &snapshot), ("snapshot", &json!({ "calls": [] })));
@@ -98,7 +100,7 @@ async fn a_call_streams_to_its_owner_only(app: TestApp) {
                 ended = Some(event);
                 break;
             }
-            other => panic!("unexpected event {other}: {event}"),
+            unexpected => panic!("unexpected event {unexpected}: {event}"),
         }
     }
     let report = call.await.unwrap().expect("the call runs");
@@ -123,22 +125,33 @@ async fn a_call_streams_to_its_owner_only(app: TestApp) {
     // B's stream carried none of it.
     let leaked = b_events.next(Duration::from_millis(500)).await;
     assert!(leaked.is_none(), "B received A's event: {leaked:?}");
-    let b_now: Value = b.client.get(format!("{}/api/live", app.base_url)).send().await.unwrap().json().await.unwrap();
+    let b_now: Value = b.client.get(format!("{}/api/live", watch.base_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(b_now, json!({ "calls": [] }));
-    drop((a_events, b_events));
-    app.stop().await;
 }
 
 #[tokio::test]
 async fn a_live_calls_lines_stream_to_its_owner_in_order_and_never_to_another_tenant() {
-    a_call_streams_to_its_owner_only(spawn_app().await).await;
+    let app = spawn_app().await;
+    a_call_streams_to_its_owner_only(&app, &app).await;
+    app.stop().await;
 }
 
 #[tokio::test]
-async fn a_live_calls_lines_stream_through_redis_when_it_is_configured() {
+async fn a_live_calls_lines_stream_through_redis_to_a_dashboard_on_another_instance() {
     let app = spawn_app_with(Options { redis: true, ..Default::default() }).await;
     assert_eq!(app.state.store.kind(), "redis");
-    a_call_streams_to_its_owner_only(app).await;
+    // A second instance sharing the first one's database and Redis keys.
+    let config = &app.state.config;
+    let other = spawn_app_with(Options {
+        redis: true,
+        env: vec![("DATABASE_URL", config.database_url.clone()), ("RINGLYPRO_KEY_PREFIX", config.key_prefix.clone())],
+        ..Default::default()
+    })
+    .await;
+    assert_ne!(other.base_url, app.base_url);
+    a_call_streams_to_its_owner_only(&app, &other).await;
+    other.stop().await;
+    app.stop().await;
 }
 
 /// A call in progress as the call actor leaves it in the store: row, live index, checkpoint.
