@@ -301,18 +301,20 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     let (server, pid, base_url) = start_server(args, db, v, &log).await?;
     let (cpu_before, _, rss_idle) = process_usage(pid);
 
-    // Memory over time, sampled every second.
+    // Memory over time, sampled every second until told to stop.
+    let (stop_sampling, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let sampler = {
         let started = Instant::now();
         tokio::spawn(async move {
             let mut samples = Vec::new();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
-                tick.tick().await;
-                let (_, _, rss) = process_usage(pid);
-                samples.push((started.elapsed().as_secs_f64(), rss as f64));
-                if samples.len() > 100_000 {
-                    return samples;
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let (_, _, rss) = process_usage(pid);
+                        samples.push((started.elapsed().as_secs_f64(), rss as f64));
+                    }
+                    _ = &mut stop_rx => return samples,
                 }
             }
         })
@@ -354,7 +356,7 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     }
     let (cpu_after, peak_rss, _) = process_usage(pid);
     let wall = run_started.elapsed().as_secs_f64();
-    sampler.abort();
+    let _ = stop_sampling.send(());
     let rss_samples = sampler.await.unwrap_or_default();
     drop(server);
 

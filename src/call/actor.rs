@@ -1229,6 +1229,8 @@ impl CallActor {
         if let Some(tts) = &self.tts {
             let _ = tts.text.send(TtsInput::Flush).await;
         }
+        // After the flush, so the reply's audio is not held up by the store.
+        self.checkpoint().await;
     }
 
     /// Says a whole reply (the local engine's, or a fixed line) as one agent turn.
@@ -1459,7 +1461,9 @@ impl CallActor {
     }
 
     async fn checkpoint(&self) {
-        let state = serde_json::json!({ "policy": self.policy, "conversation": self.conversation });
+        // The transcript so far goes with it: a live view opened mid-call starts from here.
+        let state =
+            serde_json::json!({ "policy": self.policy, "conversation": self.conversation, "turns": self.turns });
         if let Err(e) =
             self.deps.store.save(&self.setup.call_sid, &state.to_string(), self.deps.settings.checkpoint_ttl).await
         {

@@ -13,8 +13,16 @@ use deadpool_redis::redis::AsyncCommands;
 #[derive(Clone)]
 pub enum CallStateStore {
     Memory(Arc<MemoryStore>),
-    Redis { pool: deadpool_redis::Pool, prefix: String },
+    Redis {
+        pool: deadpool_redis::Pool,
+        prefix: String,
+        /// For pub/sub: a subscribed connection cannot come from (or go back to) the pool.
+        client: deadpool_redis::redis::Client,
+    },
 }
+
+/// A tenant's live feed as a stream of the published events, in order.
+pub type Feed = futures::stream::BoxStream<'static, String>;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -36,7 +44,8 @@ impl CallStateStore {
         let pool = deadpool_redis::Config::from_url(url)
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .context("REDIS_URL is not a valid Redis URL")?;
-        let store = CallStateStore::Redis { pool, prefix: prefix.to_owned() };
+        let client = deadpool_redis::redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
+        let store = CallStateStore::Redis { pool, prefix: prefix.to_owned(), client };
         if !store.ping().await {
             anyhow::bail!("cannot reach Redis at the configured REDIS_URL");
         }
@@ -57,7 +66,7 @@ impl CallStateStore {
                 m.checkpoints.insert(call_sid.to_owned(), (Instant::now() + ttl, state.to_owned()));
                 Ok(())
             }
-            CallStateStore::Redis { pool, prefix } => {
+            CallStateStore::Redis { pool, prefix, .. } => {
                 let mut conn = pool.get().await?;
                 let _: () = conn.set_ex(format!("{prefix}call:{call_sid}"), state, ttl.as_secs().max(1)).await?;
                 Ok(())
@@ -78,7 +87,7 @@ impl CallStateStore {
                 }
                 Ok(None)
             }
-            CallStateStore::Redis { pool, prefix } => {
+            CallStateStore::Redis { pool, prefix, .. } => {
                 let mut conn = pool.get().await?;
                 Ok(conn.get(format!("{prefix}call:{call_sid}")).await?)
             }
@@ -95,7 +104,7 @@ impl CallStateStore {
                 }
                 Ok(())
             }
-            CallStateStore::Redis { pool, prefix } => {
+            CallStateStore::Redis { pool, prefix, .. } => {
                 let mut conn = pool.get().await?;
                 let _: () = conn.sadd(format!("{prefix}live:{tenant_id}"), call_sid).await?;
                 Ok(())
@@ -112,7 +121,7 @@ impl CallStateStore {
                 }
                 Ok(())
             }
-            CallStateStore::Redis { pool, prefix } => {
+            CallStateStore::Redis { pool, prefix, .. } => {
                 let mut conn = pool.get().await?;
                 let _: () = conn.srem(format!("{prefix}live:{tenant_id}"), call_sid).await?;
                 Ok(())
@@ -124,7 +133,7 @@ impl CallStateStore {
     pub async fn live_calls(&self, tenant_id: i64) -> anyhow::Result<Vec<String>> {
         match self {
             CallStateStore::Memory(m) => Ok(m.live.get(&tenant_id).map(|c| c.clone()).unwrap_or_default()),
-            CallStateStore::Redis { pool, prefix } => {
+            CallStateStore::Redis { pool, prefix, .. } => {
                 let mut conn = pool.get().await?;
                 let mut calls: Vec<String> = conn.smembers(format!("{prefix}live:{tenant_id}")).await?;
                 calls.sort();
@@ -144,7 +153,7 @@ impl CallStateStore {
                 }
                 Ok(())
             }
-            CallStateStore::Redis { pool, prefix } => {
+            CallStateStore::Redis { pool, prefix, .. } => {
                 let mut conn = pool.get().await?;
                 let _: i64 = conn.publish(format!("{prefix}feed:{tenant_id}"), event).await?;
                 Ok(())
@@ -162,6 +171,42 @@ impl CallStateStore {
                     .subscribe(),
             ),
             CallStateStore::Redis { .. } => None,
+        }
+    }
+
+    /// Subscribes to a tenant's live feed: the in-process channel, or the Redis channel
+    /// `{prefix}feed:{tenant}` so events published by any instance arrive. Once this
+    /// returns, the subscription is in place: nothing published afterwards is missed
+    /// (an in-process subscriber that falls far behind skips ahead).
+    pub async fn subscribe(&self, tenant_id: i64) -> anyhow::Result<Feed> {
+        use futures::StreamExt;
+        match self {
+            CallStateStore::Memory(m) => {
+                let receiver = m
+                    .feeds
+                    .entry(tenant_id)
+                    .or_insert_with(|| tokio::sync::broadcast::channel(FEED_CAPACITY).0)
+                    .subscribe();
+                let feed = futures::stream::unfold(receiver, move |mut receiver| async move {
+                    loop {
+                        match receiver.recv().await {
+                            Ok(event) => return Some((event, receiver)),
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                                tracing::debug!(tenant_id, skipped, "live feed subscriber skipped ahead");
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        }
+                    }
+                });
+                Ok(feed.boxed())
+            }
+            CallStateStore::Redis { prefix, client, .. } => {
+                let mut pubsub = client.get_async_pubsub().await.context("opening a Redis subscription")?;
+                pubsub.subscribe(format!("{prefix}feed:{tenant_id}")).await.context("subscribing to the live feed")?;
+                let feed =
+                    pubsub.into_on_message().filter_map(|message| async move { message.get_payload::<String>().ok() });
+                Ok(feed.boxed())
+            }
         }
     }
 

@@ -11,9 +11,11 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod calls;
 pub mod crm;
 pub mod error;
 pub mod limits;
+pub mod live;
 pub mod openapi;
 pub mod pages;
 pub mod recordings;

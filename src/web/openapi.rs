@@ -68,8 +68,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::settings::SettingsApi::openapi());
     doc.merge(crate::web::admin::AdminApi::openapi());
     doc.merge(crate::web::crm::CrmApi::openapi());
-    // Areas still to merge here as they land, one line each:
-    //   CallsApi, LiveApi (e.g. doc.merge(crate::web::calls::CallsApi::openapi());)
+    doc.merge(crate::web::calls::CallsApi::openapi());
+    doc.merge(crate::web::live::LiveApi::openapi());
     doc
 }
 

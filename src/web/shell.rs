@@ -26,6 +26,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("settings.html", include_str!("templates/settings.html")),
     ("admin.html", include_str!("templates/admin.html")),
     ("admin_tenant.html", include_str!("templates/admin_tenant.html")),
+    ("calls.html", include_str!("templates/calls.html")),
+    ("call.html", include_str!("templates/call.html")),
+    ("live.html", include_str!("templates/live.html")),
 ];
 
 /// Every page template, parsed once at start (a broken template fails the build of the
@@ -99,6 +102,11 @@ pub async fn stylesheet() -> Response {
 /// `GET /static/app.js`: registers the service worker, fills the signup time zone.
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", "public, max-age=3600", include_str!("static/app.js"))
+}
+
+/// `GET /static/live.js`: the live calls page's event-stream client.
+pub async fn live_script() -> Response {
+    asset("text/javascript; charset=utf-8", "public, max-age=3600", include_str!("static/live.js"))
 }
 
 /// `GET /static/icon.svg`

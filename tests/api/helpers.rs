@@ -93,7 +93,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
     if options.redis {
         vars.insert("REDIS_URL", redis_url());
-        vars.insert("RINGLYPRO_KEY_PREFIX", format!("test:{}:", uuid::Uuid::new_v4().simple()));
+        // A prefix given in `env` (a second instance sharing the first one's keys) stays.
+        vars.entry("RINGLYPRO_KEY_PREFIX").or_insert_with(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
     }
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
     let engines = options.engines.unwrap_or_else(local_engines);
@@ -284,4 +285,42 @@ pub async fn sign_up(app: &TestApp, client: &reqwest::Client, email: &str, busin
         client_id: body["client_id"].as_i64().expect("client_id"),
         csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
     }
+}
+
+/// A signed-in owner: their business's id and the session's CSRF token.
+pub struct SignedIn {
+    pub client: reqwest::Client,
+    pub client_id: i64,
+    pub csrf_token: String,
+}
+
+/// Signs up an owner of `business` through the JSON API, signed in on a fresh cookie client;
+/// the business gets the RinglyPro number `number` so calls to it reach the agent.
+pub async fn signed_in_owner(app: &TestApp, email: &str, business: &str, number: &str) -> SignedIn {
+    let client = cookie_client();
+    let response = client
+        .post(format!("{}/api/auth/signup", app.base_url))
+        .json(&serde_json::json!({
+            "email": email,
+            "password": "tulips in april",
+            "business_name": business,
+            "business_phone": "(555) 123-4567",
+            "business_type": "dental",
+            "owner_name": "Dana Rivera",
+            "owner_phone": "+1 555 987 6543",
+            "timezone": "America/New_York",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
+    let body: serde_json::Value = response.json().await.unwrap();
+    let client_id = body["client_id"].as_i64().expect("client_id");
+    sqlx::query("UPDATE clients SET ringlypro_number = $2 WHERE id = $1")
+        .bind(client_id)
+        .bind(number)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    SignedIn { client, client_id, csrf_token: body["csrf_token"].as_str().expect("csrf_token").to_owned() }
 }

@@ -10,6 +10,7 @@ use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 
 pub mod admin;
 pub mod appointments;
+pub mod call_history;
 pub mod calls;
 pub mod contacts;
 pub mod email_outbox;

@@ -1,0 +1,251 @@
+//! Calls in progress (`/app/live`): what has been said so far and the intent and details
+//! collected, then each new line as it is spoken, streamed as Server-Sent Events from the
+//! tenant's live feed. Only the signed-in tenant's calls are read or streamed.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures::StreamExt;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::startup::AppState;
+use crate::storage::postgres::{begin_tenant, call_history, today};
+use crate::web::Error;
+use crate::web::auth::Owner;
+use crate::web::shell::render;
+
+/// How often an idle stream carries a comment, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One line said so far in a live call.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LiveLine {
+    pub seq: i32,
+    /// `caller` or `agent`.
+    pub speaker: String,
+    pub text: String,
+    #[serde(rename = "at", alias = "started_at")]
+    pub at: DateTime<Utc>,
+}
+
+/// What the agent has gathered so far.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct LiveSlots {
+    /// What the caller wants (`book`, `cancel`, ...), once understood.
+    #[schema(value_type = Option<String>)]
+    pub intent: Option<serde_json::Value>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    /// Slots offered to the caller.
+    #[schema(value_type = Vec<Object>)]
+    pub offered: Vec<serde_json::Value>,
+    #[schema(value_type = Option<String>)]
+    pub language: Option<serde_json::Value>,
+}
+
+/// A call in progress.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveCall {
+    pub call_sid: String,
+    pub from_number: String,
+    pub contact_name: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub slots: LiveSlots,
+    pub lines: Vec<LiveLine>,
+}
+
+/// Every call of the tenant in progress now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveCalls {
+    pub calls: Vec<LiveCall>,
+}
+
+/// The part of a call's checkpoint the live view reads.
+#[derive(Debug, Default, Deserialize)]
+struct Checkpoint {
+    #[serde(default)]
+    policy: CheckpointPolicy,
+    #[serde(default)]
+    turns: Vec<LiveLine>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CheckpointPolicy {
+    intent: Option<serde_json::Value>,
+    name: Option<String>,
+    phone: Option<String>,
+    #[serde(default)]
+    offered: Vec<serde_json::Value>,
+    language: Option<serde_json::Value>,
+}
+
+/// The tenant's calls in progress: the store's live index (shared by every instance when
+/// Redis is configured), each call's row, and its latest checkpoint.
+async fn snapshot(app: &AppState, client_id: i64) -> Result<LiveCalls, Error> {
+    let sids = app.store.live_calls(client_id).await?;
+    let mut calls = Vec::with_capacity(sids.len());
+    let mut tx = begin_tenant(&app.pool, client_id).await?;
+    for sid in sids {
+        // The index is per tenant, but the row is the proof: another tenant's or a
+        // finished call is left out.
+        let Some((call, contact_name)) = call_history::find(&mut tx, client_id, &sid).await? else { continue };
+        if call.ended_at.is_some() {
+            continue;
+        }
+        let checkpoint: Checkpoint = match app.store.load(&sid).await {
+            Ok(Some(raw)) => serde_json::from_str(&raw).unwrap_or_else(|e| {
+                tracing::debug!(call_sid = %sid, error = %e, "unreadable checkpoint; showing the call without lines");
+                Checkpoint::default()
+            }),
+            Ok(None) => Checkpoint::default(),
+            Err(e) => {
+                tracing::warn!(call_sid = %sid, error = %e, "could not read a live call's checkpoint");
+                Checkpoint::default()
+            }
+        };
+        let policy = checkpoint.policy;
+        let mut lines: Vec<LiveLine> = checkpoint.turns.into_iter().filter(|l| !l.text.is_empty()).collect();
+        lines.sort_by_key(|l| l.seq);
+        calls.push(LiveCall {
+            call_sid: call.call_sid,
+            from_number: call.from_number,
+            contact_name,
+            started_at: call.started_at,
+            slots: LiveSlots {
+                intent: policy.intent,
+                name: policy.name,
+                phone: policy.phone,
+                offered: policy.offered,
+                language: policy.language,
+            },
+            lines,
+        });
+    }
+    tx.commit().await?;
+    calls.sort_by_key(|c| c.started_at);
+    Ok(LiveCalls { calls })
+}
+
+/// `GET /app/live`: the live calls as they stand, kept up to date by `/static/live.js`.
+pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
+    let live = snapshot(&app, owner.client_id).await?;
+    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
+    let timezone = today::tenant_header(&mut tx, owner.client_id).await?.map(|t| t.timezone);
+    tx.commit().await?;
+    let tz: Tz = timezone.and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::America::New_York);
+    let calls: Vec<_> = live
+        .calls
+        .iter()
+        .map(|c| {
+            context! {
+                sid => c.call_sid.as_str(),
+                caller => c.contact_name.clone().unwrap_or_else(|| if c.from_number.is_empty() { "Unknown caller".into() } else { c.from_number.clone() }),
+                since => c.started_at.with_timezone(&tz).format("%-I:%M %p").to_string(),
+                intent => c.slots.intent.as_ref().and_then(|v| v.as_str().map(str::to_owned)),
+                name => c.slots.name.as_deref(),
+                phone => c.slots.phone.as_deref(),
+                lines => c.lines.iter().map(|l| context! { seq => l.seq, speaker => l.speaker.as_str(), text => l.text.as_str() }).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    render(
+        &app.templates,
+        "live.html",
+        context! { owner => minijinja::Value::from(minijinja::value::Serde(&owner)), active => "live", calls },
+    )
+}
+
+/// The tenant's calls in progress, with what has been said so far.
+#[utoipa::path(get, path = "/api/live", tag = "live", responses((status = 200, body = LiveCalls), (status = 401)))]
+pub async fn api_live(State(app): State<AppState>, owner: Owner) -> Result<Json<LiveCalls>, Error> {
+    Ok(Json(snapshot(&app, owner.client_id).await?))
+}
+
+/// A published feed event as an SSE event named for its `type` (`turn`, `ended`); anything
+/// unreadable is dropped.
+fn feed_event(raw: &str) -> Option<Event> {
+    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let kind = value.get("type")?.as_str()?;
+    if !matches!(kind, "turn" | "ended") {
+        return None;
+    }
+    Some(Event::default().event(kind).data(raw))
+}
+
+/// The live feed as Server-Sent Events: first a `snapshot` event (every call in progress
+/// with its lines so far), then a `turn` event per line spoken (a line may come again,
+/// longer, with the same `seq`) and an `ended` event per call that ends; a comment every
+/// 15 s keeps the stream open. Only the signed-in tenant's calls.
+#[utoipa::path(get, path = "/api/live/events", tag = "live",
+    responses((status = 200, content_type = "text/event-stream", description = "snapshot, turn and ended events"), (status = 401)))]
+pub async fn events(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
+    // Subscribe before reading the snapshot, so no line falls between the two (a line in
+    // both is sent twice with its seq; the page keeps one).
+    let feed = app.store.subscribe(owner.client_id).await?;
+    let snapshot = snapshot(&app, owner.client_id).await?;
+    let first = Event::default()
+        .event("snapshot")
+        .data(serde_json::to_string(&snapshot).map_err(|e| Error::Unexpected(e.into()))?);
+    let mut shutdown = app.registry.shutdown_signal();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    let stream = futures::stream::once(async move { first })
+        .chain(feed.filter_map(|raw| async move { feed_event(&raw) }))
+        .take_until(stopping)
+        .map(Ok::<_, Infallible>);
+    tracing::debug!(tenant_id = owner.client_id, "live feed opened");
+    let mut response =
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Reverse proxies must pass each event on at once.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// The live view's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(api_live, events), components(schemas(LiveCalls, LiveCall, LiveLine, LiveSlots)))]
+pub struct LiveApi;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_document_lists_the_live_routes() {
+        use utoipa::OpenApi;
+        let doc = LiveApi::openapi();
+        assert!(doc.paths.paths.contains_key("/api/live") && doc.paths.paths.contains_key("/api/live/events"));
+    }
+
+    #[test]
+    fn only_turn_and_ended_events_are_passed_on() {
+        assert!(feed_event(r#"{"type":"turn","call_sid":"CA1","seq":0,"speaker":"agent","text":"Hi"}"#).is_some());
+        assert!(feed_event(r#"{"type":"ended","call_sid":"CA1"}"#).is_some());
+        assert!(feed_event(r#"{"type":"secret"}"#).is_none());
+        assert!(feed_event("not json").is_none());
+    }
+
+    #[test]
+    fn a_checkpoint_gives_the_lines_and_slots_so_far() {
+        let raw = r#"{"policy":{"intent":"book","name":"Ann","phone":"+15550001111","offered":[],"language":"en","stage":"x"},
+            "conversation":{"history":[]},
+            "turns":[{"seq":0,"speaker":"agent","text":"Hello","started_at":"2025-01-01T10:00:00Z","interrupted":false}]}"#;
+        let checkpoint: Checkpoint = serde_json::from_str(raw).unwrap();
+        assert_eq!(checkpoint.turns.len(), 1);
+        assert_eq!(checkpoint.turns[0].text, "Hello");
+        assert_eq!(checkpoint.policy.name.as_deref(), Some("Ann"));
+        assert_eq!(checkpoint.policy.intent, Some(serde_json::json!("book")));
+    }
+}
