@@ -178,7 +178,8 @@ async fn an_owner_trying_every_route_with_another_tenants_ids_gets_404_and_none_
                 status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
                 "{method} {url} as another tenant answered {status}: {text}"
             );
-            for secret in secrets {
+            // A 404 may name the id that was asked for; nothing else of B's may appear.
+            for secret in secrets.iter().filter(|s| !url.contains(*s)) {
                 assert!(!text.contains(secret), "{method} {url} leaked {secret:?}: {text}");
             }
             tried += 1;
