@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use ringlypro::providers::tts::flite::FliteTts;
+use ringlypro::sim::{self, Line, Script as CallScript};
 use serde_json::json;
 
 use crate::fakes::deepgram::FakeDeepgram;
@@ -80,12 +82,28 @@ impl Browser {
         element.unwrap_or_else(|e| panic!("{css} is on the page: {e}")).text().await.unwrap()
     }
 
+    /// Waits until the element's text contains `needle` (the page updates by itself).
+    async fn wait_for_text(&self, css: &str, needle: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let text = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{css} never showed {needle:?}; it shows {text:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn fill(&self, form: &str, fields: &[(&str, &str)]) {
         let form = self.client.form(Locator::Css(form)).await.unwrap_or_else(|e| panic!("form {form}: {e}"));
         for (name, value) in fields {
             form.set_by_name(name, value).await.unwrap_or_else(|e| panic!("field {name}: {e}"));
         }
-        form.submit().await.unwrap();
+        form.submit_direct().await.unwrap();
     }
 
     async fn close(mut self) {
@@ -160,6 +178,69 @@ async fn an_owner_signs_up_switches_rachel_watches_a_live_call_and_books_on_a_ph
     browser.text("#rachel.on").await;
     assert!(browser.text("#rachel button").await.contains("Turn Rachel off"));
     assert!(rachel_enabled(&app).await);
+
+    // The Live page shows a call's transcript line by line while it runs.
+    browser.client.goto(&format!("{}/app/live", app.base_url)).await.unwrap();
+    browser.text("#no-live").await;
+    dg.say_next(["i would like to book an appointment"]);
+    let base_url = app.base_url.clone();
+    let call = tokio::spawn(async move {
+        let line = Line { text: "I would like to book an appointment.".into(), over_agent: false };
+        let mut script = CallScript::new(&base_url, NUMBER, "+15557654321", vec![line]);
+        script.answer_gap = Duration::from_millis(1500);
+        sim::place_call(&script, Arc::new(FliteTts::default())).await
+    });
+    let greeting = browser.wait_for_text("#live", "Bright Smile Dental", Duration::from_secs(30)).await;
+    let caller = browser.wait_for_text("#live", "book an appointment", Duration::from_secs(30)).await;
+    assert!(caller.find("Bright Smile Dental") < caller.find("book an appointment"), "in order: {greeting} / {caller}");
+    browser.screenshot("live-call").await;
+    let report = call.await.unwrap().expect("the call ran");
+    assert!(!report.call_sid.is_empty());
+
+    // Book an appointment from the agenda, then cancel it.
+    browser.client.goto(&format!("{}/app/appointments", app.base_url)).await.unwrap();
+    browser
+        .fill(
+            "form[action='/app/appointments']",
+            &[
+                ("customer_name", "Jonas Whitfield"),
+                ("customer_phone", "+1 555 010 3003"),
+                ("date", "2031-03-04"),
+                ("time", "10:30"),
+            ],
+        )
+        .await;
+    let booked: (i64, String) = loop {
+        let row = sqlx::query_as("SELECT id, status FROM appointments WHERE customer_name = 'Jonas Whitfield'")
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(booked.1, "confirmed");
+    browser.client.goto(&format!("{}/app/appointments/{}", app.base_url, booked.0)).await.unwrap();
+    assert!(browser.text("main").await.contains("Jonas Whitfield"));
+    browser.screenshot("appointment").await;
+    browser
+        .fill(&format!("form[action='/app/appointments/{}/status']:has(input[value='cancelled'])", booked.0), &[])
+        .await;
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = sqlx::query_scalar("SELECT status FROM appointments WHERE id = $1")
+            .bind(booked.0)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if status == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "cancelled", "the appointment was cancelled from its page");
+    browser.screenshot("appointment-cancelled").await;
 
     browser.close().await;
     app.stop().await;
