@@ -300,6 +300,7 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     let log = support::results_dir()?.join(format!("calls-server-{n}.log"));
     let (server, pid, base_url) = start_server(args, db, v, &log).await?;
     let (cpu_before, _, rss_idle) = process_usage(pid);
+    let (harness_cpu_before, _, _) = process_usage(std::process::id());
 
     // Memory over time, sampled every second until told to stop.
     let (stop_sampling, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -355,6 +356,8 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
         }
     }
     let (cpu_after, peak_rss, _) = process_usage(pid);
+    let (harness_cpu_after, _, _) = process_usage(std::process::id());
+    let harness_cores = (harness_cpu_after - harness_cpu_before) / run_started.elapsed().as_secs_f64();
     let wall = run_started.elapsed().as_secs_f64();
     let _ = stop_sampling.send(());
     let rss_samples = sampler.await.unwrap_or_default();
@@ -421,13 +424,14 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     }
     let server_log = std::fs::read_to_string(&log).unwrap_or_default();
     let (warnings, server_errors) = (server_log.matches("WARN").count(), server_log.matches("ERROR").count());
+    println!("harness (callers and vendor fakes) CPU: {harness_cores:.3} cores");
     println!("server log: {warnings} warnings, {server_errors} errors ({})", log.display());
     let summary = json!({
         "calls": n, "lines_per_call": args.lines, "barge_in": args.barge_in, "pinned": args.pin,
         "delays": format!("{d:?}"), "pace_ms_per_char": args.pace_ms, "completed": reports.len(),
         "errors": errors, "server_log_warnings": warnings, "server_log_errors": server_errors, "stages": stages, "modeled_floor_ms": floor, "late_frames_total": total_late,
         "calls_with_late_frames": calls_with_late, "marks_after_clear": marks_after_clear,
-        "server_cpu_seconds": cpu, "wall_seconds": wall, "server_cores": cpu / wall,
+        "server_cpu_seconds": cpu, "harness_cores": harness_cores, "wall_seconds": wall, "server_cores": cpu / wall,
         "peak_rss_kib": peak_rss, "idle_rss_kib": rss_idle, "rss_per_call_kib": rss_per_call,
         "rss_over_time_kib": rss_samples,
     });

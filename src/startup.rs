@@ -110,8 +110,12 @@ impl Application {
             // An ephemeral port (tests): Twilio-facing URLs must name the port we got.
             config.public_url = format!("http://{}", listener.local_addr()?);
         }
-        let pool = postgres::connect_with_size(&config.database_url, config.database_pool_size).await?;
-        postgres::migrate(&pool).await?;
+        // Migrations run as the URL's user (the tables' owner); the application's own
+        // connections then run as the restricted application role.
+        let owner = postgres::connect_with_size(&config.database_url, 1).await?;
+        postgres::migrate(&owner).await?;
+        owner.close().await;
+        let pool = postgres::connect_as_app(&config.database_url, config.database_pool_size).await?;
         let store = match &config.redis_url {
             Some(url) => CallStateStore::redis(url, &config.key_prefix).await?,
             None => CallStateStore::memory(),

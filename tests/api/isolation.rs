@@ -210,3 +210,42 @@ async fn an_owner_trying_every_route_with_another_tenants_ids_gets_404_and_none_
     }
     assert_eq!(snapshot(app.pool.clone(), b.client_id).await, before, "B's data is exactly as it was");
 }
+
+#[tokio::test]
+async fn the_applications_connections_are_neither_superuser_nor_owner_and_row_security_binds_them() {
+    let app = spawn_app().await;
+    let a = app.add_tenant("Ann's Dental", "+15550001111", "America/New_York").await;
+    let b = app.add_tenant("Bob's Clinic", "+15550002222", "America/Chicago").await;
+    for (client, phone) in [(a, "+15557770001"), (b, "+15557770002"), (b, "+15557770003")] {
+        sqlx::query("INSERT INTO contacts (client_id, name, phone) VALUES ($1, 'someone', $2)")
+            .bind(client)
+            .bind(phone)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    // The application's own pool, as its handlers use it.
+    let pool = &app.state.pool;
+    let (user, superuser, owner): (String, bool, String) = sqlx::query_as(
+        "SELECT current_user::text, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+                (SELECT tableowner::text FROM pg_tables WHERE tablename = 'contacts')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(user, "ringlypro_app");
+    assert!(!superuser, "the application's role is not a superuser");
+    assert_ne!(owner, user, "the application's role does not own the tables");
+
+    // A transaction that names tenant A and then forgets every WHERE still sees only A.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.client_id', $1, true)").bind(a.to_string()).execute(&mut *tx).await.unwrap();
+    let owners: Vec<i64> = sqlx::query_scalar("SELECT client_id FROM contacts").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(owners, vec![a], "only A's contact, without a WHERE clause");
+    let touched = sqlx::query("UPDATE contacts SET notes = 'overwritten'").execute(&mut *tx).await.unwrap();
+    assert_eq!(touched.rows_affected(), 1, "an unscoped UPDATE reaches only A's row");
+    // Nor can it switch row security off.
+    sqlx::query("SET LOCAL row_security = off").execute(&mut *tx).await.unwrap();
+    assert!(sqlx::query("SELECT count(*) FROM contacts").fetch_one(&mut *tx).await.is_err());
+    tx.rollback().await.unwrap();
+}

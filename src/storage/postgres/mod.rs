@@ -56,6 +56,9 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The role application connections run as (created by migration 0008).
+pub const APP_ROLE: &str = "ringlypro_app";
+
 /// Opens a pool of 20 connections (creating the database first if needed).
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
     connect_with_size(url, 20).await
@@ -67,6 +70,25 @@ pub async fn connect_with_size(url: &str, size: u32) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Debug);
     PgPoolOptions::new()
         .max_connections(size)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("cannot connect to PostgreSQL")
+}
+
+/// The application's pool: every connection runs as [`APP_ROLE`] (not the tables' owner,
+/// not a superuser, under row-level security), whatever user the URL names. Migrations
+/// must have run (they create the role).
+pub async fn connect_as_app(url: &str, size: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Debug);
+    PgPoolOptions::new()
+        .max_connections(size)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE {APP_ROLE}"))).execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
