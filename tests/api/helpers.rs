@@ -181,6 +181,35 @@ pub fn cookie_client() -> reqwest::Client {
         .expect("client builds")
 }
 
+/// Signs up a business through `/api/auth/signup` on `client` (which then holds the session
+/// cookie); returns the business's id and the session's CSRF token.
+async fn signup_on(
+    base_url: &str,
+    client: &reqwest::Client,
+    email: &str,
+    business: &str,
+    timezone: &str,
+) -> (i64, String) {
+    let response = client
+        .post(format!("{base_url}/api/auth/signup"))
+        .json(&serde_json::json!({
+            "email": email,
+            "password": "tulips in april",
+            "business_name": business,
+            "business_phone": "(555) 123-4567",
+            "business_type": "dental",
+            "owner_name": "Dana Rivera",
+            "owner_phone": "+1 555 987 6543",
+            "timezone": timezone,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
+    let body: serde_json::Value = response.json().await.unwrap();
+    (body["client_id"].as_i64().expect("client_id"), body["csrf_token"].as_str().expect("csrf_token").to_owned())
+}
+
 /// An owner signed up through `/api/auth/signup` (time zone America/Chicago), holding a
 /// session cookie; its requests send the CSRF token unless told otherwise.
 pub struct SignedInOwner {
@@ -194,29 +223,8 @@ impl TestApp {
     /// Signs up a new business owned by `email` and keeps the session.
     pub async fn signed_in_owner(&self, email: &str, business: &str) -> SignedInOwner {
         let client = cookie_client();
-        let response = client
-            .post(format!("{}/api/auth/signup", self.base_url))
-            .json(&serde_json::json!({
-                "email": email,
-                "password": "tulips in april",
-                "business_name": business,
-                "business_phone": "(555) 123-4567",
-                "business_type": "dental",
-                "owner_name": "Dana Rivera",
-                "owner_phone": "+1 555 987 6543",
-                "timezone": "America/Chicago",
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
-        let body: serde_json::Value = response.json().await.unwrap();
-        SignedInOwner {
-            client,
-            client_id: body["client_id"].as_i64().expect("client_id"),
-            csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
-            base_url: self.base_url.clone(),
-        }
+        let (client_id, csrf) = signup_on(&self.base_url, &client, email, business, "America/Chicago").await;
+        SignedInOwner { client, client_id, csrf, base_url: self.base_url.clone() }
     }
 }
 
@@ -264,27 +272,8 @@ pub struct SignedUp {
 }
 
 pub async fn sign_up(app: &TestApp, client: &reqwest::Client, email: &str, business: &str) -> SignedUp {
-    let response = client
-        .post(format!("{}/api/auth/signup", app.base_url))
-        .json(&serde_json::json!({
-            "email": email,
-            "password": "tulips in april",
-            "business_name": business,
-            "business_phone": "(555) 123-4567",
-            "business_type": "dental",
-            "owner_name": "Dana Rivera",
-            "owner_phone": "+1 555 987 6543",
-            "timezone": "America/Chicago",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
-    let body: serde_json::Value = response.json().await.unwrap();
-    SignedUp {
-        client_id: body["client_id"].as_i64().expect("client_id"),
-        csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
-    }
+    let (client_id, csrf) = signup_on(&app.base_url, client, email, business, "America/Chicago").await;
+    SignedUp { client_id, csrf }
 }
 
 /// A signed-in owner: their business's id and the session's CSRF token.
@@ -298,29 +287,12 @@ pub struct SignedIn {
 /// the business gets the RinglyPro number `number` so calls to it reach the agent.
 pub async fn signed_in_owner(app: &TestApp, email: &str, business: &str, number: &str) -> SignedIn {
     let client = cookie_client();
-    let response = client
-        .post(format!("{}/api/auth/signup", app.base_url))
-        .json(&serde_json::json!({
-            "email": email,
-            "password": "tulips in april",
-            "business_name": business,
-            "business_phone": "(555) 123-4567",
-            "business_type": "dental",
-            "owner_name": "Dana Rivera",
-            "owner_phone": "+1 555 987 6543",
-            "timezone": "America/New_York",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
-    let body: serde_json::Value = response.json().await.unwrap();
-    let client_id = body["client_id"].as_i64().expect("client_id");
+    let (client_id, csrf) = signup_on(&app.base_url, &client, email, business, "America/New_York").await;
     sqlx::query("UPDATE clients SET ringlypro_number = $2 WHERE id = $1")
         .bind(client_id)
         .bind(number)
         .execute(&app.pool)
         .await
         .unwrap();
-    SignedIn { client, client_id, csrf_token: body["csrf_token"].as_str().expect("csrf_token").to_owned() }
+    SignedIn { client, client_id, csrf_token: csrf }
 }
