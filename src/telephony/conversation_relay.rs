@@ -11,7 +11,9 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::call::events::{Handoff, HandoffReason};
 use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::dialogue::policy::Outcome;
 use crate::startup::AppState;
 use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{calls, tenants};
@@ -122,7 +124,7 @@ pub async fn relay(
 /// `POST /twilio/relay-ended`: the session ended; transfer to the owner or hang up.
 pub async fn relay_ended(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
     let handoff = hook.params.iter().find(|(k, _)| k == "HandoffData").map(|(_, v)| v.as_str()).unwrap_or("");
-    let wants_transfer = serde_json::from_str::<Value>(handoff).is_ok_and(|v| v["reason"] == "transfer");
+    let wants_transfer = Handoff::from_json(handoff).is_some_and(|h| h.reason == HandoffReason::Transfer);
     if wants_transfer
         && let Some(call) = calls::find_by_sid(&app.pool, &hook.call_sid).await?
         && let Some(tenant) = tenants::find(&app.pool, call.client_id).await?
@@ -152,7 +154,7 @@ async fn relay_session(app: AppState, socket: WebSocket) {
         Ok(setup) => setup,
         Err(e) => {
             tracing::warn!(call_sid, error = %e, "relay session for an unknown call; closing");
-            let end = json!({"type": "end", "handoffData": json!({"reason": "unknown call"}).to_string()});
+            let end = json!({"type": "end", "handoffData": Handoff { reason: HandoffReason::UnknownCall, outcome: Outcome::None }.to_json()});
             let _ = sink.send(Message::Text(end.to_string().into())).await;
             let _ = sink.close().await;
             return;
@@ -176,7 +178,9 @@ async fn relay_session(app: AppState, socket: WebSocket) {
         CallOutput::Text { token, last } => {
             Outbound::Frame(json!({"type": "text", "token": token, "last": last}).to_string())
         }
-        CallOutput::End { handoff } => Outbound::Frame(json!({"type": "end", "handoffData": handoff}).to_string()),
+        CallOutput::End { handoff } => {
+            Outbound::Frame(json!({"type": "end", "handoffData": handoff.to_json()}).to_string())
+        }
         CallOutput::Close => Outbound::Close,
         // Audio never flows on this path.
         CallOutput::Audio(_) | CallOutput::Mark(_) | CallOutput::Clear => Outbound::Skip,

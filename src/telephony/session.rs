@@ -144,5 +144,5 @@ pub async fn run(
     reader.abort();
     let _ = writer.await;
     drop(registration);
-    span.in_scope(|| tracing::debug!(outcome = summary.outcome, "session closed"));
+    span.in_scope(|| tracing::debug!(outcome = summary.outcome.as_str(), "session closed"));
 }

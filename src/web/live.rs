@@ -17,6 +17,10 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::call::events::{Checkpoint, LiveEvent};
+use crate::dialogue::nlu::Intent;
+use crate::domain::language::Language;
+use crate::domain::scheduling::Slot;
 use crate::startup::AppState;
 use crate::storage::postgres::{begin_tenant, call_history, today};
 use crate::web::Error;
@@ -42,14 +46,15 @@ pub struct LiveLine {
 pub struct LiveSlots {
     /// What the caller wants (`book`, `cancel`, ...), once understood.
     #[schema(value_type = Option<String>)]
-    pub intent: Option<serde_json::Value>,
+    pub intent: Option<Intent>,
     pub name: Option<String>,
     pub phone: Option<String>,
     /// Slots offered to the caller.
     #[schema(value_type = Vec<Object>)]
-    pub offered: Vec<serde_json::Value>,
+    pub offered: Vec<Slot>,
+    /// `english` or `spanish`.
     #[schema(value_type = Option<String>)]
-    pub language: Option<serde_json::Value>,
+    pub language: Option<Language>,
 }
 
 /// A call in progress.
@@ -69,25 +74,6 @@ pub struct LiveCalls {
     pub calls: Vec<LiveCall>,
 }
 
-/// The part of a call's checkpoint the live view reads.
-#[derive(Debug, Default, Deserialize)]
-struct Checkpoint {
-    #[serde(default)]
-    policy: CheckpointPolicy,
-    #[serde(default)]
-    turns: Vec<LiveLine>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CheckpointPolicy {
-    intent: Option<serde_json::Value>,
-    name: Option<String>,
-    phone: Option<String>,
-    #[serde(default)]
-    offered: Vec<serde_json::Value>,
-    language: Option<serde_json::Value>,
-}
-
 /// The tenant's calls in progress: the store's live index (shared by every instance when
 /// Redis is configured), each call's row, and its latest checkpoint.
 async fn snapshot(app: &AppState, client_id: i64) -> Result<LiveCalls, Error> {
@@ -101,38 +87,52 @@ async fn snapshot(app: &AppState, client_id: i64) -> Result<LiveCalls, Error> {
         if call.ended_at.is_some() {
             continue;
         }
-        let checkpoint: Checkpoint = match app.store.load(&sid).await {
-            Ok(Some(raw)) => serde_json::from_str(&raw).unwrap_or_else(|e| {
-                tracing::debug!(call_sid = %sid, error = %e, "unreadable checkpoint; showing the call without lines");
-                Checkpoint::default()
-            }),
-            Ok(None) => Checkpoint::default(),
+        let (slots, lines) = match app.store.load(&sid).await {
+            Ok(Some(raw)) => match Checkpoint::from_json(&raw) {
+                Ok(checkpoint) => so_far(checkpoint),
+                Err(e) => {
+                    tracing::debug!(call_sid = %sid, error = %e, "unreadable checkpoint; showing the call without lines");
+                    Default::default()
+                }
+            },
+            Ok(None) => Default::default(),
             Err(e) => {
                 tracing::warn!(call_sid = %sid, error = %e, "could not read a live call's checkpoint");
-                Checkpoint::default()
+                Default::default()
             }
         };
-        let policy = checkpoint.policy;
-        let mut lines: Vec<LiveLine> = checkpoint.turns.into_iter().filter(|l| !l.text.is_empty()).collect();
-        lines.sort_by_key(|l| l.seq);
         calls.push(LiveCall {
             call_sid: call.call_sid,
             from_number: call.from_number,
             contact_name,
             started_at: call.started_at,
-            slots: LiveSlots {
-                intent: policy.intent,
-                name: policy.name,
-                phone: policy.phone,
-                offered: policy.offered,
-                language: policy.language,
-            },
+            slots,
             lines,
         });
     }
     tx.commit().await?;
     calls.sort_by_key(|c| c.started_at);
     Ok(LiveCalls { calls })
+}
+
+/// The details gathered and the lines said so far, from a call's checkpoint.
+fn so_far(checkpoint: Checkpoint<'_>) -> (LiveSlots, Vec<LiveLine>) {
+    let policy = checkpoint.policy.into_owned();
+    let slots = LiveSlots {
+        intent: policy.intent,
+        name: policy.name,
+        phone: policy.phone,
+        offered: policy.offered,
+        language: Some(policy.language),
+    };
+    let mut lines: Vec<LiveLine> = checkpoint
+        .turns
+        .iter()
+        .filter(|t| !t.text.is_empty())
+        .map(|t| LiveLine { seq: t.seq, speaker: t.speaker.clone(), text: t.text.clone(), at: t.started_at })
+        .collect();
+    lines.sort_by_key(|l| l.seq);
+    (slots, lines)
 }
 
 /// `GET /app/live`: the live calls as they stand, kept up to date by `/static/live.js`.
@@ -150,7 +150,7 @@ pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response,
                 sid => c.call_sid.as_str(),
                 caller => c.contact_name.clone().unwrap_or_else(|| if c.from_number.is_empty() { "Unknown caller".into() } else { c.from_number.clone() }),
                 since => c.started_at.with_timezone(&tz).format("%-I:%M %p").to_string(),
-                intent => c.slots.intent.as_ref().and_then(|v| v.as_str().map(str::to_owned)),
+                intent => c.slots.intent.map(|i| minijinja::Value::from(minijinja::value::Serde(i))),
                 name => c.slots.name.as_deref(),
                 phone => c.slots.phone.as_deref(),
                 lines => c.lines.iter().map(|l| context! { seq => l.seq, speaker => l.speaker.as_str(), text => l.text.as_str() }).collect::<Vec<_>>(),
@@ -170,14 +170,10 @@ pub async fn api_live(State(app): State<AppState>, owner: Owner) -> Result<Json<
     Ok(Json(snapshot(&app, owner.client_id).await?))
 }
 
-/// A published feed event as an SSE event named for its `type` (`turn`, `ended`); anything
+/// A published feed event as an SSE event named for its type (`turn`, `ended`); anything
 /// unreadable is dropped.
 fn feed_event(raw: &str) -> Option<Event> {
-    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
-    let kind = value.get("type")?.as_str()?;
-    if !matches!(kind, "turn" | "ended") {
-        return None;
-    }
+    let kind = LiveEvent::from_json(raw).ok()?.kind();
     Some(Event::default().event(kind).data(raw))
 }
 
@@ -220,7 +216,12 @@ pub struct LiveApi;
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
+    use crate::call::conversation::LlmConversation;
+    use crate::dialogue::policy::{Outcome, Policy};
+    use crate::storage::postgres::calls::Turn;
 
     #[test]
     fn the_api_document_lists_the_live_routes() {
@@ -231,21 +232,31 @@ mod tests {
 
     #[test]
     fn only_turn_and_ended_events_are_passed_on() {
-        assert!(feed_event(r#"{"type":"turn","call_sid":"CA1","seq":0,"speaker":"agent","text":"Hi"}"#).is_some());
-        assert!(feed_event(r#"{"type":"ended","call_sid":"CA1"}"#).is_some());
+        let ended = LiveEvent::Ended { call_sid: "CA1".into(), outcome: Outcome::Booked }.to_json();
+        assert!(feed_event(&ended).is_some());
         assert!(feed_event(r#"{"type":"secret"}"#).is_none());
         assert!(feed_event("not json").is_none());
     }
 
     #[test]
     fn a_checkpoint_gives_the_lines_and_slots_so_far() {
-        let raw = r#"{"policy":{"intent":"book","name":"Ann","phone":"+15550001111","offered":[],"language":"en","stage":"x"},
-            "conversation":{"history":[]},
-            "turns":[{"seq":0,"speaker":"agent","text":"Hello","started_at":"2025-01-01T10:00:00Z","interrupted":false}]}"#;
-        let checkpoint: Checkpoint = serde_json::from_str(raw).unwrap();
-        assert_eq!(checkpoint.turns.len(), 1);
-        assert_eq!(checkpoint.turns[0].text, "Hello");
-        assert_eq!(checkpoint.policy.name.as_deref(), Some("Ann"));
-        assert_eq!(checkpoint.policy.intent, Some(serde_json::json!("book")));
+        let mut policy = Policy::new(Language::Spanish, Some("+15550001111"));
+        policy.name = Some("Ann".into());
+        let turns = vec![
+            Turn { seq: 1, speaker: "caller".into(), text: String::new(), ..Turn::default() },
+            Turn { seq: 0, speaker: "agent".into(), text: "Hola".into(), ..Turn::default() },
+        ];
+        let raw = Checkpoint {
+            policy: Cow::Borrowed(&policy),
+            conversation: Cow::Owned(LlmConversation::default()),
+            turns: Cow::Borrowed(&turns),
+        }
+        .to_json();
+        let (slots, lines) = so_far(Checkpoint::from_json(&raw).unwrap());
+        assert_eq!(lines.len(), 1, "a line with no words yet is left out");
+        assert_eq!(lines[0].text, "Hola");
+        assert_eq!(slots.name.as_deref(), Some("Ann"));
+        assert_eq!(slots.phone.as_deref(), Some("+15550001111"));
+        assert_eq!(slots.language, Some(Language::Spanish));
     }
 }

@@ -2,11 +2,17 @@
 //! stream carries each new line of the signed-in tenant's calls, and only theirs, in
 //! process and through Redis.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use ringlypro::call::conversation::LlmConversation;
+use ringlypro::call::events::Checkpoint;
+use ringlypro::dialogue::nlu::Intent;
+use ringlypro::dialogue::policy::Policy;
+use ringlypro::domain::language::Language;
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
 use ringlypro::storage::postgres::calls;
@@ -165,15 +171,27 @@ async fn call_in_progress(app: &TestApp, owner: &SignedIn, sid: &str) {
     .execute(&app.pool)
     .await
     .unwrap();
-    let checkpoint = json!({
-        "policy": { "intent": "book", "name": "John Smith", "phone": "+15557654321", "offered": [], "language": "en" },
-        "conversation": { "history": [] },
-        "turns": [
-            { "seq": 0, "speaker": "agent", "text": "Thanks for calling Alpha Dental.", "started_at": "2025-03-10T14:00:00Z" },
-            { "seq": 1, "speaker": "caller", "text": "I need a cleaning next week.", "started_at": "2025-03-10T14:00:04Z" },
-        ],
-    });
-    app.state.store.save(sid, &checkpoint.to_string(), Duration::from_secs(60)).await.unwrap();
+    let mut policy = Policy::new(Language::English, Some("+15557654321"));
+    policy.intent = Some(Intent::Book);
+    policy.name = Some("John Smith".into());
+    let line = |seq: i32, speaker: &str, text: &str, at: &str| calls::Turn {
+        seq,
+        speaker: speaker.into(),
+        text: text.into(),
+        started_at: at.parse().unwrap(),
+        ..calls::Turn::default()
+    };
+    let turns = [
+        line(0, "agent", "Thanks for calling Alpha Dental.", "2025-03-10T14:00:00Z"),
+        line(1, "caller", "I need a cleaning next week.", "2025-03-10T14:00:04Z"),
+    ];
+    let checkpoint = Checkpoint {
+        policy: Cow::Owned(policy),
+        conversation: Cow::Owned(LlmConversation::default()),
+        turns: Cow::Borrowed(&turns),
+    }
+    .to_json();
+    app.state.store.save(sid, &checkpoint, Duration::from_secs(60)).await.unwrap();
     app.state.store.mark_live(owner.client_id, sid).await.unwrap();
 }
 
