@@ -2,6 +2,8 @@
 
 pub mod breaker;
 pub mod llm;
+#[cfg(test)]
+pub mod scripted;
 pub mod stt;
 pub mod tts;
 

@@ -9,6 +9,8 @@
 mod record;
 mod reply;
 mod speaking;
+#[cfg(test)]
+mod tests;
 mod tools;
 
 use std::sync::Arc;
