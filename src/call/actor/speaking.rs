@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::{AgentTurn, CallActor, CallerTiming};
 use crate::call::events::Handoff;
 use crate::call::io::CallOutput;
+use crate::call::turn_taking::Reaction;
 use crate::providers::ProviderError;
 use crate::storage::postgres::calls::Turn;
 
@@ -208,7 +209,7 @@ impl CallActor {
         }
         self.maybe_start_early(now);
         if let Some(resume) = self.floor.due_resume(now) {
-            self.react(crate::call::turn_taking::Reaction::GoOn { unpause: false, resume: Some(resume) }, now).await;
+            self.react(Reaction::GoOn { unpause: false, resume: Some(resume) }, now).await;
         }
         if let Some(turn) = &self.speaking
             && turn.text_complete
