@@ -2,6 +2,7 @@
 
 pub mod datetime;
 pub mod nlu;
+pub mod phrasing;
 pub mod policy;
 pub mod prompts;
 pub mod tools;

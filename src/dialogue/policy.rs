@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialogue::datetime::SpokenTime;
 use crate::dialogue::nlu::{self, Intent, Reading};
+use crate::dialogue::phrasing::{self, SpokenHours};
 use crate::dialogue::prompts::Prompts;
 use crate::domain::confirmation;
 use crate::domain::language::Language;
@@ -203,7 +204,7 @@ impl Policy {
     }
 
     fn describe(&self, ctx: &Context<'_>, slot: &Slot) -> String {
-        scheduling::describe_slot(ctx.calendar, slot, ctx.now, self.language)
+        phrasing::describe_slot(ctx.calendar, slot, ctx.now, self.language)
     }
 
     /// The opening line, preceded by the recording notice when the call is recorded (it

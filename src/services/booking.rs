@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
+use crate::dialogue::phrasing;
 use crate::domain::confirmation;
 use crate::domain::language::Language;
 use crate::domain::scheduling::{self, Preference, Slot};
@@ -156,7 +157,7 @@ async fn book_in(
         }
     }
     let appointment = appointment.ok_or_else(|| anyhow::anyhow!("no free confirmation code after 5 tries"))?;
-    let when = scheduling::describe_slot(&calendar, &req.slot, now, req.language);
+    let when = phrasing::describe_slot(&calendar, &req.slot, now, req.language);
     let code = &appointment.confirmation_code;
     let caller_text = match req.language {
         Language::English => format!(
