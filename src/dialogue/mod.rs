@@ -1,4 +1,5 @@
-//! Understanding what callers say and deciding what the agent says next.
+//! Understanding what callers say, deciding what the agent says next, and the wording of
+//! everything said or written to callers and owners.
 
 pub mod datetime;
 pub mod nlu;
