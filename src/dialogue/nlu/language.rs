@@ -1,4 +1,5 @@
 //! Whether a caller speaks Spanish, from the first words, so the call can switch voice.
+//! It only reads: whether the owner offers Spanish is the call's decision.
 
 use crate::dialogue::datetime;
 

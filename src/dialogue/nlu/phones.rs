@@ -1,4 +1,5 @@
 //! Phone numbers spoken digit by digit, in pairs or typed, read into E.164 when valid.
+//! What makes a number valid is `domain::phone`'s rule, not this reader's.
 
 use crate::dialogue::datetime;
 use crate::domain::language::Language;

@@ -1,4 +1,5 @@
 //! Yes or no in English and Spanish, told apart from lookalikes ("no parking", "si puedo").
+//! What a yes agrees to is the policy's business, not this reader's.
 
 use super::phrases::{FILLERS, positions};
 

@@ -1,4 +1,5 @@
-//! The parts of the day callers name ("in the morning"), by wall-clock time.
+//! The parts of the day callers name ("in the morning"), by wall-clock time. Reading them
+//! from words is the dialogue's job; here they are only hours.
 
 use chrono::{NaiveTime, Timelike};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,6 @@
-//! Where the local recogniser keeps the files it generates (the booking trigram model, the
-//! telephone feature parameters): the cache directory, names derived from the contents,
-//! and writes that a concurrent reader never sees half done. It decides nothing about
-//! what the files contain.
+//! Where the local recogniser keeps the files it generates: the cache directory, names
+//! derived from the contents, and writes a concurrent reader never sees half done. It
+//! decides nothing about what the files contain.
 
 use std::path::{Path, PathBuf};
 

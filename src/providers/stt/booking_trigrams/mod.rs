@@ -1,7 +1,6 @@
-//! The local recogniser's booking trigram model: a corpus of what callers say to a
-//! receptionist, sampled from the grammar in `grammar.txt`, counted and smoothed into an
-//! ARPA trigram model (plus the matching slice of the CMU dictionary). It writes files; it
-//! never decodes.
+//! The local recogniser's booking trigram model: what callers say to a receptionist,
+//! sampled from `grammar.txt`, counted into an ARPA trigram model plus the matching slice
+//! of the CMU dictionary. It writes files; it never decodes.
 
 mod arpa;
 mod grammar;
