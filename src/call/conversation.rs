@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use crate::dialogue::phrasing::SpokenHours;
 use crate::dialogue::prompts::Prompts;
 use crate::dialogue::tools;
 use crate::domain::language::Language;

@@ -383,7 +383,7 @@ pub fn words_to_digits(text: &str, lang: Language) -> String {
         .map(|t| match t {
             Tok::Word(w) => w.clone(),
             Tok::Num { value, digits } => format!("{value:0width$}", width = usize::from(*digits)),
-            Tok::Ord(n) => format!("{n}{}", crate::domain::scheduling::english_ordinal_suffix(*n)),
+            Tok::Ord(n) => format!("{n}{}", crate::dialogue::phrasing::english_ordinal_suffix(*n)),
             Tok::Clock { hour, minute, .. } => format!("{hour}:{minute:02}"),
             Tok::Slash(parts) => parts.iter().map(u32::to_string).collect::<Vec<_>>().join("/"),
             Tok::Iso(y, m, d) => format!("{y:04}-{m:02}-{d:02}"),

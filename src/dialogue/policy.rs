@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialogue::datetime::SpokenTime;
 use crate::dialogue::nlu::{self, Intent, Reading};
+use crate::dialogue::phrasing::{self, SpokenHours};
 use crate::dialogue::prompts::Prompts;
 use crate::domain::confirmation;
 use crate::domain::language::Language;
@@ -203,7 +204,7 @@ impl Policy {
     }
 
     fn describe(&self, ctx: &Context<'_>, slot: &Slot) -> String {
-        scheduling::describe_slot(ctx.calendar, slot, ctx.now, self.language)
+        phrasing::describe_slot(ctx.calendar, slot, ctx.now, self.language)
     }
 
     /// The opening line, preceded by the recording notice when the call is recorded (it
@@ -679,6 +680,15 @@ mod tests {
             }
         }
 
+        /// Ann Lee's English call, at the point of choosing among [`World::slots`].
+        fn choosing(&self) -> Policy {
+            let mut p = Policy::new(Language::English, Some("+15557654321"));
+            p.name = Some("Ann Lee".into());
+            p.stage = Stage::ChooseSlot;
+            p.offered = self.slots();
+            p
+        }
+
         fn slots(&self) -> Vec<Slot> {
             [(24, 9), (24, 14), (25, 10)]
                 .iter()
@@ -744,10 +754,7 @@ mod tests {
     fn an_offered_slot_can_be_chosen_by_its_time() {
         let w = World::new();
         let ctx = w.ctx();
-        let mut p = Policy::new(Language::English, Some("+15557654321"));
-        p.name = Some("Ann Lee".into());
-        p.stage = Stage::ChooseSlot;
-        p.offered = w.slots();
+        let mut p = w.choosing();
         let step = p.on_utterance(&ctx, "the two o'clock one");
         assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[1]), "{step:?}");
     }
@@ -756,17 +763,11 @@ mod tests {
     fn a_misheard_ordinal_still_picks_an_offer_unless_it_names_an_offered_day() {
         let w = World::new();
         let ctx = w.ctx();
-        let mut p = Policy::new(Language::English, Some("+15557654321"));
-        p.name = Some("Ann Lee".into());
-        p.stage = Stage::ChooseSlot;
-        p.offered = w.slots();
+        let mut p = w.choosing();
         let step = p.on_utterance(&ctx, "the first juan please");
         assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[0]), "{step:?}");
         // "the 24th" is the day of the first two offers: a day, not an ordinal.
-        let mut p = Policy::new(Language::English, Some("+15557654321"));
-        p.name = Some("Ann Lee".into());
-        p.stage = Stage::ChooseSlot;
-        p.offered = w.slots();
+        let mut p = w.choosing();
         let step = p.on_utterance(&ctx, "the twenty fifth");
         assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[2]), "{step:?}");
     }
@@ -775,10 +776,7 @@ mod tests {
     fn a_slot_taken_meanwhile_leads_to_new_offers_with_an_apology() {
         let w = World::new();
         let ctx = w.ctx();
-        let mut p = Policy::new(Language::English, Some("+15557654321"));
-        p.name = Some("Ann Lee".into());
-        p.stage = Stage::ChooseSlot;
-        p.offered = w.slots();
+        let mut p = w.choosing();
         let _ = p.on_utterance(&ctx, "the first one");
         let step = p.on_tool_result(&ctx, ToolResult::SlotTaken);
         assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))));

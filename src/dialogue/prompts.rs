@@ -1,8 +1,11 @@
-//! The agent's phrasings, kept in `prompts/` (one file per persona and language) and
-//! rendered with minijinja. Files are embedded so the binary speaks wherever it runs.
+//! The agent's phrasings and the wording of the texts and e-mails the business sends, kept
+//! in `prompts/` (one file per persona or purpose and language) and rendered with minijinja.
+//! Files are embedded so the binary speaks wherever it runs; nothing here sends anything.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use anyhow::{Context as _, anyhow};
 use minijinja::{Environment, Value};
 
 use crate::domain::language::Language;
@@ -11,34 +14,51 @@ const RACHEL_EN: &str = include_str!("../../prompts/rachel.en.txt");
 const LINA_ES: &str = include_str!("../../prompts/lina.es.txt");
 const RACHEL_SYSTEM_EN: &str = include_str!("../../prompts/rachel.system.en.md");
 const LINA_SYSTEM_ES: &str = include_str!("../../prompts/lina.system.es.md");
+const TEXTS_EN: &str = include_str!("../../prompts/texts.en.txt");
+const TEXTS_ES: &str = include_str!("../../prompts/texts.es.txt");
 
 /// Both personas' templates, parsed once at start-up.
 pub struct Prompts {
     env: Environment<'static>,
 }
 
-/// Splits a prompts file into `[section]` → template text. Lines starting with `#` before
-/// the first section are comments.
-fn sections(file: &str) -> HashMap<String, String> {
+/// Splits a prompts file into `[section]` → its lines, trimmed. Lines starting with `#`
+/// before the first section are comments.
+fn section_lines(file: &str) -> HashMap<String, Vec<&str>> {
     let mut out = HashMap::new();
     let mut current: Option<(String, Vec<&str>)> = None;
     for line in file.lines() {
         let trimmed = line.trim();
         if let Some(name) = trimmed.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             if let Some((key, lines)) = current.take() {
-                out.insert(key, lines.join(" ").trim().to_owned());
+                out.insert(key, lines);
             }
             current = Some((name.to_owned(), Vec::new()));
-        } else if let Some((_, lines)) = current.as_mut()
-            && !trimmed.is_empty()
-        {
+        } else if let Some((_, lines)) = current.as_mut() {
             lines.push(trimmed);
         }
     }
     if let Some((key, lines)) = current {
-        out.insert(key, lines.join(" ").trim().to_owned());
+        out.insert(key, lines);
     }
     out
+}
+
+/// A spoken prompts file: each section's lines run together into one utterance.
+fn sections(file: &str) -> HashMap<String, String> {
+    section_lines(file)
+        .into_iter()
+        .map(|(key, lines)| {
+            let text = lines.into_iter().filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            (key, text)
+        })
+        .collect()
+}
+
+/// A written texts file: each section's lines kept as they are, blank lines inside it
+/// being an e-mail's paragraphs; the blank lines around it are dropped.
+fn written_sections(file: &str) -> HashMap<String, String> {
+    section_lines(file).into_iter().map(|(key, lines)| (key, lines.join("\n").trim().to_owned())).collect()
 }
 
 impl Prompts {
@@ -81,6 +101,37 @@ impl Prompts {
     }
 }
 
+/// The texts and e-mails, parsed on first use.
+struct Texts {
+    env: Environment<'static>,
+}
+
+impl Texts {
+    fn load() -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        for (lang, file) in [(Language::English, TEXTS_EN), (Language::Spanish, TEXTS_ES)] {
+            for (key, text) in written_sections(file) {
+                env.add_template_owned(format!("{}.{key}", lang.code()), text)?;
+            }
+        }
+        Ok(Self { env })
+    }
+}
+
+/// The text or e-mail part `key` in `lang`, falling back to English. Unlike a spoken prompt
+/// it fails rather than coming out empty: it is queued for sending, not said in a live call.
+pub fn written(lang: Language, key: &str, ctx: &Value) -> anyhow::Result<String> {
+    // The files are embedded and every section is rendered by the tests, so a file that
+    // does not parse is a defect; it is reported by each text asked for.
+    static TEXTS: LazyLock<Result<Texts, String>> = LazyLock::new(|| Texts::load().map_err(|e| format!("{e:#}")));
+    let texts = TEXTS.as_ref().map_err(|e| anyhow!("the texts in prompts/ do not parse: {e}"))?;
+    let template = [lang.code(), "en"]
+        .into_iter()
+        .find_map(|code| texts.env.get_template(&format!("{code}.{key}")).ok())
+        .with_context(|| format!("no text {key:?} in prompts/"))?;
+    template.render(ctx).with_context(|| format!("rendering the text {key:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,11 +139,14 @@ mod tests {
 
     #[test]
     fn every_english_section_exists_in_spanish() {
-        let en = sections(RACHEL_EN);
-        let es = sections(LINA_ES);
-        let mut missing: Vec<_> = en.keys().filter(|k| !es.contains_key(*k)).collect();
-        missing.sort();
-        assert!(missing.is_empty(), "missing in lina.es.txt: {missing:?}");
+        for (en, es, file) in [
+            (section_lines(RACHEL_EN), section_lines(LINA_ES), "lina.es.txt"),
+            (section_lines(TEXTS_EN), section_lines(TEXTS_ES), "texts.es.txt"),
+        ] {
+            let mut missing: Vec<_> = en.keys().filter(|k| !es.contains_key(*k)).collect();
+            missing.sort();
+            assert!(missing.is_empty(), "missing in {file}: {missing:?}");
+        }
     }
 
     #[test]
@@ -127,5 +181,62 @@ mod tests {
         let p = Prompts::load().unwrap();
         let text = p.render(Language::English, "offer", &context! { slots => vec!["A", "B", "C"] });
         assert_eq!(text, "I have A, B, or C. Which works best for you?");
+    }
+
+    #[test]
+    fn texts_render_in_the_language_asked_for() {
+        let ctx =
+            context! { business_name => "Bright Smile Dental", when => "Friday March 7th at 9 AM", code => "K7M2QX" };
+        let en = written(Language::English, "booking_confirmation", &ctx).unwrap();
+        assert_eq!(
+            en,
+            "Bright Smile Dental: you're booked for Friday March 7th at 9 AM. Confirmation code K7M2QX. \
+             Reply CANCEL to cancel or call us to reschedule."
+        );
+        let es = written(Language::Spanish, "booking_confirmation", &ctx).unwrap();
+        assert!(es.starts_with("Bright Smile Dental: su cita es Friday March 7th at 9 AM."), "{es}");
+        assert!(es.contains("K7M2QX") && es.contains("CANCEL"), "{es}");
+        let ctx = context! { name => "Ann Lee", phone => "+15557654321", when => "today at 11 AM", code => "K7M2QX" };
+        let alert = written(Language::English, "owner_booking_alert", &ctx).unwrap();
+        assert_eq!(alert, "New booking: Ann Lee (+15557654321) for today at 11 AM. Code K7M2QX.");
+        let alert = written(Language::English, "owner_cancellation_alert", &context! { appointment_id => 42 }).unwrap();
+        assert_eq!(alert, "Appointment #42 was cancelled by the caller.");
+    }
+
+    #[test]
+    fn a_message_alert_names_the_number_or_a_caller() {
+        let from =
+            |from: &str| written(Language::English, "owner_message_alert", &context! { from, text => "call me" });
+        assert_eq!(from("+15557654321").unwrap(), "Message from +15557654321: call me");
+        assert_eq!(from("").unwrap(), "Message from a caller: call me");
+    }
+
+    #[test]
+    fn e_mails_keep_their_paragraphs() {
+        let link = "https://example.com/password/reset?token=abc";
+        for lang in [Language::English, Language::Spanish] {
+            let body = written(lang, "password_reset_body", &context! { link }).unwrap();
+            let paragraphs: Vec<&str> = body.split("\n\n").collect();
+            assert_eq!(paragraphs.len(), 3, "{body}");
+            assert!(paragraphs[1].ends_with(&format!(":\n{link}")), "{body}");
+            assert!(!written(lang, "password_reset_subject", &context! {}).unwrap().contains('\n'));
+        }
+        assert_eq!(
+            written(Language::English, "password_reset_body", &context! { link }).unwrap(),
+            format!(
+                "Someone asked to reset the password of your RinglyPro account.\n\n\
+                 To choose a new password, open this link within the next hour:\n{link}\n\n\
+                 The link works once. If you did not ask for this, ignore this email; your password stays as it is."
+            )
+        );
+        assert_eq!(
+            written(Language::English, "password_reset_subject", &context! {}).unwrap(),
+            "Reset your RinglyPro password"
+        );
+    }
+
+    #[test]
+    fn an_unknown_text_is_an_error_not_an_empty_message() {
+        assert!(written(Language::Spanish, "no_such_text", &context! {}).is_err());
     }
 }

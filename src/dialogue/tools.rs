@@ -6,11 +6,12 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::dialogue::phrasing;
 use crate::dialogue::policy::{FoundAppointment, ToolCall, ToolResult};
 use crate::domain::confirmation;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::scheduling::{self, Calendar, DayPart, Preference, Slot};
+use crate::domain::scheduling::{Calendar, DayPart, Preference, Slot};
 use crate::providers::llm::{ToolCallRequest, ToolSpec};
 
 /// A tool call the model made, checked and in our terms.
@@ -250,7 +251,7 @@ pub fn parse(call: &ToolCallRequest, offered: &[Slot], caller_phone: Option<&str
 
 /// A tool result as the JSON the model reads.
 pub fn result_json(result: &ToolResult, calendar: &Calendar, now: DateTime<Utc>, lang: Language) -> Value {
-    let spoken = |s: &Slot| scheduling::describe_slot(calendar, s, now, lang);
+    let spoken = |s: &Slot| phrasing::describe_slot(calendar, s, now, lang);
     match result {
         ToolResult::Slots(slots) if slots.is_empty() => {
             json!({"options": [], "note": "no openings in the next weeks; offer to take a message"})
@@ -352,7 +353,7 @@ mod tests {
     fn results_read_naturally() {
         let cal = Calendar {
             tz: chrono_tz::America::New_York,
-            hours: scheduling::BusinessHours::parse("mon-fri", "09:00-17:00").unwrap(),
+            hours: crate::domain::scheduling::BusinessHours::parse("mon-fri", "09:00-17:00").unwrap(),
             slot_minutes: 30,
             buffer_minutes: 0,
         };

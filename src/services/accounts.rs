@@ -6,12 +6,15 @@ use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
+use minijinja::context;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::config::AccountSettings;
+use crate::dialogue::prompts::written;
 use crate::domain::accounts::{Email, FieldError, PasswordError, SignupForm, check_password};
+use crate::domain::language::Language;
 use crate::services::passwords::Passwords;
 use crate::storage::postgres::{
     self, email_outbox, login_failures, numbers, password_resets, sessions, tenants, users,
@@ -198,11 +201,9 @@ pub async fn request_password_reset(pool: &PgPool, public_url: &str, email: &Ema
     let token = random_token();
     let expires_at = Utc::now() + Duration::minutes(RESET_TOKEN_MINUTES);
     let link = format!("{public_url}/password/reset?token={token}");
-    let body = format!(
-        "Someone asked to reset the password of your RinglyPro account.\n\n\
-         To choose a new password, open this link within the next hour:\n{link}\n\n\
-         The link works once. If you did not ask for this, ignore this email; your password stays as it is."
-    );
+    // No language is recorded for an account, so its e-mails are in English.
+    let subject = written(Language::English, "password_reset_subject", &context! {})?;
+    let body = written(Language::English, "password_reset_body", &context! { link })?;
     let client_id: Option<i64> = sqlx::query_scalar("SELECT id FROM clients WHERE user_id = $1 ORDER BY id LIMIT 1")
         .bind(user.id)
         .fetch_optional(pool)
@@ -215,7 +216,7 @@ pub async fn request_password_reset(pool: &PgPool, public_url: &str, email: &Ema
             client_id,
             to_address: &user.email,
             kind: "password_reset",
-            subject: "Reset your RinglyPro password",
+            subject: &subject,
             body: &body,
         },
     )

@@ -3,14 +3,20 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
+use minijinja::context;
 use sqlx::PgPool;
 
+use crate::dialogue::phrasing;
+use crate::dialogue::prompts::written;
 use crate::domain::confirmation;
 use crate::domain::language::Language;
 use crate::domain::scheduling::{self, Preference, Slot};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{begin_tenant, calls, contacts, messages};
+
+/// The language of the owner's alerts: no language is recorded for an owner.
+const OWNER_LANGUAGE: Language = Language::English;
 
 /// How far ahead availability is searched.
 pub const LOOKAHEAD_DAYS: i64 = 31;
@@ -156,19 +162,18 @@ async fn book_in(
         }
     }
     let appointment = appointment.ok_or_else(|| anyhow::anyhow!("no free confirmation code after 5 tries"))?;
-    let when = scheduling::describe_slot(&calendar, &req.slot, now, req.language);
+    let when = phrasing::describe_slot(&calendar, &req.slot, now, req.language);
     let code = &appointment.confirmation_code;
-    let caller_text = match req.language {
-        Language::English => format!(
-            "{}: you're booked for {when}. Confirmation code {code}. Reply CANCEL to cancel or call us to reschedule.",
-            tenant.business_name
-        ),
-        Language::Spanish => format!(
-            "{}: su cita es {when}. Código de confirmación {code}. Responda CANCEL para cancelar o llámenos para cambiarla.",
-            tenant.business_name
-        ),
-    };
-    let owner_text = format!("New booking: {name} ({}) for {when}. Code {code}.", req.phone);
+    let caller_text = written(
+        req.language,
+        "booking_confirmation",
+        &context! { business_name => tenant.business_name.as_str(), when => when.as_str(), code => code.as_str() },
+    )?;
+    let owner_text = written(
+        OWNER_LANGUAGE,
+        "owner_booking_alert",
+        &context! { name => name.as_str(), phone => req.phone.as_str(), when => when.as_str(), code => code.as_str() },
+    )?;
     for (to, body, kind) in [
         (req.phone.as_str(), caller_text.as_str(), "booking_confirmation"),
         (tenant.owner_phone.as_str(), owner_text.as_str(), "owner_booking_alert"),
@@ -215,7 +220,7 @@ pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id
     let mut tx = begin_tenant(pool, tenant.id).await?;
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
-        let body = format!("Appointment #{appointment_id} was cancelled by the caller.");
+        let body = written(OWNER_LANGUAGE, "owner_cancellation_alert", &context! { appointment_id })?;
         alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;
         if let Some(call_id) = call_id {
             calls::set_outcome(&mut tx, call_id, "cancelled").await?;
@@ -250,7 +255,7 @@ pub async fn take_message(
         },
     )
     .await?;
-    let alert = format!("Message from {}: {text}", if from.is_empty() { "a caller" } else { from });
+    let alert = written(OWNER_LANGUAGE, "owner_message_alert", &context! { from, text })?;
     alert_owner(&mut tx, tenant, call_id, "owner_message_alert", &alert).await?;
     if let Some(call_id) = call_id {
         calls::set_outcome(&mut tx, call_id, "message").await?;

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::{CallActor, CallerTiming};
 use crate::call::conversation;
+use crate::dialogue::phrasing::SpokenHours;
 use crate::dialogue::policy::{Outcome, ToolCall, ToolResult};
 use crate::dialogue::tools::{self, ModelTool};
 use crate::providers::ProviderError;

@@ -5,8 +5,9 @@ use tokio::sync::mpsc;
 use crate::domain::language::Language;
 use crate::providers::ProviderError;
 
+pub mod booking_trigrams;
 pub mod deepgram;
-pub mod lm;
+mod model_cache;
 pub mod sphinx;
 mod sphinx_sys;
 

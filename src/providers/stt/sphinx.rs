@@ -1,6 +1,7 @@
 //! Local speech-to-text with PocketSphinx (English), one dedicated OS thread per stream so
 //! decoding never runs on a tokio worker. Owns endpointing (voice activity → Final) and the
-//! telephone-band tuning; the FFI lives in `sphinx_sys`, the language model in `lm`.
+//! telephone-band tuning; the FFI lives in `sphinx_sys`, the booking language model in
+//! `booking_trigrams`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use super::lm;
+use super::booking_trigrams::{self, CMU_DICT};
+use super::model_cache::{cache_dir, content_key, write_atomically};
 use super::sphinx_sys::Decoder;
 use super::{SpeechToText, SttEvent, SttInput, SttStream};
 use crate::audio::mulaw;
@@ -49,7 +51,7 @@ const HESITATIONS: &[&str] = &["um", "uh", "hmm", "hm", "mm"];
 /// Which language model the decoder searches with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LanguageModel {
-    /// The generated booking-domain trigram model (see [`lm`]), cached on disk.
+    /// The generated booking-domain trigram model (see [`booking_trigrams`]), cached on disk.
     Booking,
     /// Any PocketSphinx-readable model (ARPA or binary) with its dictionary.
     Files { lm: PathBuf, dict: PathBuf },
@@ -77,7 +79,7 @@ impl Default for SphinxConfig {
     fn default() -> Self {
         Self {
             model_dir: PathBuf::from(DEBIAN_MODEL_DIR),
-            cmu_dict: PathBuf::from(lm::CMU_DICT),
+            cmu_dict: PathBuf::from(CMU_DICT),
             language_model: LanguageModel::Booking,
             endpoint_silence: Duration::from_millis(300),
             spare_decoders: 2,
@@ -90,7 +92,7 @@ impl SphinxConfig {
     /// Debian's generic English language model instead of the booking one (for comparison).
     pub fn generic_english() -> Self {
         Self {
-            language_model: LanguageModel::Files { lm: DEBIAN_GENERIC_LM.into(), dict: lm::CMU_DICT.into() },
+            language_model: LanguageModel::Files { lm: DEBIAN_GENERIC_LM.into(), dict: CMU_DICT.into() },
             ..Self::default()
         }
     }
@@ -137,7 +139,7 @@ impl SphinxStt {
 
     /// Whether Debian's acoustic model and dictionary are installed.
     pub fn available() -> bool {
-        Path::new(DEBIAN_MODEL_DIR).join("mdef").is_file() && Path::new(lm::CMU_DICT).is_file()
+        Path::new(DEBIAN_MODEL_DIR).join("mdef").is_file() && Path::new(CMU_DICT).is_file()
     }
 
     /// How long loading one decoder took.
@@ -211,7 +213,7 @@ fn new_decoder(args: &[(String, String)]) -> Result<Decoder, ProviderError> {
 fn decoder_args(config: &SphinxConfig) -> anyhow::Result<Vec<(String, String)>> {
     let (lm_path, dict_path) = match &config.language_model {
         LanguageModel::Booking => {
-            let booking = lm::cached_booking_lm(&config.cmu_dict)?;
+            let booking = booking_trigrams::cached_booking_lm(&config.cmu_dict)?;
             (booking.arpa, booking.dict)
         }
         LanguageModel::Files { lm, dict } => (lm.clone(), dict.clone()),
@@ -250,12 +252,12 @@ fn telephone_feat_params(model_dir: &Path) -> anyhow::Result<PathBuf> {
         original.lines().filter(|l| !l.trim_start().starts_with("-cmninit")).map(str::to_owned).collect();
     lines.push(format!("-cmninit {TELEPHONE_CMN_PRIOR}"));
     let contents = lines.join("\n") + "\n";
-    let digest = contents.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-    let dir = lm::cache_dir();
-    let path = dir.join(format!("telephone-{digest:016x}.feat.params"));
+    let digest = content_key([contents.as_bytes()]);
+    let dir = cache_dir();
+    let path = dir.join(format!("telephone-{digest}.feat.params"));
     if !path.is_file() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        lm::write_atomically(&path, &contents)?;
+        write_atomically(&path, &contents)?;
     }
     Ok(path)
 }
@@ -554,7 +556,7 @@ mod tests {
     #[test]
     fn a_broken_configuration_fails_at_construction() {
         let config = SphinxConfig {
-            language_model: LanguageModel::Files { lm: "/nonexistent.lm".into(), dict: lm::CMU_DICT.into() },
+            language_model: LanguageModel::Files { lm: "/nonexistent.lm".into(), dict: CMU_DICT.into() },
             ..SphinxConfig::default()
         };
         assert!(SphinxStt::new(config).is_err());

@@ -17,6 +17,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
+use crate::dialogue::phrasing::SpokenHours;
 use crate::domain::accounts::FieldError;
 use crate::domain::phone::PhoneNumber;
 use crate::services::agenda::{self, AgendaError, Change, ManualBooking, STATUSES};

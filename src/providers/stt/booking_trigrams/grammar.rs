@@ -1,0 +1,345 @@
+//! The booking grammar of what callers say (`grammar.txt`, plain text beside this file)
+//! and the corpus sampled from it with a fixed seed. It knows templates and words; counting
+//! them into a model is `arpa`'s job.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, bail};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::Dictionary;
+
+/// The templates, as data: edited without touching the code, hashed into the cache key.
+pub(super) const SOURCE: &str = include_str!("grammar.txt");
+
+/// Fixed seed: the same templates always give the same corpus. The stream also depends on
+/// `rand`'s `StdRng`, pinned by Cargo.lock; an upgrade that changes it is a new
+/// generator, so bump `GENERATOR_VERSION` with it.
+pub(super) const SEED: u64 = 0x5EED_B00C_1A6E_0001;
+
+/// The sections of `grammar.txt`, in file order (the order the corpus is sampled in).
+#[derive(Debug, Default)]
+struct Source<'a> {
+    /// Top-level templates and how many samples each contributes to the corpus.
+    utterances: Vec<(u32, &'a str)>,
+    /// Named sub-grammars, each a list of alternatives.
+    rules: Vec<(&'a str, Vec<&'a str>)>,
+    /// Named word lists, filtered by the dictionary.
+    names: Vec<(&'a str, Vec<&'a str>)>,
+}
+
+impl<'a> Source<'a> {
+    /// Reads the sections; a line outside any section or an unknown header is an error
+    /// naming its line, so a slip in the data file cannot pass unnoticed.
+    fn read(text: &'a str) -> anyhow::Result<Self> {
+        enum Section {
+            None,
+            Utterances,
+            Rule,
+            Names,
+        }
+        let mut source = Source::default();
+        let mut section = Section::None;
+        for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(header) = line.strip_prefix("= ") {
+                section = match header.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    ["utterances"] => Section::Utterances,
+                    ["rule", name] => {
+                        source.rules.push((name, Vec::new()));
+                        Section::Rule
+                    }
+                    ["names", name] => {
+                        source.names.push((name, Vec::new()));
+                        Section::Names
+                    }
+                    _ => bail!("line {number}: unknown section {header:?}"),
+                };
+                continue;
+            }
+            match section {
+                Section::None => bail!("line {number}: {line:?} comes before any section"),
+                Section::Utterances => {
+                    let (count, template) =
+                        line.split_once(' ').with_context(|| format!("line {number}: no template after the count"))?;
+                    let count = count.parse().with_context(|| format!("line {number}: bad count {count:?}"))?;
+                    source.utterances.push((count, template.trim()));
+                }
+                Section::Rule => {
+                    if let Some((_, alternatives)) = source.rules.last_mut() {
+                        alternatives.push(line);
+                    }
+                }
+                Section::Names => {
+                    if let Some((_, words)) = source.names.last_mut() {
+                        words.extend(line.split_whitespace());
+                    }
+                }
+            }
+        }
+        Ok(source)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Node {
+    Word(String),
+    Rule(String),
+    Seq(Vec<Node>),
+    Choice(Vec<Node>),
+    Optional(Box<Node>),
+}
+
+/// Parses one template into a node tree.
+pub(super) fn parse_template(template: &str) -> anyhow::Result<Node> {
+    let tokens = tokenize(template);
+    let mut pos = 0;
+    let node = parse_choice(&tokens, &mut pos).with_context(|| format!("in template {template:?}"))?;
+    if pos != tokens.len() {
+        bail!("unexpected {:?} in template {template:?}", tokens[pos]);
+    }
+    Ok(node)
+}
+
+fn tokenize(template: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut word = String::new();
+    for c in template.chars() {
+        match c {
+            '(' | ')' | '[' | ']' | '|' => {
+                if !word.is_empty() {
+                    tokens.push(std::mem::take(&mut word));
+                }
+                tokens.push(c.to_string());
+            }
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    tokens.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        tokens.push(word);
+    }
+    tokens
+}
+
+fn parse_choice(tokens: &[String], pos: &mut usize) -> anyhow::Result<Node> {
+    let mut alternatives = vec![parse_seq(tokens, pos)?];
+    while tokens.get(*pos).is_some_and(|t| t == "|") {
+        *pos += 1;
+        alternatives.push(parse_seq(tokens, pos)?);
+    }
+    Ok(if alternatives.len() == 1 { alternatives.swap_remove(0) } else { Node::Choice(alternatives) })
+}
+
+fn parse_seq(tokens: &[String], pos: &mut usize) -> anyhow::Result<Node> {
+    let mut items = Vec::new();
+    while let Some(token) = tokens.get(*pos) {
+        match token.as_str() {
+            "|" | ")" | "]" => break,
+            open @ ("(" | "[") => {
+                *pos += 1;
+                let inner = parse_choice(tokens, pos)?;
+                let close = if open == "(" { ")" } else { "]" };
+                if tokens.get(*pos).map(String::as_str) != Some(close) {
+                    bail!("missing {close}");
+                }
+                *pos += 1;
+                items.push(if open == "(" { inner } else { Node::Optional(Box::new(inner)) });
+            }
+            t if t.starts_with('<') && t.ends_with('>') && t.len() > 2 => {
+                items.push(Node::Rule(t[1..t.len() - 1].to_owned()));
+                *pos += 1;
+            }
+            t => {
+                items.push(Node::Word(t.to_lowercase()));
+                *pos += 1;
+            }
+        }
+    }
+    Ok(Node::Seq(items))
+}
+
+/// The whole grammar, parsed, with name lists restricted to the dictionary.
+pub(super) struct Grammar {
+    rules: HashMap<String, Node>,
+    utterances: Vec<(u32, Node)>,
+}
+
+impl Grammar {
+    pub(super) fn new(dictionary: &Dictionary) -> anyhow::Result<Self> {
+        let source = Source::read(SOURCE)?;
+        let mut rules = HashMap::new();
+        for (name, alternatives) in &source.rules {
+            let parsed = alternatives.iter().map(|a| parse_template(a)).collect::<anyhow::Result<Vec<_>>>()?;
+            rules.insert((*name).to_owned(), Node::Choice(parsed));
+        }
+        for (name, list) in &source.names {
+            // A name the dictionary cannot pronounce cannot be recognised either.
+            let words: Vec<Node> =
+                list.iter().filter(|w| dictionary.contains(w)).map(|w| Node::Word((*w).to_owned())).collect();
+            if words.is_empty() {
+                bail!("no {name} names are in the dictionary");
+            }
+            rules.insert((*name).to_owned(), Node::Choice(words));
+        }
+        let utterances = source
+            .utterances
+            .iter()
+            .map(|(count, t)| Ok((*count, parse_template(t)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let grammar = Self { rules, utterances };
+        grammar.check_references()?;
+        Ok(grammar)
+    }
+
+    fn check_references(&self) -> anyhow::Result<()> {
+        fn walk(node: &Node, rules: &HashMap<String, Node>, depth: usize) -> anyhow::Result<()> {
+            if depth > 32 {
+                bail!("rules nest too deeply (a cycle?)");
+            }
+            match node {
+                Node::Word(_) => Ok(()),
+                Node::Rule(name) => {
+                    let rule = rules.get(name).with_context(|| format!("unknown rule <{name}>"))?;
+                    walk(rule, rules, depth + 1)
+                }
+                Node::Seq(items) | Node::Choice(items) => items.iter().try_for_each(|n| walk(n, rules, depth)),
+                Node::Optional(inner) => walk(inner, rules, depth),
+            }
+        }
+        self.utterances.iter().try_for_each(|(_, n)| walk(n, &self.rules, 0))
+    }
+
+    /// Appends one random expansion of `node` to `out`.
+    fn sample(&self, node: &Node, rng: &mut StdRng, out: &mut Vec<String>) {
+        match node {
+            Node::Word(w) => out.push(w.clone()),
+            Node::Rule(name) => {
+                // References were checked in `new`.
+                if let Some(rule) = self.rules.get(name) {
+                    self.sample(rule, rng, out);
+                }
+            }
+            Node::Seq(items) => items.iter().for_each(|n| self.sample(n, rng, out)),
+            Node::Choice(items) => {
+                if !items.is_empty() {
+                    let pick = rng.random_range(0..items.len());
+                    self.sample(&items[pick], rng, out);
+                }
+            }
+            Node::Optional(inner) => {
+                if rng.random_bool(0.5) {
+                    self.sample(inner, rng, out);
+                }
+            }
+        }
+    }
+
+    /// Every word any template can produce (names excluded: they are filtered already).
+    #[cfg(test)]
+    pub(super) fn template_words(&self) -> std::collections::HashSet<String> {
+        fn walk(node: &Node, out: &mut std::collections::HashSet<String>) {
+            match node {
+                Node::Word(w) => {
+                    out.insert(w.clone());
+                }
+                Node::Rule(_) => {}
+                Node::Seq(items) | Node::Choice(items) => items.iter().for_each(|n| walk(n, out)),
+                Node::Optional(inner) => walk(inner, out),
+            }
+        }
+        let mut words = std::collections::HashSet::new();
+        for (name, rule) in &self.rules {
+            if name != "first" && name != "last" {
+                walk(rule, &mut words);
+            }
+        }
+        for (_, node) in &self.utterances {
+            walk(node, &mut words);
+        }
+        words
+    }
+}
+
+/// The generated corpus: one sentence per entry, lower-case words.
+pub(super) fn corpus(grammar: &Grammar) -> Vec<Vec<String>> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let mut sentences = Vec::new();
+    for (count, node) in &grammar.utterances {
+        for _ in 0..*count {
+            let mut words = Vec::new();
+            grammar.sample(node, &mut rng, &mut words);
+            if !words.is_empty() {
+                sentences.push(words);
+            }
+        }
+    }
+    sentences
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::stt::booking_trigrams::tests::dictionary;
+
+    #[test]
+    fn no_template_word_is_silently_dropped_for_lack_of_a_pronunciation() {
+        let Some(dictionary) = dictionary() else {
+            return;
+        };
+        let grammar = Grammar::new(&dictionary).unwrap();
+        let mut missing: Vec<String> =
+            grammar.template_words().into_iter().filter(|w| !dictionary.contains(w)).collect();
+        missing.sort();
+        assert!(missing.is_empty(), "not in the CMU dictionary: {missing:?}");
+        // Names are filtered rather than rejected; most must survive.
+        let source = Source::read(SOURCE).unwrap();
+        let surviving = |list: &str| {
+            let (_, words) = source.names.iter().find(|(name, _)| *name == list).unwrap();
+            words.iter().filter(|w| dictionary.contains(w)).count()
+        };
+        let (first, last) = (surviving("first"), surviving("last"));
+        assert!(first > 200 && last > 200, "{first} first names, {last} surnames");
+    }
+
+    #[test]
+    fn template_syntax_errors_are_reported() {
+        assert!(parse_template("i (want | need").is_err());
+        assert!(parse_template("i want ]").is_err());
+        let node = parse_template("[um] (a | b c) <rule>").unwrap();
+        assert!(matches!(node, Node::Seq(ref items) if items.len() == 3));
+    }
+
+    #[test]
+    fn the_data_file_reads_into_its_sections_in_order() {
+        let source = Source::read(SOURCE).unwrap();
+        assert_eq!(source.utterances.len(), 67);
+        assert_eq!(
+            source.utterances.first(),
+            Some(&(
+                1500,
+                "[<filler>] [<greeting>] <want> (book | make | schedule | set up | get) <service> [<when>] [please]"
+            ))
+        );
+        assert_eq!(source.rules.first().map(|(name, alternatives)| (*name, alternatives.len())), Some(("filler", 9)));
+        assert_eq!(source.rules.iter().map(|(_, a)| a.len()).sum::<usize>(), 299);
+        let names: Vec<&str> = source.names.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["first", "last"]);
+    }
+
+    #[test]
+    fn slips_in_the_data_file_are_reported_with_their_line() {
+        let error = |text: &str| Source::read(text).unwrap_err().to_string();
+        assert!(error("hello").contains("line 1"));
+        assert!(error("= utterances\n\nmany hello").contains("line 3"));
+        assert!(error("= utterances\n12").contains("line 2"));
+        assert!(error("# a comment\n= rules filler").contains("line 2"));
+    }
+}
