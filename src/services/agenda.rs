@@ -6,7 +6,6 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool};
 
-use crate::domain::confirmation;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::begin_tenant;
@@ -74,39 +73,24 @@ pub async fn book(pool: &PgPool, client_id: i64, req: &ManualBooking) -> Result<
     let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
     let name = req.name.trim();
     let contact_id = contact_for(&mut tx, client_id, req.phone.as_str(), name).await?;
-    for _ in 0..5 {
-        let code = confirmation::generate();
-        let mut attempt = tx.begin().await.context("savepoint")?;
-        let inserted = appointments::insert(
-            &mut attempt,
-            &NewAppointment {
-                client_id,
-                contact_id: Some(contact_id),
-                call_id: None,
-                customer_name: name,
-                customer_phone: req.phone.as_str(),
-                starts_at: req.starts_at,
-                ends_at: req.ends_at,
-                source: "manual",
-                confirmation_code: &code,
-            },
-        )
-        .await;
-        match inserted {
-            Ok(appointment) => {
-                attempt.commit().await.context("savepoint release")?;
-                tx.commit().await.context("committing the booking")?;
-                return Ok(appointment);
-            }
-            Err(InsertError::CodeTaken) => attempt.rollback().await.context("savepoint rollback")?,
-            Err(InsertError::SlotTaken) => {
-                attempt.rollback().await.context("savepoint rollback")?;
-                return Err(overlap(&mut tx, client_id, req.starts_at, req.ends_at, None).await);
-            }
-            Err(InsertError::Database(e)) => return Err(anyhow::Error::from(e).context("inserting").into()),
+    let new = NewAppointment {
+        client_id,
+        contact_id: Some(contact_id),
+        call_id: None,
+        customer_name: name,
+        customer_phone: req.phone.as_str(),
+        starts_at: req.starts_at,
+        ends_at: req.ends_at,
+        source: "manual",
+    };
+    match appointments::insert_with_fresh_code(&mut tx, &new).await {
+        Ok(appointment) => {
+            tx.commit().await.context("committing the booking")?;
+            Ok(appointment)
         }
+        Err(InsertError::SlotTaken) => Err(overlap(&mut tx, client_id, req.starts_at, req.ends_at, None).await),
+        Err(e) => Err(anyhow::Error::from(e).context("inserting").into()),
     }
-    Err(anyhow::anyhow!("no free confirmation code after 5 tries").into())
 }
 
 /// The appointment a refused time collides with.

@@ -5,7 +5,6 @@ use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
-use crate::domain::confirmation;
 use crate::domain::language::Language;
 use crate::domain::scheduling::{self, Preference, Slot};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
@@ -120,42 +119,21 @@ async fn book_in(
     let name = if req.name.trim().is_empty() { "Caller".to_owned() } else { req.name.trim().to_owned() };
     let contact_id =
         contacts::upsert_by_phone(&mut *tx, tenant.id, &req.phone, &name).await.context("saving the contact")?;
-    let mut appointment = None;
-    for _ in 0..5 {
-        let code = confirmation::generate();
-        // A savepoint, so a failed insert does not abort the whole transaction.
-        let mut attempt = sqlx::Acquire::begin(&mut *tx).await.context("savepoint")?;
-        let result = appointments::insert(
-            &mut attempt,
-            &NewAppointment {
-                client_id: tenant.id,
-                contact_id: Some(contact_id),
-                call_id: req.call_id,
-                customer_name: &name,
-                customer_phone: &req.phone,
-                starts_at: req.slot.starts_at,
-                ends_at: req.slot.ends_at,
-                source: req.source,
-                confirmation_code: &code,
-            },
-        )
-        .await;
-        match result {
-            Ok(a) => {
-                attempt.commit().await.context("savepoint release")?;
-                appointment = Some(a);
-                break;
-            }
-            Err(InsertError::CodeTaken) => {
-                attempt.rollback().await.context("savepoint rollback")?;
-            }
-            Err(InsertError::SlotTaken) => return Err(BookingError::SlotTaken),
-            Err(InsertError::Database(e)) => {
-                return Err(anyhow::Error::from(e).context("inserting the appointment").into());
-            }
-        }
-    }
-    let appointment = appointment.ok_or_else(|| anyhow::anyhow!("no free confirmation code after 5 tries"))?;
+    let new = NewAppointment {
+        client_id: tenant.id,
+        contact_id: Some(contact_id),
+        call_id: req.call_id,
+        customer_name: &name,
+        customer_phone: &req.phone,
+        starts_at: req.slot.starts_at,
+        ends_at: req.slot.ends_at,
+        source: req.source,
+    };
+    let appointment = match appointments::insert_with_fresh_code(&mut *tx, &new).await {
+        Ok(a) => a,
+        Err(InsertError::SlotTaken) => return Err(BookingError::SlotTaken),
+        Err(e) => return Err(anyhow::Error::from(e).context("inserting the appointment").into()),
+    };
     let when = scheduling::describe_slot(&calendar, &req.slot, now, req.language);
     let code = &appointment.confirmation_code;
     let caller_text = match req.language {

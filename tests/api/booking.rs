@@ -100,7 +100,7 @@ async fn the_database_refuses_overlapping_appointments_whatever_the_caller_check
     let (_, pool) = fresh_database().await;
     let id = add_tenant(&pool, "Salon", "+15550003333", "America/Los_Angeles").await;
     let slot = slot_tomorrow();
-    let new = |starts_at, code: &'static str| NewAppointment {
+    let new = |starts_at| NewAppointment {
         client_id: id,
         contact_id: None,
         call_id: None,
@@ -109,16 +109,15 @@ async fn the_database_refuses_overlapping_appointments_whatever_the_caller_check
         starts_at,
         ends_at: starts_at + Duration::minutes(30),
         source: "manual",
-        confirmation_code: code,
     };
     let mut conn = pool.acquire().await.unwrap();
-    appointments::insert(&mut conn, &new(slot.starts_at, "AAAAAA")).await.unwrap();
-    let overlapping = appointments::insert(&mut conn, &new(slot.starts_at + Duration::minutes(15), "CCCCCC")).await;
+    appointments::insert(&mut conn, &new(slot.starts_at), "AAAAAA").await.unwrap();
+    let overlapping = appointments::insert(&mut conn, &new(slot.starts_at + Duration::minutes(15)), "CCCCCC").await;
     assert!(matches!(overlapping, Err(InsertError::SlotTaken)));
-    let same_code = appointments::insert(&mut conn, &new(slot.starts_at + Duration::hours(3), "AAAAAA")).await;
+    let same_code = appointments::insert(&mut conn, &new(slot.starts_at + Duration::hours(3)), "AAAAAA").await;
     assert!(matches!(same_code, Err(InsertError::CodeTaken)));
     // Back to back is fine: ranges are half-open.
-    appointments::insert(&mut conn, &new(slot.ends_at, "DDDDDD")).await.unwrap();
+    appointments::insert(&mut conn, &new(slot.ends_at), "DDDDDD").await.unwrap();
 }
 
 #[tokio::test]

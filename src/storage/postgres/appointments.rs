@@ -2,8 +2,9 @@
 //! double booking impossible; this module maps its violation to a domain error.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 
+use crate::domain::confirmation;
 use crate::domain::scheduling::Busy;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -34,10 +35,10 @@ pub struct NewAppointment<'a> {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub source: &'a str,
-    pub confirmation_code: &'a str,
 }
 
-/// Why an insert failed, in domain terms.
+/// Why writing an appointment failed, in domain terms: the one place the constraints'
+/// names are read.
 #[derive(Debug, thiserror::Error)]
 pub enum InsertError {
     #[error("that time overlaps another appointment")]
@@ -45,10 +46,51 @@ pub enum InsertError {
     #[error("confirmation code already in use")]
     CodeTaken,
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
 }
 
-pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>) -> Result<Appointment, InsertError> {
+impl From<sqlx::Error> for InsertError {
+    fn from(e: sqlx::Error) -> Self {
+        match super::violated_constraint(&e).as_deref() {
+            Some("appointments_no_overlap") => InsertError::SlotTaken,
+            Some("appointments_confirmation_code_key") => InsertError::CodeTaken,
+            _ => InsertError::Database(e),
+        }
+    }
+}
+
+/// How many fresh codes are drawn before giving up: with 24^6 codes a second collision
+/// already means something other than chance.
+const CODE_ATTEMPTS: usize = 5;
+
+/// Inserts the appointment with a fresh confirmation code, drawing again when the code is
+/// in use. Each try runs in a savepoint, so a collision leaves the caller's transaction
+/// usable; a taken time is [`InsertError::SlotTaken`] at once.
+pub async fn insert_with_fresh_code(
+    conn: &mut PgConnection,
+    a: &NewAppointment<'_>,
+) -> Result<Appointment, InsertError> {
+    for _ in 0..CODE_ATTEMPTS {
+        let code = confirmation::generate();
+        let mut attempt = conn.begin().await?;
+        match insert(&mut attempt, a, &code).await {
+            Ok(appointment) => {
+                attempt.commit().await?;
+                return Ok(appointment);
+            }
+            Err(e) => {
+                attempt.rollback().await?;
+                if !matches!(e, InsertError::CodeTaken) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Err(InsertError::CodeTaken)
+}
+
+/// Inserts the appointment with `code` (one try; see [`insert_with_fresh_code`]).
+pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>, code: &str) -> Result<Appointment, InsertError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO appointments (client_id, contact_id, call_id, customer_name, customer_phone, starts_at, \
              ends_at, source, confirmation_code) \
@@ -62,14 +104,10 @@ pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>) -> Result<A
     .bind(a.starts_at)
     .bind(a.ends_at)
     .bind(a.source)
-    .bind(a.confirmation_code)
+    .bind(code)
     .fetch_one(conn)
     .await
-    .map_err(|e| match super::violated_constraint(&e).as_deref() {
-        Some("appointments_no_overlap") => InsertError::SlotTaken,
-        Some("appointments_confirmation_code_key") => InsertError::CodeTaken,
-        _ => InsertError::Database(e),
-    })
+    .map_err(InsertError::from)
 }
 
 /// Non-cancelled appointments of a tenant overlapping `[from, to)`.
@@ -208,8 +246,5 @@ pub async fn change(
     .bind(status)
     .fetch_optional(conn)
     .await
-    .map_err(|e| match super::violated_constraint(&e).as_deref() {
-        Some("appointments_no_overlap") => InsertError::SlotTaken,
-        _ => InsertError::Database(e),
-    })
+    .map_err(InsertError::from)
 }
