@@ -7,3 +7,4 @@ pub mod language;
 pub mod phone;
 pub mod scheduling;
 pub mod settings;
+pub mod tenants;

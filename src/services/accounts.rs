@@ -80,7 +80,7 @@ pub async fn signup(pool: &PgPool, passwords: &Passwords, form: &SignupForm) -> 
         }
         Err(e) => return Err(anyhow::Error::from(e).context("creating the user").into()),
     };
-    let timezone = valid.timezone.name();
+    let timezone = valid.timezone;
     let client_id = tenants::insert_signed_up(
         &mut tx,
         &tenants::SignedUpTenant {

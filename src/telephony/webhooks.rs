@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
 use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::startup::AppState;
-use crate::storage::postgres::{calls, tenants};
+use crate::storage::postgres::calls;
+use crate::storage::postgres::tenants::{self, VoicePath};
 use crate::telephony::media_stream::{self, Outbound, StreamEvent, StreamStart};
 use crate::telephony::session::{self, Inbound};
 use crate::telephony::{signature, twiml};
@@ -119,7 +121,7 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
     let tenant_id = tenant.id.to_string();
     let call_id_text = call_id.to_string();
     let parameters = [("tenant_id", tenant_id.as_str()), ("call_id", call_id_text.as_str()), ("caller", from)];
-    if app.config.relay_for_all || tenant.voice_path == "relay" {
+    if app.config.relay_for_all || tenant.voice_path == VoicePath::Relay {
         tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting ConversationRelay");
         let greeting = crate::telephony::conversation_relay::welcome_greeting(&app, &tenant);
         let relay_url = format!("{}/twilio/relay", app.config.public_ws_url());
@@ -127,7 +129,10 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
         return Ok(xml(twiml::connect_relay(&twiml::Relay {
             url: &relay_url,
             welcome_greeting: &greeting,
-            language: if tenant.language == "es" { "es-MX" } else { "en-US" },
+            language: match tenant.language {
+                Language::Spanish => "es-MX",
+                Language::English => "en-US",
+            },
             voice: RACHEL_VOICE,
             spanish_voice: LINA_VOICE,
             parameters: &parameters,

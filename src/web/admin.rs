@@ -8,7 +8,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
@@ -236,14 +235,14 @@ pub async fn sms_api(
 
 /// A tenant's row for the pages, with figures written out.
 fn row(t: &TenantUsage) -> minijinja::Value {
-    let tz: Tz = t.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let tz = t.timezone;
     context! {
         id => t.id,
         business_name => &t.business_name,
         owner_email => &t.owner_email,
         owner_phone => &t.owner_phone,
         number => &t.ringlypro_number,
-        timezone => &t.timezone,
+        timezone => t.timezone.name(),
         calls => t.calls_this_month,
         minutes => t.minutes_this_month,
         bookings => t.bookings_this_month,
@@ -284,7 +283,7 @@ struct Typed<'a> {
 async fn detail_page(app: &AppState, admin: &Admin, id: i64, typed: Typed<'_>) -> Result<Response, Error> {
     let d = detail(app, id).await?;
     // Shown in the tenant's time zone, like every time in the dashboard.
-    let tz: Tz = d.tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let tz = d.tenant.timezone;
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d, %Y %-I:%M %p %Z").to_string();
     let notes: Vec<minijinja::Value> = d
         .notes

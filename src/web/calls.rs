@@ -162,7 +162,7 @@ async fn timezone(tx: &mut sqlx::PgConnection, client_id: i64) -> Result<Tz, Err
     let tenant = today::tenant_header(tx, client_id)
         .await?
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))?;
-    Ok(tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York))
+    Ok(tenant.timezone)
 }
 
 async fn history(

@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use futures::StreamExt;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -139,9 +138,11 @@ async fn snapshot(app: &AppState, client_id: i64) -> Result<LiveCalls, Error> {
 pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
     let live = snapshot(&app, owner.client_id).await?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
-    let timezone = today::tenant_header(&mut tx, owner.client_id).await?.map(|t| t.timezone);
+    let tz = today::tenant_header(&mut tx, owner.client_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))?
+        .timezone;
     tx.commit().await?;
-    let tz: Tz = timezone.and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::America::New_York);
     let calls: Vec<_> = live
         .calls
         .iter()

@@ -49,7 +49,7 @@ pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response,
     let tenant = today::tenant_header(&mut tx, owner.client_id)
         .await?
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))?;
-    let tz: Tz = tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let tz = tenant.timezone;
     let now = Utc::now();
     let (from, to) = day_bounds(tz, now);
     let calls = today::calls(&mut tx, owner.client_id, from, to).await?;

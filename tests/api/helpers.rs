@@ -133,7 +133,7 @@ pub async fn add_tenant(pool: &PgPool, name: &str, number: &str, timezone: &str)
             ringlypro_number: number.into(),
             owner_name: "Owner".into(),
             owner_phone: "+15551230000".into(),
-            timezone: timezone.into(),
+            timezone: timezone.parse().unwrap(),
             business_days: "mon-sun".into(),
             open: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
             close: NaiveTime::from_hms_opt(23, 59, 0).unwrap(),

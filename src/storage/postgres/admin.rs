@@ -3,7 +3,10 @@
 //! application's role (no tenant scope): only the admin area may call it.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use sqlx::{FromRow, PgPool};
+
+use super::tenants::StoredZone;
 
 /// One tenant with its month so far (calendar month in the tenant's time zone).
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -13,7 +16,9 @@ pub struct TenantUsage {
     pub owner_email: Option<String>,
     pub owner_phone: String,
     pub ringlypro_number: Option<String>,
-    pub timezone: String,
+    #[sqlx(try_from = "StoredZone")]
+    #[schema(value_type = String)]
+    pub timezone: Tz,
     pub calls_this_month: i64,
     /// Whole minutes, each call rounded up as it is billed.
     pub minutes_this_month: i64,

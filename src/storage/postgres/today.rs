@@ -3,14 +3,18 @@
 //! (`begin_tenant`), so row-level security backs up every `WHERE client_id`.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection};
+
+use super::tenants::StoredZone;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TenantHeader {
     pub business_name: String,
     pub ringlypro_number: Option<String>,
     pub owner_phone: String,
-    pub timezone: String,
+    #[sqlx(try_from = "StoredZone")]
+    pub timezone: Tz,
     pub rachel_enabled: bool,
 }
 

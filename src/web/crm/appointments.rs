@@ -322,7 +322,7 @@ pub async fn api_list(
     let (from, to) = range(&tenant, &query)?;
     let found = between(&app, &owner, zone(&tenant), from, to).await?;
     let appointments = found.into_iter().map(|a| view(&tenant, a)).collect();
-    Ok(Json(AppointmentList { from, to, timezone: tenant.timezone.clone(), appointments }))
+    Ok(Json(AppointmentList { from, to, timezone: tenant.timezone.name().to_owned(), appointments }))
 }
 
 /// `POST /api/appointments`: 201, or 409 naming the appointment the time overlaps.
@@ -477,7 +477,7 @@ async fn agenda_page(
             month_label => first.format("%B %Y").to_string(), month => month_grid(first, &counts),
             previous_month => ymd((first - Duration::days(1)).with_day(1).unwrap_or(first)), next_month => ymd(next_month),
             open_form => !errors.is_empty() || !form.customer_phone.is_empty(), form => value(&form), errors,
-            default_minutes => tenant.appointment_minutes, timezone => tenant.timezone.as_str(),
+            default_minutes => tenant.appointment_minutes, timezone => tenant.timezone.name(),
             hours => tenant.calendar().hours.describe(),
         },
     )
@@ -557,7 +557,7 @@ async fn appointment_page(
             a => value(&v.appointment), local_start => v.local_start, minutes => v.duration_minutes, warning => v.warning,
             status_label => v.appointment.status.replace('_', " "),
             week_of => local.format("%Y-%m-%d").to_string(),
-            form => value(&form), errors, timezone => tenant.timezone.as_str(),
+            form => value(&form), errors, timezone => tenant.timezone.name(),
         },
     )
 }
