@@ -23,6 +23,8 @@ use crate::dialogue::nlu;
 use crate::dialogue::policy::{Context, FoundAppointment, Outcome, Policy, Stage, Step, ToolCall, ToolResult};
 use crate::dialogue::prompts::Prompts;
 use crate::dialogue::tools::{self, ModelTool};
+use crate::domain::appointments::BookingSource;
+use crate::domain::calls::Speaker;
 use crate::domain::language::Language;
 use crate::domain::scheduling::{Calendar, Slot};
 use crate::providers::ProviderError;
@@ -503,7 +505,7 @@ impl CallActor {
     }
 
     fn last_agent_turn(&self) -> Option<usize> {
-        self.turns.iter().rposition(|t| t.speaker == "agent")
+        self.turns.iter().rposition(|t| t.speaker == Speaker::Agent)
     }
 
     async fn on_stt(&mut self, event: SttEvent) {
@@ -708,7 +710,7 @@ impl CallActor {
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
             seq,
-            speaker: "caller".into(),
+            speaker: Speaker::Caller,
             text,
             started_at,
             ended_at: Some(caller_stopped_at),
@@ -720,7 +722,7 @@ impl CallActor {
     }
 
     async fn on_caller_turn(&mut self, text: String) {
-        if self.policy.stage == Stage::Intent && self.turns.iter().all(|t| t.speaker != "caller") {
+        if self.policy.stage == Stage::Intent && self.turns.iter().all(|t| t.speaker != Speaker::Caller) {
             self.maybe_switch_language(&text);
         }
         let caller_index = self.record_caller_turn(text.clone());
@@ -842,10 +844,7 @@ impl CallActor {
             slot,
             call_id: Some(self.setup.call_id),
             language: self.policy.language,
-            source: match self.policy.language {
-                Language::English => "voice_booking",
-                Language::Spanish => "voice_booking_spanish",
-            },
+            source: BookingSource::voice(self.policy.language),
         }
     }
 
@@ -1156,7 +1155,7 @@ impl CallActor {
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
             seq,
-            speaker: "agent".into(),
+            speaker: Speaker::Agent,
             text: String::new(),
             started_at: now,
             caller_stopped_at: timing.map(|t| t.0),
@@ -1531,8 +1530,8 @@ impl CallActor {
             }
         }
         self.checkpoint().await;
-        let outcome = self.policy.outcome.as_str().to_owned();
-        let transfer = outcome == "transfer";
+        let outcome = self.policy.outcome;
+        let transfer = outcome == Outcome::Transfer;
         let failures = self.failures.join("; ");
         let caller_name = self.policy.name.clone();
         let record = CallRecord {
@@ -1542,7 +1541,7 @@ impl CallActor {
             language: self.policy.language.code(),
             caller_phone: Some(self.setup.caller.as_str()).filter(|c| !c.is_empty()),
             caller_name: caller_name.as_deref(),
-            outcome: &outcome,
+            outcome,
             failures: &failures,
             turns: &self.turns,
         };
@@ -1576,8 +1575,8 @@ impl CallActor {
         let ended =
             serde_json::json!({"type": "ended", "call_sid": self.setup.call_sid, "outcome": outcome}).to_string();
         let _ = self.deps.store.publish(self.setup.tenant.id, &ended).await;
-        tracing::info!(call_sid = %self.setup.call_sid, outcome, turns = self.turns.len(), "call finished");
-        CallSummary { outcome, transfer, turns: self.turns.len() }
+        tracing::info!(call_sid = %self.setup.call_sid, outcome = outcome.as_str(), turns = self.turns.len(), "call finished");
+        CallSummary { outcome: outcome.as_str().to_owned(), transfer, turns: self.turns.len() }
     }
 }
 

@@ -44,33 +44,8 @@ pub enum Stage {
     Done,
 }
 
-/// What the call achieved, as stored on the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    #[default]
-    None,
-    Booked,
-    Cancelled,
-    Rescheduled,
-    Message,
-    Transfer,
-    Info,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::None => "none",
-            Outcome::Booked => "booked",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Rescheduled => "rescheduled",
-            Outcome::Message => "message",
-            Outcome::Transfer => "transfer",
-            Outcome::Info => "info",
-        }
-    }
-}
+/// What the call achieved (defined with the other names stored on a call).
+pub use crate::domain::calls::Outcome;
 
 /// An appointment found for the caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,13 +6,11 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool};
 
+use crate::domain::appointments::{AppointmentStatus, BookingSource};
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, ContactError, ContactFields};
-
-/// Statuses an owner may set.
-pub const STATUSES: [&str; 5] = ["confirmed", "pending", "completed", "no_show", "cancelled"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgendaError {
@@ -42,7 +40,7 @@ pub struct ManualBooking {
 pub struct Change {
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
-    pub status: Option<&'static str>,
+    pub status: Option<AppointmentStatus>,
 }
 
 /// The tenant's contact with this number, created with `name` when there is none.
@@ -81,7 +79,7 @@ pub async fn book(pool: &PgPool, client_id: i64, req: &ManualBooking) -> Result<
         customer_phone: req.phone.as_str(),
         starts_at: req.starts_at,
         ends_at: req.ends_at,
-        source: "manual",
+        source: BookingSource::Manual,
     };
     match appointments::insert_with_fresh_code(&mut tx, &new).await {
         Ok(appointment) => {
@@ -116,9 +114,9 @@ pub async fn change(pool: &PgPool, client_id: i64, id: i64, change: &Change) -> 
     let current = appointments::find(&mut tx, client_id, id).await.context("reading")?.ok_or(AgendaError::NotFound)?;
     let starts_at = change.starts_at.unwrap_or(current.starts_at);
     let ends_at = change.ends_at.unwrap_or(current.ends_at);
-    let status = change.status.unwrap_or(current.status.as_str()).to_owned();
+    let status = change.status.unwrap_or(current.status);
     let mut attempt = tx.begin().await.context("savepoint")?;
-    match appointments::change(&mut attempt, client_id, id, starts_at, ends_at, &status).await {
+    match appointments::change(&mut attempt, client_id, id, starts_at, ends_at, status).await {
         Ok(Some(updated)) => {
             attempt.commit().await.context("savepoint release")?;
             tx.commit().await.context("committing the change")?;

@@ -5,7 +5,10 @@ use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
+use crate::domain::appointments::BookingSource;
+use crate::domain::calls::Outcome;
 use crate::domain::language::Language;
+use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::tenants::Tenant;
@@ -57,7 +60,7 @@ pub struct BookingRequest {
     pub slot: Slot,
     pub call_id: Option<i64>,
     pub language: Language,
-    pub source: &'static str,
+    pub source: BookingSource,
 }
 
 /// What a successful booking produced.
@@ -78,7 +81,7 @@ pub async fn book(
     now: DateTime<Utc>,
 ) -> Result<Booked, BookingError> {
     let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
-    let booked = book_in(&mut tx, tenant, req, now, "booked").await?;
+    let booked = book_in(&mut tx, tenant, req, now, Outcome::Booked).await?;
     tx.commit().await.context("committing the booking")?;
     Ok(booked)
 }
@@ -96,7 +99,7 @@ pub async fn reschedule(
     if !appointments::cancel(&mut tx, tenant.id, appointment_id).await.context("releasing the old time")? {
         return Err(BookingError::NotFound);
     }
-    let booked = book_in(&mut tx, tenant, req, now, "rescheduled").await?;
+    let booked = book_in(&mut tx, tenant, req, now, Outcome::Rescheduled).await?;
     tx.commit().await.context("committing the new time")?;
     Ok(booked)
 }
@@ -106,7 +109,7 @@ async fn book_in(
     tenant: &Tenant,
     req: &BookingRequest,
     now: DateTime<Utc>,
-    outcome: &str,
+    outcome: Outcome,
 ) -> Result<Booked, BookingError> {
     if req.phone.trim().is_empty() {
         return Err(BookingError::MissingDetails);
@@ -157,7 +160,7 @@ async fn book_in(
                 client_id: tenant.id,
                 contact_id: (kind == "booking_confirmation").then_some(contact_id),
                 call_id: req.call_id,
-                direction: "outbound",
+                direction: Direction::Outbound,
                 kind,
                 to_number: to,
                 from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
@@ -196,7 +199,7 @@ pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id
         let body = format!("Appointment #{appointment_id} was cancelled by the caller.");
         alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;
         if let Some(call_id) = call_id {
-            calls::set_outcome(&mut tx, call_id, "cancelled").await?;
+            calls::set_outcome(&mut tx, call_id, Outcome::Cancelled).await?;
         }
     }
     tx.commit().await?;
@@ -220,7 +223,7 @@ pub async fn take_message(
             client_id: tenant.id,
             contact_id,
             call_id,
-            direction: "inbound",
+            direction: Direction::Inbound,
             kind: "voice_message",
             to_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
             from_number: from,
@@ -231,7 +234,7 @@ pub async fn take_message(
     let alert = format!("Message from {}: {text}", if from.is_empty() { "a caller" } else { from });
     alert_owner(&mut tx, tenant, call_id, "owner_message_alert", &alert).await?;
     if let Some(call_id) = call_id {
-        calls::set_outcome(&mut tx, call_id, "message").await?;
+        calls::set_outcome(&mut tx, call_id, Outcome::Message).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -251,7 +254,7 @@ async fn alert_owner(
             client_id: tenant.id,
             contact_id: None,
             call_id,
-            direction: "outbound",
+            direction: Direction::Outbound,
             kind,
             to_number: &tenant.owner_phone,
             from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),

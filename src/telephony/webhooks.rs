@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
 use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::domain::calls::{HandledBy, Outcome};
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::startup::AppState;
@@ -99,7 +100,7 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
             "en-US",
         )));
     };
-    let handled_by = if tenant.rachel_enabled { "agent" } else { "owner" };
+    let handled_by = if tenant.rachel_enabled { HandledBy::Agent } else { HandledBy::Owner };
     let mut tx = crate::storage::postgres::begin_tenant(&app.pool, tenant.id).await?;
     let call_id = calls::upsert(
         &mut tx,
@@ -155,7 +156,7 @@ pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Resu
     let Some(call) = calls::find_by_sid(&app.pool, call_sid).await? else {
         return Ok(xml(twiml::hang_up()));
     };
-    if call.outcome == "transfer"
+    if call.outcome == Outcome::Transfer
         && let Some(tenant) = tenants::find(&app.pool, call.client_id).await?
     {
         return Ok(xml(twiml::dial(

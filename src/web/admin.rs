@@ -114,7 +114,7 @@ async fn send_sms(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<
             client_id: id,
             contact_id: None,
             call_id: None,
-            direction: "outbound",
+            direction: messages::Direction::Outbound,
             kind: "admin",
             to_number: &tenant.owner_phone,
             from_number: SMS_SENDER,

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::domain::calls::HandledBy;
 use crate::domain::phone::PhoneNumber;
 use crate::startup::AppState;
 use crate::storage::postgres::{begin_tenant, tenants, today};
@@ -65,7 +66,7 @@ pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response,
             context! {
                 time => time(c.started_at),
                 from => if c.from_number.is_empty() { "Unknown caller".to_owned() } else { c.from_number.clone() },
-                outcome => if c.handled_by == "owner" { "sent to you".to_owned() } else { c.outcome.replace('_', " ") },
+                outcome => if c.handled_by == HandledBy::Owner { "sent to you".to_owned() } else { c.outcome.as_str().replace('_', " ") },
                 duration => c.duration_seconds.map(minutes_and_seconds),
             }
         })

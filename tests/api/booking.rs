@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, DurationRound, Utc};
+use ringlypro::domain::appointments::BookingSource;
 use ringlypro::domain::language::Language;
 use ringlypro::domain::scheduling::{Preference, Slot};
 use ringlypro::services::booking::{self, BookingError, BookingRequest};
@@ -22,7 +23,7 @@ fn request(phone: &str, slot: Slot) -> BookingRequest {
         slot,
         call_id: None,
         language: Language::English,
-        source: "voice_booking",
+        source: BookingSource::VoiceBooking,
     }
 }
 
@@ -108,7 +109,7 @@ async fn the_database_refuses_overlapping_appointments_whatever_the_caller_check
         customer_phone: "+15557654321",
         starts_at,
         ends_at: starts_at + Duration::minutes(30),
-        source: "manual",
+        source: BookingSource::Manual,
     };
     let mut conn = pool.acquire().await.unwrap();
     appointments::insert(&mut conn, &new(slot.starts_at), "AAAAAA").await.unwrap();

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
+use ringlypro::domain::calls::Speaker;
 use ringlypro::storage::postgres::begin_tenant;
 use ringlypro::storage::postgres::calls::{self, Turn};
 use ringlypro::storage::postgres::recordings::{self, NewRecording};
@@ -161,7 +162,7 @@ async fn a_call_page_shows_the_transcript_what_was_heard_the_latency_and_what_th
     let turns = vec![
         Turn {
             seq: 0,
-            speaker: "agent".into(),
+            speaker: Speaker::Agent,
             text: "Thanks for calling Alpha Dental, this is Rachel. How can I help you today?".into(),
             heard_text: Some("Thanks for calling Alpha Dental,".into()),
             interrupted: true,
@@ -170,14 +171,14 @@ async fn a_call_page_shows_the_transcript_what_was_heard_the_latency_and_what_th
         },
         Turn {
             seq: 1,
-            speaker: "caller".into(),
+            speaker: Speaker::Caller,
             text: "I would like to book a cleaning.".into(),
             started_at: t0 + Duration::seconds(3),
             ..Turn::default()
         },
         Turn {
             seq: 2,
-            speaker: "agent".into(),
+            speaker: Speaker::Agent,
             text: "Sure, what is your name?".into(),
             started_at: t0 + Duration::seconds(5),
             caller_stopped_at: at(t0, 4_000),

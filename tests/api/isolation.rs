@@ -3,6 +3,7 @@
 //! takes an id refuses another tenant's ids without a byte of their data.
 
 use chrono::{Duration, DurationRound, Utc};
+use ringlypro::domain::appointments::BookingSource;
 use ringlypro::domain::language::Language;
 use ringlypro::domain::scheduling::Slot;
 use ringlypro::services::booking::{self, BookingRequest};
@@ -27,7 +28,7 @@ async fn a_tenant_transaction_sees_only_its_own_rows_without_any_where_clause() 
             slot: Slot { starts_at, ends_at: starts_at + Duration::minutes(30) },
             call_id: None,
             language: Language::English,
-            source: "voice_booking",
+            source: BookingSource::VoiceBooking,
         };
         booking::book(&pool, &tenant, &req, Utc::now()).await.unwrap();
     }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 
+use crate::domain::appointments::{AppointmentStatus, BookingSource};
 use crate::domain::confirmation;
 use crate::domain::scheduling::Busy;
 
@@ -17,8 +18,10 @@ pub struct Appointment {
     pub customer_phone: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    pub status: String,
-    pub source: String,
+    #[schema(value_type = String)]
+    pub status: AppointmentStatus,
+    #[schema(value_type = String)]
+    pub source: BookingSource,
     pub confirmation_code: String,
 }
 
@@ -34,7 +37,7 @@ pub struct NewAppointment<'a> {
     pub customer_phone: &'a str,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    pub source: &'a str,
+    pub source: BookingSource,
 }
 
 /// Why writing an appointment failed, in domain terms: the one place the constraints'
@@ -233,7 +236,7 @@ pub async fn change(
     id: i64,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
-    status: &str,
+    status: AppointmentStatus,
 ) -> Result<Option<Appointment>, InsertError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE appointments SET starts_at = $3, ends_at = $4, status = $5, updated_at = now() \

@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use super::appointments::Appointment;
 use super::calls::{Call, Turn};
 use super::messages::Message;
+use crate::domain::calls::{HandledBy, Outcome};
 
 /// What the history is narrowed to; every field is optional.
 #[derive(Debug, Clone, Default)]
@@ -16,8 +17,8 @@ pub struct HistoryFilter {
     pub from: Option<DateTime<Utc>>,
     /// Calls started before this instant.
     pub to: Option<DateTime<Utc>>,
-    pub outcome: Option<String>,
-    pub handled_by: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub handled_by: Option<HandledBy>,
     /// Part of the caller's number or of their contact's name (case-insensitive).
     pub search: Option<String>,
 }
@@ -28,9 +29,9 @@ pub struct HistoryRow {
     pub call_sid: String,
     pub from_number: String,
     pub contact_name: Option<String>,
-    pub handled_by: String,
+    pub handled_by: HandledBy,
     pub status: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub started_at: DateTime<Utc>,
     pub duration_seconds: Option<i32>,
     pub cost_cents: i64,
@@ -45,10 +46,10 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, client_id: i64, filter: &Hist
         query.push(" AND c.started_at < ").push_bind(to);
     }
     if let Some(outcome) = &filter.outcome {
-        query.push(" AND c.outcome = ").push_bind(outcome.clone());
+        query.push(" AND c.outcome = ").push_bind(*outcome);
     }
     if let Some(handled_by) = &filter.handled_by {
-        query.push(" AND c.handled_by = ").push_bind(handled_by.clone());
+        query.push(" AND c.handled_by = ").push_bind(*handled_by);
     }
     if let Some(search) = &filter.search {
         // LIKE's own wildcards in what the owner typed are matched literally.

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
+use crate::domain::calls::{HandledBy, Outcome, Speaker};
+
 /// A call row.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Call {
@@ -12,9 +14,9 @@ pub struct Call {
     pub call_sid: String,
     pub from_number: String,
     pub to_number: String,
-    pub handled_by: String,
+    pub handled_by: HandledBy,
     pub status: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub language: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -33,7 +35,7 @@ pub struct NewCall<'a> {
     pub call_sid: &'a str,
     pub from_number: &'a str,
     pub to_number: &'a str,
-    pub handled_by: &'a str,
+    pub handled_by: HandledBy,
     pub status: &'a str,
 }
 
@@ -110,7 +112,7 @@ pub async fn record_status(
 }
 
 /// Links the caller's contact and records what the call achieved.
-pub async fn set_outcome(conn: &mut PgConnection, call_id: i64, outcome: &str) -> sqlx::Result<()> {
+pub async fn set_outcome(conn: &mut PgConnection, call_id: i64, outcome: Outcome) -> sqlx::Result<()> {
     sqlx::query("UPDATE calls SET outcome = $2 WHERE id = $1")
         .bind(call_id)
         .bind(outcome)
@@ -155,7 +157,7 @@ pub async fn finish_stream(
 #[derive(Debug, Clone, Default, FromRow, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Turn {
     pub seq: i32,
-    pub speaker: String,
+    pub speaker: Speaker,
     pub text: String,
     pub heard_text: Option<String>,
     pub interrupted: bool,
@@ -185,7 +187,7 @@ pub async fn save_turns(conn: &mut PgConnection, client_id: i64, call_id: i64, t
         .bind(client_id)
         .bind(call_id)
         .bind(t.seq)
-        .bind(&t.speaker)
+        .bind(t.speaker)
         .bind(&t.text)
         .bind(&t.heard_text)
         .bind(t.interrupted)

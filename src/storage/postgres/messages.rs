@@ -4,12 +4,14 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
+pub use crate::domain::messages::Direction;
+
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
     pub client_id: i64,
     pub contact_id: Option<i64>,
     pub call_id: Option<i64>,
-    pub direction: &'a str,
+    pub direction: Direction,
     pub kind: &'a str,
     pub to_number: &'a str,
     pub from_number: &'a str,
@@ -21,7 +23,7 @@ pub struct Message {
     pub id: i64,
     pub client_id: i64,
     pub call_id: Option<i64>,
-    pub direction: String,
+    pub direction: Direction,
     pub kind: String,
     pub to_number: String,
     pub from_number: String,
@@ -67,7 +69,8 @@ pub struct Thread {
     pub contact_phone: String,
     pub messages: i64,
     pub last_body: String,
-    pub last_direction: String,
+    #[schema(value_type = String)]
+    pub last_direction: Direction,
     pub last_status: String,
     pub last_at: DateTime<Utc>,
 }
@@ -78,7 +81,8 @@ pub struct Line {
     pub id: i64,
     pub contact_id: Option<i64>,
     /// `inbound` or `outbound`.
-    pub direction: String,
+    #[schema(value_type = String)]
+    pub direction: Direction,
     /// `sms`, `voice_message`, `booking_confirmation`, ...
     pub kind: String,
     pub to_number: String,

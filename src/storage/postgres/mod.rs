@@ -25,6 +25,46 @@ pub mod tenants;
 pub mod today;
 pub mod users;
 
+/// Stores each named enum as its text (`names::named!`): encoded with `as_str`, decoded
+/// with `FromStr`, so a stored name no variant has fails the read instead of passing as text.
+macro_rules! text_columns {
+    ($($t:ty),+ $(,)?) => {$(
+        impl sqlx::Type<Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <String as sqlx::Type<Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <String as sqlx::Type<Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::Encode<'_, Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, Postgres> for $t {
+            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&str as sqlx::Decode<Postgres>>::decode(value)?.parse()?)
+            }
+        }
+    )+};
+}
+
+text_columns!(
+    crate::domain::calls::Outcome,
+    crate::domain::calls::HandledBy,
+    crate::domain::calls::Speaker,
+    crate::domain::appointments::AppointmentStatus,
+    crate::domain::appointments::BookingSource,
+    crate::domain::messages::Direction,
+);
+
 /// The embedded migrations in `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -7,6 +7,8 @@ use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection};
 
 use super::tenants::StoredZone;
+use crate::domain::appointments::AppointmentStatus;
+use crate::domain::calls::{HandledBy, Outcome};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TenantHeader {
@@ -21,8 +23,8 @@ pub struct TenantHeader {
 #[derive(Debug, Clone, FromRow)]
 pub struct CallLine {
     pub from_number: String,
-    pub outcome: String,
-    pub handled_by: String,
+    pub outcome: Outcome,
+    pub handled_by: HandledBy,
     pub started_at: DateTime<Utc>,
     pub duration_seconds: Option<i32>,
 }
@@ -32,7 +34,7 @@ pub struct BookingLine {
     pub customer_name: String,
     pub customer_phone: String,
     pub starts_at: DateTime<Utc>,
-    pub status: String,
+    pub status: AppointmentStatus,
 }
 
 #[derive(Debug, Clone, FromRow)]
