@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::call::CallSettings;
 use crate::config::Config;
 use crate::dialogue::nlu;
+use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::BusinessHours;
@@ -255,7 +256,7 @@ async fn serve() -> anyhow::Result<()> {
 }
 
 /// Validates and creates a tenant. Nothing is written when any field is invalid.
-pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Result<i64> {
+pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Result<TenantId> {
     let name = args.name.trim();
     if name.is_empty() {
         bail!("--name must not be empty");

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod calls;
 pub mod confirmation;
 pub mod forwarding;
+pub mod ids;
 pub mod language;
 pub mod messages;
 pub mod names;

@@ -5,6 +5,8 @@
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 
+use crate::domain::ids::TenantId;
+
 use crate::domain::language::Language;
 use crate::domain::scheduling::{BusinessHours, Calendar};
 
@@ -30,7 +32,7 @@ impl VoicePath {
 /// A tenant: a business RinglyPro answers for.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    pub id: i64,
+    pub id: TenantId,
     pub business_name: String,
     pub business_description: String,
     pub services: String,

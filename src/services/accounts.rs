@@ -12,6 +12,7 @@ use sqlx::PgPool;
 
 use crate::config::AccountSettings;
 use crate::domain::accounts::{Email, FieldError, PasswordError, SignupForm, check_password};
+use crate::domain::ids::TenantId;
 use crate::services::passwords::Passwords;
 use crate::storage::postgres::{
     self, email_outbox, login_failures, numbers, password_resets, sessions, tenants, users,
@@ -51,7 +52,7 @@ pub enum SignupError {
 #[derive(Debug, Clone)]
 pub struct SignedUp {
     pub user_id: i64,
-    pub client_id: i64,
+    pub client_id: TenantId,
     /// `None` when the pool had no free number: the tenant waits for one.
     pub ringlypro_number: Option<String>,
 }
@@ -100,8 +101,8 @@ pub async fn signup(pool: &PgPool, passwords: &Passwords, form: &SignupForm) -> 
     tenants::open_credit_account(&mut tx, client_id).await.context("opening the credit account")?;
     tx.commit().await.context("committing signup")?;
     match &ringlypro_number {
-        Some(number) => tracing::info!(tenant_id = client_id, user_id, number = %number, "signed up"),
-        None => tracing::warn!(tenant_id = client_id, user_id, "signed up with no free number in the pool"),
+        Some(number) => tracing::info!(tenant_id = %client_id, user_id, number = %number, "signed up"),
+        None => tracing::warn!(tenant_id = %client_id, user_id, "signed up with no free number in the pool"),
     }
     Ok(SignedUp { user_id, client_id, ringlypro_number })
 }
@@ -203,10 +204,11 @@ pub async fn request_password_reset(pool: &PgPool, public_url: &str, email: &Ema
          To choose a new password, open this link within the next hour:\n{link}\n\n\
          The link works once. If you did not ask for this, ignore this email; your password stays as it is."
     );
-    let client_id: Option<i64> = sqlx::query_scalar("SELECT id FROM clients WHERE user_id = $1 ORDER BY id LIMIT 1")
-        .bind(user.id)
-        .fetch_optional(pool)
-        .await?;
+    let client_id: Option<TenantId> =
+        sqlx::query_scalar("SELECT id FROM clients WHERE user_id = $1 ORDER BY id LIMIT 1")
+            .bind(user.id)
+            .fetch_optional(pool)
+            .await?;
     let mut tx = pool.begin().await?;
     password_resets::insert(&mut tx, user.id, &token_hash(&token), expires_at).await?;
     email_outbox::queue(
@@ -295,7 +297,7 @@ pub async fn reset_password(
 pub async fn attach_owner(
     pool: &PgPool,
     passwords: &Passwords,
-    client_id: i64,
+    client_id: TenantId,
     email: &str,
     password: &str,
 ) -> anyhow::Result<i64> {

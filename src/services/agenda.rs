@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool};
 
 use crate::domain::appointments::{AppointmentStatus, BookingSource};
+use crate::domain::ids::TenantId;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::begin_tenant;
@@ -44,7 +45,7 @@ pub struct Change {
 }
 
 /// The tenant's contact with this number, created with `name` when there is none.
-async fn contact_for(conn: &mut PgConnection, client_id: i64, phone: &str, name: &str) -> anyhow::Result<i64> {
+async fn contact_for(conn: &mut PgConnection, client_id: TenantId, phone: &str, name: &str) -> anyhow::Result<i64> {
     if let Some(found) = contacts::find_by_phone(conn, client_id, phone).await? {
         return Ok(found.id);
     }
@@ -67,7 +68,7 @@ async fn contact_for(conn: &mut PgConnection, client_id: i64, phone: &str, name:
 
 /// Books a time for a customer (their contact found by phone, or created), in one
 /// transaction. An overlapping live appointment refuses it with [`AgendaError::Overlaps`].
-pub async fn book(pool: &PgPool, client_id: i64, req: &ManualBooking) -> Result<Appointment, AgendaError> {
+pub async fn book(pool: &PgPool, client_id: TenantId, req: &ManualBooking) -> Result<Appointment, AgendaError> {
     let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
     let name = req.name.trim();
     let contact_id = contact_for(&mut tx, client_id, req.phone.as_str(), name).await?;
@@ -94,7 +95,7 @@ pub async fn book(pool: &PgPool, client_id: i64, req: &ManualBooking) -> Result<
 /// The appointment a refused time collides with.
 async fn overlap(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     except: Option<i64>,
@@ -109,7 +110,7 @@ async fn overlap(
 
 /// Moves an appointment and/or sets its status in one transaction. Moving it (or
 /// bringing a cancelled one back) onto a taken time changes nothing.
-pub async fn change(pool: &PgPool, client_id: i64, id: i64, change: &Change) -> Result<Appointment, AgendaError> {
+pub async fn change(pool: &PgPool, client_id: TenantId, id: i64, change: &Change) -> Result<Appointment, AgendaError> {
     let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
     let current = appointments::find(&mut tx, client_id, id).await.context("reading")?.ok_or(AgendaError::NotFound)?;
     let starts_at = change.starts_at.unwrap_or(current.starts_at);

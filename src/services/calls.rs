@@ -5,13 +5,14 @@ use anyhow::Context as _;
 use sqlx::PgPool;
 
 use crate::domain::calls::Outcome;
+use crate::domain::ids::TenantId;
 use crate::storage::postgres::calls::{self, Turn};
 use crate::storage::postgres::{begin_tenant, contacts};
 
 /// What a finished media stream leaves behind.
 #[derive(Debug, Clone)]
 pub struct CallRecord<'a> {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub call_id: i64,
     pub stream_sid: &'a str,
     pub language: &'a str,

@@ -12,6 +12,7 @@ use futures::{SinkExt, StreamExt};
 
 use crate::call::{CallInput, CallOutput, CallSetup};
 use crate::domain::calls::{HandledBy, Outcome};
+use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::startup::AppState;
@@ -116,14 +117,14 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
     .await?;
     tx.commit().await?;
     if !tenant.rachel_enabled {
-        tracing::info!(call_sid, tenant_id = tenant.id, "agent is off: forwarding to the owner");
+        tracing::info!(call_sid, tenant_id = %tenant.id, "agent is off: forwarding to the owner");
         return Ok(xml(twiml::dial(&tenant.owner_phone, Some(from).filter(|f| !f.is_empty()))));
     }
     let tenant_id = tenant.id.to_string();
     let call_id_text = call_id.to_string();
     let parameters = [("tenant_id", tenant_id.as_str()), ("call_id", call_id_text.as_str()), ("caller", from)];
     if app.config.relay_for_all || tenant.voice_path == VoicePath::Relay {
-        tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting ConversationRelay");
+        tracing::info!(call_sid, tenant_id = %tenant.id, call_id, "incoming call: connecting ConversationRelay");
         let greeting = crate::telephony::conversation_relay::welcome_greeting(&app, &tenant);
         let relay_url = format!("{}/twilio/relay", app.config.public_ws_url());
         let action = format!("{}/twilio/relay-ended", app.config.public_url);
@@ -140,7 +141,7 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
             action: &action,
         })));
     }
-    tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting the agent");
+    tracing::info!(call_sid, tenant_id = %tenant.id, call_id, "incoming call: connecting the agent");
     let stream_url = format!("{}/twilio/media", app.config.public_ws_url());
     let after = format!("{}/twilio/after", app.config.public_url);
     Ok(xml(twiml::connect_stream(&stream_url, &parameters, &after)))
@@ -253,7 +254,7 @@ async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<Cal
         .await?
         .ok_or_else(|| anyhow::anyhow!("no call record for {}", start.call_sid))?;
     if let Some(tenant_id) = params.get("tenant_id")
-        && tenant_id.parse::<i64>().ok() != Some(call.client_id)
+        && tenant_id.parse::<TenantId>().ok() != Some(call.client_id)
     {
         anyhow::bail!("stream parameters name another tenant than the call record");
     }

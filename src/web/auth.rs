@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::config::Config;
+use crate::domain::ids::TenantId;
 use crate::services::accounts::{SESSION_DAYS, token_hash};
 use crate::startup::AppState;
 use crate::storage::postgres::sessions::{self, SessionOwner};
@@ -36,7 +37,7 @@ const MAX_FORM_BODY: usize = 256 * 1024;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Owner {
     pub user_id: i64,
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub is_admin: bool,
     pub email: String,
     pub csrf_token: String,

@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::accounts::FieldError;
 use crate::domain::appointments::AppointmentStatus;
 use crate::domain::calls::{HandledBy, Outcome, Speaker};
+use crate::domain::ids::TenantId;
 use crate::domain::messages::Direction;
 use crate::startup::AppState;
 use crate::storage::postgres::call_history::{self, HistoryFilter, HistoryRow};
@@ -162,7 +163,7 @@ pub struct CallPage {
     pub pages: i64,
 }
 
-async fn timezone(tx: &mut sqlx::PgConnection, client_id: i64) -> Result<Tz, Error> {
+async fn timezone(tx: &mut sqlx::PgConnection, client_id: TenantId) -> Result<Tz, Error> {
     let tenant = today::tenant_header(tx, client_id)
         .await?
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))?;
@@ -171,7 +172,7 @@ async fn timezone(tx: &mut sqlx::PgConnection, client_id: i64) -> Result<Tz, Err
 
 async fn history(
     app: &AppState,
-    client_id: i64,
+    client_id: TenantId,
     query: &HistoryQuery,
 ) -> Result<(Tz, Result<CallPage, Vec<FieldError>>), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
@@ -411,12 +412,12 @@ fn not_found(call_sid: &str) -> Error {
     Error::NotFound(format!("no call {call_sid} in your call history"))
 }
 
-async fn is_live(app: &AppState, client_id: i64, call_sid: &str) -> bool {
+async fn is_live(app: &AppState, client_id: TenantId, call_sid: &str) -> bool {
     app.registry.is_live(call_sid)
         || app.store.live_calls(client_id).await.map(|calls| calls.iter().any(|c| c == call_sid)).unwrap_or(false)
 }
 
-async fn detail(app: &AppState, client_id: i64, call_sid: &str) -> Result<(Tz, CallDetail), Error> {
+async fn detail(app: &AppState, client_id: TenantId, call_sid: &str) -> Result<(Tz, CallDetail), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let tz = timezone(&mut tx, client_id).await?;
     let (call, contact_name) =
@@ -568,7 +569,7 @@ pub async fn confirm_delete(
     render(&app.templates, "call.html", detail_context(&owner, tz, &call, true))
 }
 
-async fn delete_call(app: &AppState, client_id: i64, call_sid: &str) -> Result<(), Error> {
+async fn delete_call(app: &AppState, client_id: TenantId, call_sid: &str) -> Result<(), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let (call, _) = call_history::find(&mut tx, client_id, call_sid).await?.ok_or_else(|| not_found(call_sid))?;
     tx.commit().await?;
@@ -582,7 +583,7 @@ async fn delete_call(app: &AppState, client_id: i64, call_sid: &str) -> Result<(
     if !calls::delete(&app.pool, client_id, call.id).await? {
         return Err(not_found(call_sid));
     }
-    tracing::info!(tenant_id = client_id, call_sid, "call deleted with its recording");
+    tracing::info!(tenant_id = %client_id, call_sid, "call deleted with its recording");
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::ids::TenantId;
 use crate::startup::AppState;
 use crate::storage::postgres::{begin_tenant, call_history, today};
 use crate::web::Error;
@@ -89,7 +90,7 @@ struct CheckpointPolicy {
 
 /// The tenant's calls in progress: the store's live index (shared by every instance when
 /// Redis is configured), each call's row, and its latest checkpoint.
-async fn snapshot(app: &AppState, client_id: i64) -> Result<LiveCalls, Error> {
+async fn snapshot(app: &AppState, client_id: TenantId) -> Result<LiveCalls, Error> {
     let sids = app.store.live_calls(client_id).await?;
     let mut calls = Vec::with_capacity(sids.len());
     let mut tx = begin_tenant(&app.pool, client_id).await?;
@@ -204,7 +205,7 @@ pub async fn events(State(app): State<AppState>, owner: Owner) -> Result<Respons
         .chain(feed.filter_map(|raw| async move { feed_event(&raw) }))
         .take_until(stopping)
         .map(Ok::<_, Infallible>);
-    tracing::debug!(tenant_id = owner.client_id, "live feed opened");
+    tracing::debug!(tenant_id = %owner.client_id, "live feed opened");
     let mut response =
         Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response();
     let headers = response.headers_mut();

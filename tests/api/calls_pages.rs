@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use ringlypro::domain::calls::Speaker;
+use ringlypro::domain::ids::TenantId;
 use ringlypro::storage::postgres::begin_tenant;
 use ringlypro::storage::postgres::calls::{self, Turn};
 use ringlypro::storage::postgres::recordings::{self, NewRecording};
@@ -16,7 +17,7 @@ use crate::helpers::{SignedIn, TestApp, cookie_client, signed_in_owner, spawn_ap
 /// Stores a call of `client_id` started `hours_ago`, as the call actor would.
 async fn stored_call(
     pool: &PgPool,
-    client_id: i64,
+    client_id: TenantId,
     sid: &str,
     from: &str,
     started_at: DateTime<Utc>,

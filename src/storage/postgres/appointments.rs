@@ -6,12 +6,14 @@ use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 
 use crate::domain::appointments::{AppointmentStatus, BookingSource};
 use crate::domain::confirmation;
+use crate::domain::ids::TenantId;
 use crate::domain::scheduling::Busy;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Appointment {
     pub id: i64,
-    pub client_id: i64,
+    #[schema(value_type = i64)]
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
     pub call_id: Option<i64>,
     pub customer_name: String,
@@ -30,7 +32,7 @@ const COLUMNS: &str = "id, client_id, contact_id, call_id, customer_name, custom
 
 #[derive(Debug, Clone)]
 pub struct NewAppointment<'a> {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
     pub call_id: Option<i64>,
     pub customer_name: &'a str,
@@ -116,7 +118,7 @@ pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>, code: &str)
 /// Non-cancelled appointments of a tenant overlapping `[from, to)`.
 pub async fn busy_between(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Busy>> {
@@ -135,7 +137,7 @@ pub async fn busy_between(
 /// The caller's next upcoming appointment with this tenant (by phone or confirmation code).
 pub async fn next_for_caller(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     phone: Option<&str>,
     code: Option<&str>,
     now: DateTime<Utc>,
@@ -153,7 +155,7 @@ pub async fn next_for_caller(
     .await
 }
 
-pub async fn cancel(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<bool> {
+pub async fn cancel(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "UPDATE appointments SET status = 'cancelled', updated_at = now() \
          WHERE client_id = $1 AND id = $2 AND status <> 'cancelled'",
@@ -172,7 +174,7 @@ pub async fn for_call(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Appointme
         .await
 }
 
-pub async fn for_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Appointment>> {
+pub async fn for_tenant(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Vec<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM appointments WHERE client_id = $1 ORDER BY starts_at"
     )))
@@ -181,7 +183,7 @@ pub async fn for_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Appoi
     .await
 }
 
-pub async fn find(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<Option<Appointment>> {
+pub async fn find(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)
@@ -192,7 +194,7 @@ pub async fn find(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Res
 /// Every appointment of a tenant (cancelled ones too) starting in `[from, to)`, in order.
 pub async fn starting_between(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Appointment>> {
@@ -211,7 +213,7 @@ pub async fn starting_between(
 /// refused booking collided with.
 pub async fn first_overlapping(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     except: Option<i64>,
@@ -232,7 +234,7 @@ pub async fn first_overlapping(
 /// constraint judges the final state; `None` when the tenant has no such appointment.
 pub async fn change(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     id: i64,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,

@@ -4,12 +4,13 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::domain::calls::{HandledBy, Outcome, Speaker};
+use crate::domain::ids::TenantId;
 
 /// A call row.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Call {
     pub id: i64,
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
     pub call_sid: String,
     pub from_number: String,
@@ -31,7 +32,7 @@ const COLUMNS: &str = "id, client_id, contact_id, call_sid, from_number, to_numb
 /// A new incoming call, as the voice webhook sees it.
 #[derive(Debug, Clone)]
 pub struct NewCall<'a> {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub call_sid: &'a str,
     pub from_number: &'a str,
     pub to_number: &'a str,
@@ -74,7 +75,7 @@ pub async fn recent(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Call>> {
 
 /// Deletes one of the tenant's calls with everything that belongs only to it (transcript,
 /// recording); bookings and messages it led to stay, unlinked. Returns whether it existed.
-pub async fn delete(pool: &PgPool, client_id: i64, call_id: i64) -> sqlx::Result<bool> {
+pub async fn delete(pool: &PgPool, client_id: TenantId, call_id: i64) -> sqlx::Result<bool> {
     let mut tx = super::begin_tenant(pool, client_id).await?;
     let deleted = sqlx::query("DELETE FROM calls WHERE id = $1 AND client_id = $2")
         .bind(call_id)
@@ -173,7 +174,12 @@ pub struct Turn {
 }
 
 /// Writes (or rewrites, on a retried save) the turns of a call.
-pub async fn save_turns(conn: &mut PgConnection, client_id: i64, call_id: i64, turns: &[Turn]) -> sqlx::Result<()> {
+pub async fn save_turns(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    call_id: i64,
+    turns: &[Turn],
+) -> sqlx::Result<()> {
     for t in turns {
         sqlx::query(
             "INSERT INTO call_turns (client_id, call_id, seq, speaker, text, heard_text, interrupted, intent, \

@@ -1,6 +1,7 @@
 //! Messages: SMS in and out. Without Twilio credentials outbound ones stay `queued`
 //! here (the outbox), so nothing is silently dropped.
 
+use crate::domain::ids::TenantId;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -8,7 +9,7 @@ pub use crate::domain::messages::Direction;
 
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
     pub call_id: Option<i64>,
     pub direction: Direction,
@@ -21,7 +22,7 @@ pub struct NewMessage<'a> {
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Message {
     pub id: i64,
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub call_id: Option<i64>,
     pub direction: Direction,
     pub kind: String,
@@ -96,7 +97,7 @@ pub struct Line {
 const LINE_COLUMNS: &str = "id, contact_id, direction, kind, to_number, from_number, body, status, created_at";
 
 /// The tenant's conversations, one per contact, latest first.
-pub async fn threads(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<Thread>> {
+pub async fn threads(conn: &mut PgConnection, client_id: TenantId, limit: i64) -> sqlx::Result<Vec<Thread>> {
     sqlx::query_as(
         "SELECT t.contact_id, c.name AS contact_name, c.phone AS contact_phone, t.messages, t.last_body, \
                 t.last_direction, t.last_status, t.last_at \
@@ -115,7 +116,12 @@ pub async fn threads(conn: &mut PgConnection, client_id: i64, limit: i64) -> sql
 }
 
 /// One contact's messages, oldest first (a conversation reads downwards).
-pub async fn thread(conn: &mut PgConnection, client_id: i64, contact_id: i64, limit: i64) -> sqlx::Result<Vec<Line>> {
+pub async fn thread(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    contact_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT * FROM (SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND contact_id = $2 \
              ORDER BY created_at DESC, id DESC LIMIT $3) AS latest ORDER BY created_at, id"
@@ -129,7 +135,7 @@ pub async fn thread(conn: &mut PgConnection, client_id: i64, contact_id: i64, li
 
 /// Messages tied to no contact (alerts texted to the owner, messages from hidden
 /// numbers), newest first.
-pub async fn without_contact(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<Line>> {
+pub async fn without_contact(conn: &mut PgConnection, client_id: TenantId, limit: i64) -> sqlx::Result<Vec<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND contact_id IS NULL \
          ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -140,7 +146,7 @@ pub async fn without_contact(conn: &mut PgConnection, client_id: i64, limit: i64
     .await
 }
 
-pub async fn find_line(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<Option<Line>> {
+pub async fn find_line(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)

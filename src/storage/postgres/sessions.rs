@@ -1,6 +1,7 @@
 //! Server-side sessions: a row per signed-in browser, found by the SHA-256 of the token
 //! in its cookie (the token itself is never stored), holding the session's CSRF token.
 
+use crate::domain::ids::TenantId;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -11,7 +12,7 @@ pub struct SessionOwner {
     pub email: String,
     pub is_admin: bool,
     /// `None` for a user who owns no tenant (an admin created by hand).
-    pub client_id: Option<i64>,
+    pub client_id: Option<TenantId>,
     pub csrf_token: String,
 }
 

@@ -4,6 +4,7 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection, PgPool};
 
+use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::tenants;
 
@@ -12,7 +13,7 @@ pub use crate::domain::tenants::{Tenant, TenantError, VoicePath};
 /// A `clients` row as stored; [`Tenant`] is what the rest of the code gets.
 #[derive(Debug, Clone, FromRow)]
 struct TenantRow {
-    id: i64,
+    id: TenantId,
     business_name: String,
     business_description: String,
     services: String,
@@ -66,7 +67,7 @@ impl TryFrom<TenantRow> for Tenant {
 fn typed(row: TenantRow) -> sqlx::Result<Tenant> {
     let tenant_id = row.id;
     Tenant::try_from(row).map_err(|e| {
-        tracing::error!(tenant_id, error = %e, "a stored tenant cannot be read");
+        tracing::error!(%tenant_id, error = %e, "a stored tenant cannot be read");
         sqlx::Error::Decode(Box::new(e))
     })
 }
@@ -118,7 +119,7 @@ pub async fn find_by_number(pool: &PgPool, number: &str) -> sqlx::Result<Option<
     row.map(typed).transpose()
 }
 
-pub async fn find(pool: &PgPool, id: i64) -> sqlx::Result<Option<Tenant>> {
+pub async fn find(pool: &PgPool, id: TenantId) -> sqlx::Result<Option<Tenant>> {
     let row: Option<TenantRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM clients WHERE id = $1")))
             .bind(id)
@@ -136,8 +137,8 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Tenant>> {
 }
 
 /// Inserts the tenant and its credit account in the caller's transaction.
-pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> sqlx::Result<i64> {
-    let id: i64 = sqlx::query_scalar(
+pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> sqlx::Result<TenantId> {
+    let id: TenantId = sqlx::query_scalar(
         "INSERT INTO clients (business_name, ringlypro_number, owner_name, owner_phone, timezone, \
          business_days, business_hours_start, business_hours_end, appointment_minutes, buffer_minutes, \
          custom_greeting, services, business_description, language) \
@@ -177,7 +178,7 @@ pub struct SignedUpTenant<'a> {
 }
 
 /// Inserts a signed-up tenant (without its credit account) in the caller's transaction.
-pub async fn insert_signed_up(conn: &mut PgConnection, new: &SignedUpTenant<'_>) -> sqlx::Result<i64> {
+pub async fn insert_signed_up(conn: &mut PgConnection, new: &SignedUpTenant<'_>) -> sqlx::Result<TenantId> {
     sqlx::query_scalar(
         "INSERT INTO clients (user_id, business_name, business_phone, business_type, owner_name, owner_phone, \
          owner_email, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -195,13 +196,13 @@ pub async fn insert_signed_up(conn: &mut PgConnection, new: &SignedUpTenant<'_>)
 }
 
 /// Opens the tenant's credit account (free minutes of the first cycle, no balance).
-pub async fn open_credit_account(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<()> {
+pub async fn open_credit_account(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO credit_accounts (client_id) VALUES ($1)").bind(client_id).execute(conn).await.map(|_| ())
 }
 
 /// Turns the voice agent on or off; the next call reads the new value. Run it in a
 /// tenant transaction: row-level security then refuses any other tenant's row.
-pub async fn set_rachel_enabled(conn: &mut PgConnection, client_id: i64, enabled: bool) -> sqlx::Result<bool> {
+pub async fn set_rachel_enabled(conn: &mut PgConnection, client_id: TenantId, enabled: bool) -> sqlx::Result<bool> {
     let done = sqlx::query("UPDATE clients SET rachel_enabled = $2, updated_at = now() WHERE id = $1")
         .bind(client_id)
         .bind(enabled)
@@ -211,7 +212,7 @@ pub async fn set_rachel_enabled(conn: &mut PgConnection, client_id: i64, enabled
 }
 
 /// Turns call recording on or off for a tenant (the settings screen's switch).
-pub async fn set_recording_enabled(pool: &PgPool, client_id: i64, enabled: bool) -> sqlx::Result<()> {
+pub async fn set_recording_enabled(pool: &PgPool, client_id: TenantId, enabled: bool) -> sqlx::Result<()> {
     let mut tx = super::begin_tenant(pool, client_id).await?;
     sqlx::query("UPDATE clients SET recording_enabled = $2, updated_at = now() WHERE id = $1")
         .bind(client_id)

@@ -9,6 +9,7 @@ use sqlx::{FromRow, PgConnection};
 use super::tenants::StoredZone;
 use crate::domain::appointments::AppointmentStatus;
 use crate::domain::calls::{HandledBy, Outcome};
+use crate::domain::ids::TenantId;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TenantHeader {
@@ -52,7 +53,7 @@ pub struct Credits {
     pub locked: bool,
 }
 
-pub async fn tenant_header(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<Option<TenantHeader>> {
+pub async fn tenant_header(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<TenantHeader>> {
     sqlx::query_as(
         "SELECT business_name, ringlypro_number, owner_phone, timezone, rachel_enabled FROM clients WHERE id = $1",
     )
@@ -64,7 +65,7 @@ pub async fn tenant_header(conn: &mut PgConnection, client_id: i64) -> sqlx::Res
 /// Calls that started in `[from, to)`, newest first.
 pub async fn calls(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<CallLine>> {
@@ -82,7 +83,7 @@ pub async fn calls(
 /// Appointments (not cancelled) starting in `[from, to)`, in order.
 pub async fn bookings(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<BookingLine>> {
@@ -101,7 +102,7 @@ pub async fn bookings(
 /// Messages callers left or texted in `[from, to)`, newest first.
 pub async fn messages(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<MessageLine>> {
@@ -117,7 +118,7 @@ pub async fn messages(
     .await
 }
 
-pub async fn credits(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<Option<Credits>> {
+pub async fn credits(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<Credits>> {
     sqlx::query_as(
         "SELECT balance_cents, free_minutes_limit, free_minutes_used, locked FROM credit_accounts WHERE client_id = $1",
     )

@@ -1,6 +1,7 @@
 //! Users: the people who sign in (a tenant's owner, or an admin). Emails are stored
 //! lower-cased and unique without regard to case (`users_email_key`).
 
+use crate::domain::ids::TenantId;
 use sqlx::{FromRow, PgConnection, PgPool};
 
 /// What signing in needs to know about a user.
@@ -60,7 +61,7 @@ pub async fn set_password(conn: &mut PgConnection, user_id: i64, password_hash: 
 }
 
 /// Makes `user_id` the owner of the tenant (the tenant's dashboard is theirs).
-pub async fn link_to_tenant(conn: &mut PgConnection, user_id: i64, client_id: i64) -> sqlx::Result<()> {
+pub async fn link_to_tenant(conn: &mut PgConnection, user_id: i64, client_id: TenantId) -> sqlx::Result<()> {
     sqlx::query("UPDATE clients SET user_id = $1, updated_at = now() WHERE id = $2")
         .bind(user_id)
         .bind(client_id)

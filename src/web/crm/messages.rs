@@ -147,7 +147,7 @@ async fn send(app: &AppState, owner: &Owner, tenant: &Tenant, input: &SendInput)
         .await?
         .ok_or_else(|| anyhow::anyhow!("a message just queued cannot be read back"))?;
     tx.commit().await?;
-    tracing::info!(tenant_id = owner.client_id, message_id = id, "text queued in the outbox");
+    tracing::info!(tenant_id = %owner.client_id, message_id = id, "text queued in the outbox");
     Ok(line)
 }
 
