@@ -25,6 +25,7 @@ use crate::dialogue::prompts::Prompts;
 use crate::dialogue::tools::{self, ModelTool};
 use crate::domain::appointments::BookingSource;
 use crate::domain::calls::Speaker;
+use crate::domain::ids::CallId;
 use crate::domain::language::Language;
 use crate::domain::scheduling::{Calendar, Slot};
 use crate::providers::ProviderError;
@@ -128,7 +129,7 @@ pub struct CallDeps {
 #[derive(Debug, Clone)]
 pub struct CallSetup {
     pub tenant: Tenant,
-    pub call_id: i64,
+    pub call_id: CallId,
     pub call_sid: String,
     pub stream_sid: String,
     pub caller: String,

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::domain::appointments::BookingSource;
 use crate::domain::calls::Outcome;
+use crate::domain::ids::CallId;
 use crate::domain::language::Language;
 use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
@@ -58,7 +59,7 @@ pub struct BookingRequest {
     pub name: String,
     pub phone: String,
     pub slot: Slot,
-    pub call_id: Option<i64>,
+    pub call_id: Option<CallId>,
     pub language: Language,
     pub source: BookingSource,
 }
@@ -192,7 +193,12 @@ pub async fn find(
 }
 
 /// Cancels an appointment and tells the owner.
-pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id: Option<i64>) -> anyhow::Result<bool> {
+pub async fn cancel(
+    pool: &PgPool,
+    tenant: &Tenant,
+    appointment_id: i64,
+    call_id: Option<CallId>,
+) -> anyhow::Result<bool> {
     let mut tx = begin_tenant(pool, tenant.id).await?;
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
@@ -210,7 +216,7 @@ pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id
 pub async fn take_message(
     pool: &PgPool,
     tenant: &Tenant,
-    call_id: Option<i64>,
+    call_id: Option<CallId>,
     from: &str,
     text: &str,
 ) -> anyhow::Result<()> {
@@ -244,7 +250,7 @@ pub async fn take_message(
 async fn alert_owner(
     conn: &mut sqlx::PgConnection,
     tenant: &Tenant,
-    call_id: Option<i64>,
+    call_id: Option<CallId>,
     kind: &str,
     body: &str,
 ) -> sqlx::Result<i64> {

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use sqlx::PgPool;
 
 use crate::domain::calls::Outcome;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{CallId, TenantId};
 use crate::storage::postgres::calls::{self, Turn};
 use crate::storage::postgres::{begin_tenant, contacts};
 
@@ -13,7 +13,7 @@ use crate::storage::postgres::{begin_tenant, contacts};
 #[derive(Debug, Clone)]
 pub struct CallRecord<'a> {
     pub client_id: TenantId,
-    pub call_id: i64,
+    pub call_id: CallId,
     pub stream_sid: &'a str,
     pub language: &'a str,
     pub caller_phone: Option<&'a str>,

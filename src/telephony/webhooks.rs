@@ -124,7 +124,7 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
     let call_id_text = call_id.to_string();
     let parameters = [("tenant_id", tenant_id.as_str()), ("call_id", call_id_text.as_str()), ("caller", from)];
     if app.config.relay_for_all || tenant.voice_path == VoicePath::Relay {
-        tracing::info!(call_sid, tenant_id = %tenant.id, call_id, "incoming call: connecting ConversationRelay");
+        tracing::info!(call_sid, tenant_id = %tenant.id, %call_id, "incoming call: connecting ConversationRelay");
         let greeting = crate::telephony::conversation_relay::welcome_greeting(&app, &tenant);
         let relay_url = format!("{}/twilio/relay", app.config.public_ws_url());
         let action = format!("{}/twilio/relay-ended", app.config.public_url);
@@ -141,7 +141,7 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
             action: &action,
         })));
     }
-    tracing::info!(call_sid, tenant_id = %tenant.id, call_id, "incoming call: connecting the agent");
+    tracing::info!(call_sid, tenant_id = %tenant.id, %call_id, "incoming call: connecting the agent");
     let stream_url = format!("{}/twilio/media", app.config.public_ws_url());
     let after = format!("{}/twilio/after", app.config.public_url);
     Ok(xml(twiml::connect_stream(&stream_url, &parameters, &after)))

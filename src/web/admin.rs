@@ -100,7 +100,7 @@ async fn add_note(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Re
     let body = check_text(body, "note", MAX_NOTE)?;
     tenant_or_404(app, id).await?;
     let note = admin::add_note(&app.pool, id, admin.0.user_id, &body).await?;
-    tracing::info!(tenant_id = %id, user_id = admin.0.user_id, note_id = note.id, "admin note added");
+    tracing::info!(tenant_id = %id, user_id = %admin.0.user_id, note_id = note.id, "admin note added");
     Ok(note)
 }
 
@@ -130,7 +130,7 @@ async fn send_sms(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Re
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;
-    tracing::info!(tenant_id = %id, user_id = admin.0.user_id, message_id, "text to the owner queued");
+    tracing::info!(tenant_id = %id, user_id = %admin.0.user_id, message_id, "text to the owner queued");
     Ok(sms)
 }
 

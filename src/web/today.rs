@@ -141,7 +141,7 @@ pub async fn set_rachel(
     if !changed {
         return Err(Error::NotFound("this account's business no longer exists".into()));
     }
-    tracing::info!(tenant_id = %owner.client_id, user_id = owner.user_id, enabled, "Rachel switched");
+    tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "Rachel switched");
     Ok(Redirect::to("/app").into_response())
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use ringlypro::domain::calls::Speaker;
-use ringlypro::domain::ids::TenantId;
+use ringlypro::domain::ids::{CallId, TenantId};
 use ringlypro::storage::postgres::begin_tenant;
 use ringlypro::storage::postgres::calls::{self, Turn};
 use ringlypro::storage::postgres::recordings::{self, NewRecording};
@@ -23,7 +23,7 @@ async fn stored_call(
     started_at: DateTime<Utc>,
     outcome: &str,
     handled_by: &str,
-) -> i64 {
+) -> CallId {
     sqlx::query_scalar(
         "INSERT INTO calls (client_id, call_sid, from_number, to_number, handled_by, status, outcome, started_at, \
              ended_at, duration_seconds, cost_cents) \

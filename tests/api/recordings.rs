@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use ringlypro::audio::ogg_opus;
 use ringlypro::domain::calls::HandledBy;
 use ringlypro::domain::calls::Speaker;
-use ringlypro::domain::ids::TenantId;
+use ringlypro::domain::ids::{CallId, TenantId};
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
 use ringlypro::storage::postgres::recordings::{self, NewRecording};
@@ -119,7 +119,7 @@ async fn a_call_to_a_tenant_that_does_not_record_has_no_notice_and_no_recording(
 }
 
 /// A tenant with one call and its (tiny, but valid) recording, stored as the actor does.
-async fn recorded_call(pool: &PgPool, number: &str, call_sid: &str) -> (TenantId, i64, Vec<u8>) {
+async fn recorded_call(pool: &PgPool, number: &str, call_sid: &str) -> (TenantId, CallId, Vec<u8>) {
     let tenant = add_tenant(pool, "Bright Smile Dental", number, "America/New_York").await;
     let mut tx = begin_tenant(pool, tenant).await.unwrap();
     let call_id = calls::upsert(

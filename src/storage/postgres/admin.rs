@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use sqlx::{FromRow, PgPool};
 
 use super::tenants::StoredZone;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{TenantId, UserId};
 
 /// One tenant with its month so far (calendar month in the tenant's time zone).
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -88,7 +88,7 @@ pub async fn notes(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Vec<Note>
     .await
 }
 
-pub async fn add_note(pool: &PgPool, client_id: TenantId, author_id: i64, body: &str) -> sqlx::Result<Note> {
+pub async fn add_note(pool: &PgPool, client_id: TenantId, author_id: UserId, body: &str) -> sqlx::Result<Note> {
     sqlx::query_as(
         "WITH n AS (INSERT INTO admin_notes (client_id, author_id, body) VALUES ($1, $2, $3) \
                     RETURNING id, client_id, author_id, body, created_at) \

@@ -6,7 +6,7 @@ use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 
 use crate::domain::appointments::{AppointmentStatus, BookingSource};
 use crate::domain::confirmation;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{CallId, TenantId};
 use crate::domain::scheduling::Busy;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -15,7 +15,8 @@ pub struct Appointment {
     #[schema(value_type = i64)]
     pub client_id: TenantId,
     pub contact_id: Option<i64>,
-    pub call_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub call_id: Option<CallId>,
     pub customer_name: String,
     pub customer_phone: String,
     pub starts_at: DateTime<Utc>,
@@ -34,7 +35,7 @@ const COLUMNS: &str = "id, client_id, contact_id, call_id, customer_name, custom
 pub struct NewAppointment<'a> {
     pub client_id: TenantId,
     pub contact_id: Option<i64>,
-    pub call_id: Option<i64>,
+    pub call_id: Option<CallId>,
     pub customer_name: &'a str,
     pub customer_phone: &'a str,
     pub starts_at: DateTime<Utc>,
@@ -167,7 +168,7 @@ pub async fn cancel(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sq
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn for_call(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Appointment>> {
+pub async fn for_call(pool: &PgPool, call_id: CallId) -> sqlx::Result<Vec<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM appointments WHERE call_id = $1 ORDER BY id")))
         .bind(call_id)
         .fetch_all(pool)

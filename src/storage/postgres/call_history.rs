@@ -9,7 +9,7 @@ use super::appointments::Appointment;
 use super::calls::{Call, Turn};
 use super::messages::Message;
 use crate::domain::calls::{HandledBy, Outcome};
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{CallId, TenantId};
 
 /// What the history is narrowed to; every field is optional.
 #[derive(Debug, Clone, Default)]
@@ -118,7 +118,7 @@ pub async fn find(
 }
 
 /// The transcript of one of the tenant's calls.
-pub async fn turns(conn: &mut PgConnection, client_id: TenantId, call_id: i64) -> sqlx::Result<Vec<Turn>> {
+pub async fn turns(conn: &mut PgConnection, client_id: TenantId, call_id: CallId) -> sqlx::Result<Vec<Turn>> {
     sqlx::query_as(
         "SELECT seq, speaker, text, heard_text, interrupted, intent, started_at, ended_at, caller_stopped_at, \
              stt_final_at, reply_ready_at, tts_first_byte_at, first_audio_sent_at, first_mark_at \
@@ -134,7 +134,7 @@ pub async fn turns(conn: &mut PgConnection, client_id: TenantId, call_id: i64) -
 pub async fn appointments(
     conn: &mut PgConnection,
     client_id: TenantId,
-    call_id: i64,
+    call_id: CallId,
 ) -> sqlx::Result<Vec<Appointment>> {
     sqlx::query_as(
         "SELECT id, client_id, contact_id, call_id, customer_name, customer_phone, starts_at, ends_at, status, \
@@ -148,7 +148,7 @@ pub async fn appointments(
 }
 
 /// Messages sent or taken during one of the tenant's calls.
-pub async fn messages(conn: &mut PgConnection, client_id: TenantId, call_id: i64) -> sqlx::Result<Vec<Message>> {
+pub async fn messages(conn: &mut PgConnection, client_id: TenantId, call_id: CallId) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as(
         "SELECT id, client_id, call_id, direction, kind, to_number, from_number, body, status, created_at \
          FROM messages WHERE client_id = $1 AND call_id = $2 ORDER BY id",
@@ -160,7 +160,7 @@ pub async fn messages(conn: &mut PgConnection, client_id: TenantId, call_id: i64
 }
 
 /// Whether the tenant has a recording for the call (without reading its bytes).
-pub async fn has_recording(conn: &mut PgConnection, client_id: TenantId, call_id: i64) -> sqlx::Result<bool> {
+pub async fn has_recording(conn: &mut PgConnection, client_id: TenantId, call_id: CallId) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM call_recordings WHERE client_id = $1 AND call_id = $2)")
         .bind(client_id)
         .bind(call_id)

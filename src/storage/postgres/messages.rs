@@ -1,7 +1,7 @@
 //! Messages: SMS in and out. Without Twilio credentials outbound ones stay `queued`
 //! here (the outbox), so nothing is silently dropped.
 
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{CallId, TenantId};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -11,7 +11,7 @@ pub use crate::domain::messages::Direction;
 pub struct NewMessage<'a> {
     pub client_id: TenantId,
     pub contact_id: Option<i64>,
-    pub call_id: Option<i64>,
+    pub call_id: Option<CallId>,
     pub direction: Direction,
     pub kind: &'a str,
     pub to_number: &'a str,
@@ -23,7 +23,7 @@ pub struct NewMessage<'a> {
 pub struct Message {
     pub id: i64,
     pub client_id: TenantId,
-    pub call_id: Option<i64>,
+    pub call_id: Option<CallId>,
     pub direction: Direction,
     pub kind: String,
     pub to_number: String,
@@ -52,7 +52,7 @@ pub async fn queue(conn: &mut PgConnection, m: &NewMessage<'_>) -> sqlx::Result<
     .await
 }
 
-pub async fn for_call(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Message>> {
+pub async fn for_call(pool: &PgPool, call_id: CallId) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as(
         "SELECT id, client_id, call_id, direction, kind, to_number, from_number, body, status, created_at \
          FROM messages WHERE call_id = $1 ORDER BY id",

@@ -4,7 +4,7 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{TenantId, UserId};
 use crate::domain::language::Language;
 use crate::domain::tenants;
 
@@ -167,7 +167,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> sqlx::Result<Te
 /// A tenant as signup creates it: no RinglyPro number yet, default hours.
 #[derive(Debug, Clone)]
 pub struct SignedUpTenant<'a> {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub business_name: &'a str,
     pub business_phone: &'a str,
     pub business_type: Option<&'a str>,
