@@ -25,6 +25,7 @@ use fakes::deepgram::FakeDeepgram;
 use fakes::elevenlabs::{FakeElevenLabs, Knobs};
 use fakes::openai::{FakeOpenAi, Script};
 use ringlypro::audio::mulaw;
+use ringlypro::domain::calls::Speaker;
 use ringlypro::providers::tts::sentences::split_sentences;
 use ringlypro::providers::tts::{TextToSpeech, TtsAudio, TtsRequest};
 use ringlypro::sim::{self, Line, Script as CallScript};
@@ -368,7 +369,10 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     let (mut server_added, mut to_first_token, mut token_to_tts, mut tts_to_sent) = (vec![], vec![], vec![], vec![]);
     for r in &reports {
         let Some(call) = calls::find_by_sid(pool, &r.call_sid).await? else { continue };
-        for t in calls::turns(pool, call.id).await?.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some())
+        for t in calls::turns(pool, call.id)
+            .await?
+            .iter()
+            .filter(|t| t.speaker == Speaker::Agent && t.stt_final_at.is_some())
         {
             let total = ms(t.stt_final_at, t.first_audio_sent_at);
             let llm_wait = ms(t.stt_final_at, t.reply_ready_at).map(|v| v.max(0.0));

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ringlypro::call::CallSettings;
 use ringlypro::config::Config;
+use ringlypro::domain::calls::Speaker;
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
 use ringlypro::startup::{Application, local_engines};
@@ -52,7 +53,10 @@ async fn main() -> anyhow::Result<()> {
         outcomes.push(report.outcome.clone());
         caller_wait.extend(report.response_times.iter().map(|d: &Duration| d.as_secs_f64() * 1000.0));
         let call = calls::find_by_sid(&pool, &report.call_sid).await?.expect("call recorded");
-        for t in calls::turns(&pool, call.id).await?.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some())
+        for t in calls::turns(&pool, call.id)
+            .await?
+            .iter()
+            .filter(|t| t.speaker == Speaker::Agent && t.stt_final_at.is_some())
         {
             server_added.extend(ms(t.stt_final_at, t.first_audio_sent_at));
             reply_ready.extend(ms(t.stt_final_at, t.reply_ready_at));

@@ -19,6 +19,7 @@ use fakes::openai::{FakeOpenAi, Script};
 use ringlypro::call::CallSettings;
 use ringlypro::call::engines::Engines;
 use ringlypro::config::Config;
+use ringlypro::domain::calls::Speaker;
 use ringlypro::providers::llm::openai::OpenAiLlm;
 use ringlypro::providers::stt::deepgram::{DeepgramConfig, DeepgramStt};
 use ringlypro::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
@@ -96,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for sid in &call_sids {
         let call = calls::find_by_sid(&pool, sid).await?.expect("recorded");
-        for t in calls::turns(&pool, call.id).await?.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some())
+        for t in calls::turns(&pool, call.id)
+            .await?
+            .iter()
+            .filter(|t| t.speaker == Speaker::Agent && t.stt_final_at.is_some())
         {
             server_added.extend(ms(t.stt_final_at, t.first_audio_sent_at));
             to_first_token.extend(ms(t.stt_final_at, t.reply_ready_at));

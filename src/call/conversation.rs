@@ -96,7 +96,7 @@ pub fn system_prompt(
             description => &tenant.business_description,
             services => &tenant.services,
             hours => calendar.hours.describe_in(lang),
-            timezone => &tenant.timezone,
+            timezone => tenant.timezone.name(),
             today => today,
             now => time,
             caller_phone => caller,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::conversation::LlmConversation;
 use crate::dialogue::nlu::Intent;
 use crate::dialogue::policy::{Outcome, Policy};
+use crate::domain::calls::Speaker;
 use crate::domain::language::Language;
 use crate::domain::scheduling::Slot;
 use crate::storage::postgres::calls::Turn;
@@ -43,7 +44,7 @@ pub enum LiveEvent<'a> {
     Turn {
         call_sid: Cow<'a, str>,
         seq: i32,
-        speaker: Cow<'a, str>,
+        speaker: Speaker,
         text: Cow<'a, str>,
         at: DateTime<Utc>,
         intent: Option<Intent>,
@@ -140,7 +141,7 @@ mod tests {
     fn a_checkpoint_reads_back_with_its_transcript_and_details() {
         let mut policy = Policy::new(Language::English, Some("+15550001111"));
         policy.name = Some("Ann".into());
-        let turns = vec![Turn { seq: 0, speaker: "agent".into(), text: "Hello".into(), ..Turn::default() }];
+        let turns = vec![Turn { seq: 0, speaker: Speaker::Agent, text: "Hello".into(), ..Turn::default() }];
         let raw = Checkpoint {
             policy: Cow::Borrowed(&policy),
             conversation: Cow::Owned(LlmConversation::default()),
@@ -150,6 +151,6 @@ mod tests {
         let back = Checkpoint::from_json(&raw).unwrap();
         assert_eq!(back.turns[0].text, "Hello");
         assert_eq!(back.policy.name.as_deref(), Some("Ann"));
-        assert_eq!(back.policy.phone.as_deref(), Some("+15550001111"));
+        assert_eq!(back.policy.phone.as_ref().map(|p| p.as_str()), Some("+15550001111"));
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio::sync::{Notify, watch};
 
+use crate::domain::ids::TenantId;
+
 /// Live calls by CallSid, and the shutdown signal they listen to.
 #[derive(Clone)]
 pub struct CallRegistry {
@@ -13,7 +15,7 @@ pub struct CallRegistry {
 }
 
 struct Inner {
-    calls: DashMap<String, i64>,
+    calls: DashMap<String, TenantId>,
     changed: Notify,
     shutdown: watch::Sender<bool>,
 }
@@ -43,7 +45,7 @@ impl CallRegistry {
         Self { inner: Arc::new(Inner { calls: DashMap::new(), changed: Notify::new(), shutdown }) }
     }
 
-    pub fn register(&self, call_sid: &str, tenant_id: i64) -> Registration {
+    pub fn register(&self, call_sid: &str, tenant_id: TenantId) -> Registration {
         self.inner.calls.insert(call_sid.to_owned(), tenant_id);
         Registration { registry: self.clone(), call_sid: call_sid.to_owned() }
     }
@@ -93,7 +95,7 @@ mod tests {
     #[tokio::test]
     async fn drain_asks_remaining_calls_to_wrap_up_and_waits_for_them() {
         let registry = CallRegistry::new();
-        let reg = registry.register("CA1", 1);
+        let reg = registry.register("CA1", TenantId(1));
         let mut signal = registry.shutdown_signal();
         assert_eq!(registry.active(), 1);
         let ender = tokio::spawn(async move {
@@ -108,7 +110,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn drain_gives_up_after_the_grace_period() {
         let registry = CallRegistry::new();
-        let _reg = registry.register("CA1", 1);
+        let _reg = registry.register("CA1", TenantId(1));
         assert_eq!(registry.drain(Duration::from_secs(30), Duration::from_secs(10)).await, 1);
     }
 }

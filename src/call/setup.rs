@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use crate::call::engines::Engines;
 use crate::dialogue::policy::Outcome;
 use crate::dialogue::prompts::Prompts;
+use crate::domain::ids::CallId;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::tenants::Tenant;
 
@@ -59,7 +60,7 @@ pub struct CallDeps {
 #[derive(Debug, Clone)]
 pub struct CallSetup {
     pub tenant: Tenant,
-    pub call_id: i64,
+    pub call_id: CallId,
     pub call_sid: String,
     pub stream_sid: String,
     pub caller: String,

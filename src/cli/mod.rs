@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::call::CallSettings;
 use crate::config::Config;
 use crate::dialogue::nlu;
+use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::BusinessHours;
@@ -203,8 +204,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     t.business_name,
                     t.timezone,
                     t.business_days,
-                    t.business_hours_start.format("%H:%M"),
-                    t.business_hours_end.format("%H:%M"),
+                    t.hours.open.format("%H:%M"),
+                    t.hours.close.format("%H:%M"),
                     if t.rachel_enabled { "on" } else { "off" }
                 );
             }
@@ -255,7 +256,7 @@ async fn serve() -> anyhow::Result<()> {
 }
 
 /// Validates and creates a tenant. Nothing is written when any field is invalid.
-pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Result<i64> {
+pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Result<TenantId> {
     let name = args.name.trim();
     if name.is_empty() {
         bail!("--name must not be empty");
@@ -269,7 +270,7 @@ pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Re
     }
     let owner = PhoneNumber::parse(&args.owner_phone)
         .map_err(|e| anyhow::anyhow!("--owner-phone {:?}: {e}", args.owner_phone))?;
-    let _tz: chrono_tz::Tz = args.timezone.parse().map_err(|_| {
+    let timezone: chrono_tz::Tz = args.timezone.parse().map_err(|_| {
         anyhow::anyhow!("--timezone {:?} is not an IANA time zone (e.g. America/New_York)", args.timezone)
     })?;
     let hours = BusinessHours::parse(&args.days, &args.hours).map_err(|e| anyhow::anyhow!("--days/--hours: {e}"))?;
@@ -285,7 +286,7 @@ pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Re
         ringlypro_number: number.as_str().to_owned(),
         owner_name: args.owner_name.clone(),
         owner_phone: owner.as_str().to_owned(),
-        timezone: args.timezone.clone(),
+        timezone,
         business_days: args.days.trim().to_lowercase(),
         open: hours.open,
         close: hours.close,

@@ -45,33 +45,8 @@ pub enum Stage {
     Done,
 }
 
-/// What the call achieved, as stored on the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    #[default]
-    None,
-    Booked,
-    Cancelled,
-    Rescheduled,
-    Message,
-    Transfer,
-    Info,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::None => "none",
-            Outcome::Booked => "booked",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Rescheduled => "rescheduled",
-            Outcome::Message => "message",
-            Outcome::Transfer => "transfer",
-            Outcome::Info => "info",
-        }
-    }
-}
+/// What the call achieved (defined with the other names stored on a call).
+pub use crate::domain::calls::Outcome;
 
 /// An appointment found for the caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,7 +121,7 @@ pub struct Policy {
     pub intent: Option<Intent>,
     pub name: Option<String>,
     /// The caller's number from Twilio, until the caller gives another.
-    pub phone: Option<String>,
+    pub phone: Option<PhoneNumber>,
     pub date: Option<NaiveDate>,
     pub time: Option<SpokenTime>,
     pub offered: Vec<Slot>,
@@ -166,7 +141,7 @@ impl Policy {
             stage: Stage::Intent,
             intent: None,
             name: None,
-            phone: caller_phone.and_then(|p| PhoneNumber::parse(p).ok()).map(|p| p.as_str().to_owned()),
+            phone: caller_phone.and_then(|p| PhoneNumber::parse(p).ok()),
             date: None,
             time: None,
             offered: Vec::new(),
@@ -278,30 +253,32 @@ impl Policy {
                 }
                 None => self.misunderstood(ctx, "ask_name_again"),
             },
-            Stage::ConfirmPhone => match (reading.yes_no, reading.phone.as_deref()) {
-                (_, Some(phone)) if PhoneNumber::parse(phone).is_ok() => {
-                    self.understood();
-                    self.phone = PhoneNumber::parse(phone).ok().map(|p| p.as_str().to_owned());
-                    self.check_availability()
+            Stage::ConfirmPhone => {
+                match (reading.yes_no, reading.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok())) {
+                    (_, Some(phone)) => {
+                        self.understood();
+                        self.phone = Some(phone);
+                        self.check_availability()
+                    }
+                    (Some(true), _) => {
+                        self.understood();
+                        self.check_availability()
+                    }
+                    (Some(false), _) => {
+                        self.understood();
+                        self.stage = Stage::AskPhone;
+                        self.say(ctx, "ask_phone", Value::UNDEFINED)
+                    }
+                    _ => {
+                        let phone = self.phone.as_ref().map(PhoneNumber::spoken);
+                        self.misunderstood_with(ctx, "confirm_phone", context! { phone => phone })
+                    }
                 }
-                (Some(true), _) => {
-                    self.understood();
-                    self.check_availability()
-                }
-                (Some(false), _) => {
-                    self.understood();
-                    self.stage = Stage::AskPhone;
-                    self.say(ctx, "ask_phone", Value::UNDEFINED)
-                }
-                _ => {
-                    let phone = self.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()).map(|p| p.spoken());
-                    self.misunderstood_with(ctx, "confirm_phone", context! { phone => phone })
-                }
-            },
+            }
             Stage::AskPhone => match reading.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) {
                 Some(phone) => {
                     self.understood();
-                    self.phone = Some(phone.as_str().to_owned());
+                    self.phone = Some(phone);
                     self.check_availability()
                 }
                 None => self.misunderstood(ctx, "ask_phone_again"),
@@ -395,7 +372,10 @@ impl Policy {
             }
             Intent::Cancel | Intent::Reschedule => {
                 let code = reading.code.clone().filter(|c| confirmation::is_code(c));
-                Step::Tool(ToolCall::FindAppointment { phone: self.phone.clone(), code })
+                Step::Tool(ToolCall::FindAppointment {
+                    phone: self.phone.as_ref().map(|p| p.as_str().to_owned()),
+                    code,
+                })
             }
             Intent::Pricing => {
                 self.stage = Stage::Intent;
@@ -432,7 +412,7 @@ impl Policy {
     }
 
     fn after_name(&mut self, ctx: &Context<'_>) -> Step {
-        match self.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) {
+        match &self.phone {
             Some(phone) => {
                 self.stage = Stage::ConfirmPhone;
                 self.say(ctx, "confirm_phone", context! { phone => phone.spoken() })
@@ -462,7 +442,8 @@ impl Policy {
         match chosen {
             Some(slot) => {
                 self.understood();
-                let (name, phone) = (self.name.clone().unwrap_or_default(), self.phone.clone().unwrap_or_default());
+                let name = self.name.clone().unwrap_or_default();
+                let phone = self.phone.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default();
                 Step::Tool(ToolCall::Book { slot, name, phone })
             }
             None if reading.date.is_some() || reading.time.is_some() => {

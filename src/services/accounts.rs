@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use crate::config::AccountSettings;
 use crate::dialogue::prompts::written;
 use crate::domain::accounts::{Email, FieldError, PasswordError, SignupForm, check_password};
+use crate::domain::ids::{TenantId, UserId};
 use crate::domain::language::Language;
 use crate::services::passwords::Passwords;
 use crate::storage::postgres::{
@@ -53,8 +54,8 @@ pub enum SignupError {
 /// A new owner with their tenant.
 #[derive(Debug, Clone)]
 pub struct SignedUp {
-    pub user_id: i64,
-    pub client_id: i64,
+    pub user_id: UserId,
+    pub client_id: TenantId,
     /// `None` when the pool had no free number: the tenant waits for one.
     pub ringlypro_number: Option<String>,
 }
@@ -83,7 +84,7 @@ pub async fn signup(pool: &PgPool, passwords: &Passwords, form: &SignupForm) -> 
         }
         Err(e) => return Err(anyhow::Error::from(e).context("creating the user").into()),
     };
-    let timezone = valid.timezone.name();
+    let timezone = valid.timezone;
     let client_id = tenants::insert_signed_up(
         &mut tx,
         &tenants::SignedUpTenant {
@@ -103,8 +104,8 @@ pub async fn signup(pool: &PgPool, passwords: &Passwords, form: &SignupForm) -> 
     tenants::open_credit_account(&mut tx, client_id).await.context("opening the credit account")?;
     tx.commit().await.context("committing signup")?;
     match &ringlypro_number {
-        Some(number) => tracing::info!(tenant_id = client_id, user_id, number = %number, "signed up"),
-        None => tracing::warn!(tenant_id = client_id, user_id, "signed up with no free number in the pool"),
+        Some(number) => tracing::info!(tenant_id = %client_id, %user_id, number = %number, "signed up"),
+        None => tracing::warn!(tenant_id = %client_id, %user_id, "signed up with no free number in the pool"),
     }
     Ok(SignedUp { user_id, client_id, ringlypro_number })
 }
@@ -138,7 +139,7 @@ pub async fn login(
     settings: &AccountSettings,
     email: &str,
     password: &str,
-) -> Result<i64, LoginError> {
+) -> Result<UserId, LoginError> {
     let email = email.trim().to_lowercase();
     let now = Utc::now();
     let window = Duration::minutes(FAILURE_WINDOW_MINUTES);
@@ -176,7 +177,7 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn open_session(pool: &PgPool, user_id: i64) -> anyhow::Result<NewSession> {
+pub async fn open_session(pool: &PgPool, user_id: UserId) -> anyhow::Result<NewSession> {
     let token = random_token();
     let csrf_token = random_token();
     let expires_at = Utc::now() + Duration::days(SESSION_DAYS);
@@ -204,10 +205,11 @@ pub async fn request_password_reset(pool: &PgPool, public_url: &str, email: &Ema
     // No language is recorded for an account, so its e-mails are in English.
     let subject = written(Language::English, "password_reset_subject", &context! {})?;
     let body = written(Language::English, "password_reset_body", &context! { link })?;
-    let client_id: Option<i64> = sqlx::query_scalar("SELECT id FROM clients WHERE user_id = $1 ORDER BY id LIMIT 1")
-        .bind(user.id)
-        .fetch_optional(pool)
-        .await?;
+    let client_id: Option<TenantId> =
+        sqlx::query_scalar("SELECT id FROM clients WHERE user_id = $1 ORDER BY id LIMIT 1")
+            .bind(user.id)
+            .fetch_optional(pool)
+            .await?;
     let mut tx = pool.begin().await?;
     password_resets::insert(&mut tx, user.id, &token_hash(&token), expires_at).await?;
     email_outbox::queue(
@@ -222,7 +224,7 @@ pub async fn request_password_reset(pool: &PgPool, public_url: &str, email: &Ema
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(user_id = user.id, "password reset email queued");
+    tracing::info!(user_id = %user.id, "password reset email queued");
     Ok(())
 }
 
@@ -241,7 +243,7 @@ pub enum ResetError {
 }
 
 /// Whether a reset token can still be used (to show the form, or a clear message).
-pub async fn check_reset_token(pool: &PgPool, token: &str) -> Result<i64, ResetError> {
+pub async fn check_reset_token(pool: &PgPool, token: &str) -> Result<UserId, ResetError> {
     let found = password_resets::find(pool, &token_hash(token)).await.context("finding the token")?;
     usable(found, Utc::now()).map(|t| t.user_id)
 }
@@ -267,7 +269,7 @@ pub async fn reset_password(
     passwords: &Passwords,
     token: &str,
     new_password: &str,
-) -> Result<i64, ResetError> {
+) -> Result<UserId, ResetError> {
     let user_id = check_reset_token(pool, token).await?;
     let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
         .bind(user_id)
@@ -287,7 +289,7 @@ pub async fn reset_password(
     login_failures::clear(pool, &email, Utc::now() - Duration::minutes(FAILURE_WINDOW_MINUTES))
         .await
         .context("clearing failures")?;
-    tracing::info!(user_id = reset.user_id, sessions_ended = ended, "password reset");
+    tracing::info!(user_id = %reset.user_id, sessions_ended = ended, "password reset");
     Ok(reset.user_id)
 }
 
@@ -296,10 +298,10 @@ pub async fn reset_password(
 pub async fn attach_owner(
     pool: &PgPool,
     passwords: &Passwords,
-    client_id: i64,
+    client_id: TenantId,
     email: &str,
     password: &str,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<UserId> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     check_password(password, Some(email.as_str())).map_err(|e| anyhow::anyhow!("--password: {e}"))?;
     let password_hash = passwords.hash(password).await?;
@@ -307,7 +309,7 @@ pub async fn attach_owner(
     let existing = users::find_by_email(pool, email.as_str()).await?;
     let user_id = match existing {
         Some(user) => {
-            let owner: Option<i64> = sqlx::query_scalar("SELECT user_id FROM clients WHERE id = $1")
+            let owner: Option<UserId> = sqlx::query_scalar("SELECT user_id FROM clients WHERE id = $1")
                 .bind(client_id)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -362,10 +364,11 @@ mod tests {
     #[test]
     fn a_spent_or_expired_reset_token_says_which() {
         let now = Utc::now();
-        let token = |expires_at, used_at| Some(password_resets::ResetToken { id: 1, user_id: 7, expires_at, used_at });
+        let token =
+            |expires_at, used_at| Some(password_resets::ResetToken { id: 1, user_id: UserId(7), expires_at, used_at });
         assert!(matches!(usable(None, now), Err(ResetError::UnknownToken)));
         assert!(matches!(usable(token(now - Duration::seconds(1), None), now), Err(ResetError::Expired)));
         assert!(matches!(usable(token(now + Duration::hours(1), Some(now)), now), Err(ResetError::Used)));
-        assert_eq!(usable(token(now + Duration::hours(1), None), now).unwrap().user_id, 7);
+        assert_eq!(usable(token(now + Duration::hours(1), None), now).unwrap().user_id, UserId(7));
     }
 }

@@ -6,14 +6,12 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool};
 
-use crate::domain::confirmation;
+use crate::domain::appointments::{AppointmentStatus, BookingSource};
+use crate::domain::ids::TenantId;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, ContactError, ContactFields};
-
-/// Statuses an owner may set.
-pub const STATUSES: [&str; 5] = ["confirmed", "pending", "completed", "no_show", "cancelled"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgendaError {
@@ -43,11 +41,11 @@ pub struct ManualBooking {
 pub struct Change {
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
-    pub status: Option<&'static str>,
+    pub status: Option<AppointmentStatus>,
 }
 
 /// The tenant's contact with this number, created with `name` when there is none.
-async fn contact_for(conn: &mut PgConnection, client_id: i64, phone: &str, name: &str) -> anyhow::Result<i64> {
+async fn contact_for(conn: &mut PgConnection, client_id: TenantId, phone: &str, name: &str) -> anyhow::Result<i64> {
     if let Some(found) = contacts::find_by_phone(conn, client_id, phone).await? {
         return Ok(found.id);
     }
@@ -70,49 +68,34 @@ async fn contact_for(conn: &mut PgConnection, client_id: i64, phone: &str, name:
 
 /// Books a time for a customer (their contact found by phone, or created), in one
 /// transaction. An overlapping live appointment refuses it with [`AgendaError::Overlaps`].
-pub async fn book(pool: &PgPool, client_id: i64, req: &ManualBooking) -> Result<Appointment, AgendaError> {
+pub async fn book(pool: &PgPool, client_id: TenantId, req: &ManualBooking) -> Result<Appointment, AgendaError> {
     let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
     let name = req.name.trim();
     let contact_id = contact_for(&mut tx, client_id, req.phone.as_str(), name).await?;
-    for _ in 0..5 {
-        let code = confirmation::generate();
-        let mut attempt = tx.begin().await.context("savepoint")?;
-        let inserted = appointments::insert(
-            &mut attempt,
-            &NewAppointment {
-                client_id,
-                contact_id: Some(contact_id),
-                call_id: None,
-                customer_name: name,
-                customer_phone: req.phone.as_str(),
-                starts_at: req.starts_at,
-                ends_at: req.ends_at,
-                source: "manual",
-                confirmation_code: &code,
-            },
-        )
-        .await;
-        match inserted {
-            Ok(appointment) => {
-                attempt.commit().await.context("savepoint release")?;
-                tx.commit().await.context("committing the booking")?;
-                return Ok(appointment);
-            }
-            Err(InsertError::CodeTaken) => attempt.rollback().await.context("savepoint rollback")?,
-            Err(InsertError::SlotTaken) => {
-                attempt.rollback().await.context("savepoint rollback")?;
-                return Err(overlap(&mut tx, client_id, req.starts_at, req.ends_at, None).await);
-            }
-            Err(InsertError::Database(e)) => return Err(anyhow::Error::from(e).context("inserting").into()),
+    let new = NewAppointment {
+        client_id,
+        contact_id: Some(contact_id),
+        call_id: None,
+        customer_name: name,
+        customer_phone: req.phone.as_str(),
+        starts_at: req.starts_at,
+        ends_at: req.ends_at,
+        source: BookingSource::Manual,
+    };
+    match appointments::insert_with_fresh_code(&mut tx, &new).await {
+        Ok(appointment) => {
+            tx.commit().await.context("committing the booking")?;
+            Ok(appointment)
         }
+        Err(InsertError::SlotTaken) => Err(overlap(&mut tx, client_id, req.starts_at, req.ends_at, None).await),
+        Err(e) => Err(anyhow::Error::from(e).context("inserting").into()),
     }
-    Err(anyhow::anyhow!("no free confirmation code after 5 tries").into())
 }
 
 /// The appointment a refused time collides with.
 async fn overlap(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     except: Option<i64>,
@@ -127,14 +110,14 @@ async fn overlap(
 
 /// Moves an appointment and/or sets its status in one transaction. Moving it (or
 /// bringing a cancelled one back) onto a taken time changes nothing.
-pub async fn change(pool: &PgPool, client_id: i64, id: i64, change: &Change) -> Result<Appointment, AgendaError> {
+pub async fn change(pool: &PgPool, client_id: TenantId, id: i64, change: &Change) -> Result<Appointment, AgendaError> {
     let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
     let current = appointments::find(&mut tx, client_id, id).await.context("reading")?.ok_or(AgendaError::NotFound)?;
     let starts_at = change.starts_at.unwrap_or(current.starts_at);
     let ends_at = change.ends_at.unwrap_or(current.ends_at);
-    let status = change.status.unwrap_or(current.status.as_str()).to_owned();
+    let status = change.status.unwrap_or(current.status);
     let mut attempt = tx.begin().await.context("savepoint")?;
-    match appointments::change(&mut attempt, client_id, id, starts_at, ends_at, &status).await {
+    match appointments::change(&mut attempt, client_id, id, starts_at, ends_at, status).await {
         Ok(Some(updated)) => {
             attempt.commit().await.context("savepoint release")?;
             tx.commit().await.context("committing the change")?;

@@ -8,8 +8,11 @@ use sqlx::PgPool;
 
 use crate::dialogue::phrasing;
 use crate::dialogue::prompts::written;
-use crate::domain::confirmation;
+use crate::domain::appointments::BookingSource;
+use crate::domain::calls::Outcome;
+use crate::domain::ids::CallId;
 use crate::domain::language::Language;
+use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::tenants::Tenant;
@@ -62,9 +65,9 @@ pub struct BookingRequest {
     pub name: String,
     pub phone: String,
     pub slot: Slot,
-    pub call_id: Option<i64>,
+    pub call_id: Option<CallId>,
     pub language: Language,
-    pub source: &'static str,
+    pub source: BookingSource,
 }
 
 /// What a successful booking produced.
@@ -85,7 +88,7 @@ pub async fn book(
     now: DateTime<Utc>,
 ) -> Result<Booked, BookingError> {
     let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
-    let booked = book_in(&mut tx, tenant, req, now, "booked").await?;
+    let booked = book_in(&mut tx, tenant, req, now, Outcome::Booked).await?;
     tx.commit().await.context("committing the booking")?;
     Ok(booked)
 }
@@ -103,7 +106,7 @@ pub async fn reschedule(
     if !appointments::cancel(&mut tx, tenant.id, appointment_id).await.context("releasing the old time")? {
         return Err(BookingError::NotFound);
     }
-    let booked = book_in(&mut tx, tenant, req, now, "rescheduled").await?;
+    let booked = book_in(&mut tx, tenant, req, now, Outcome::Rescheduled).await?;
     tx.commit().await.context("committing the new time")?;
     Ok(booked)
 }
@@ -113,7 +116,7 @@ async fn book_in(
     tenant: &Tenant,
     req: &BookingRequest,
     now: DateTime<Utc>,
-    outcome: &str,
+    outcome: Outcome,
 ) -> Result<Booked, BookingError> {
     if req.phone.trim().is_empty() {
         return Err(BookingError::MissingDetails);
@@ -126,42 +129,21 @@ async fn book_in(
     let name = if req.name.trim().is_empty() { "Caller".to_owned() } else { req.name.trim().to_owned() };
     let contact_id =
         contacts::upsert_by_phone(&mut *tx, tenant.id, &req.phone, &name).await.context("saving the contact")?;
-    let mut appointment = None;
-    for _ in 0..5 {
-        let code = confirmation::generate();
-        // A savepoint, so a failed insert does not abort the whole transaction.
-        let mut attempt = sqlx::Acquire::begin(&mut *tx).await.context("savepoint")?;
-        let result = appointments::insert(
-            &mut attempt,
-            &NewAppointment {
-                client_id: tenant.id,
-                contact_id: Some(contact_id),
-                call_id: req.call_id,
-                customer_name: &name,
-                customer_phone: &req.phone,
-                starts_at: req.slot.starts_at,
-                ends_at: req.slot.ends_at,
-                source: req.source,
-                confirmation_code: &code,
-            },
-        )
-        .await;
-        match result {
-            Ok(a) => {
-                attempt.commit().await.context("savepoint release")?;
-                appointment = Some(a);
-                break;
-            }
-            Err(InsertError::CodeTaken) => {
-                attempt.rollback().await.context("savepoint rollback")?;
-            }
-            Err(InsertError::SlotTaken) => return Err(BookingError::SlotTaken),
-            Err(InsertError::Database(e)) => {
-                return Err(anyhow::Error::from(e).context("inserting the appointment").into());
-            }
-        }
-    }
-    let appointment = appointment.ok_or_else(|| anyhow::anyhow!("no free confirmation code after 5 tries"))?;
+    let new = NewAppointment {
+        client_id: tenant.id,
+        contact_id: Some(contact_id),
+        call_id: req.call_id,
+        customer_name: &name,
+        customer_phone: &req.phone,
+        starts_at: req.slot.starts_at,
+        ends_at: req.slot.ends_at,
+        source: req.source,
+    };
+    let appointment = match appointments::insert_with_fresh_code(&mut *tx, &new).await {
+        Ok(a) => a,
+        Err(InsertError::SlotTaken) => return Err(BookingError::SlotTaken),
+        Err(e) => return Err(anyhow::Error::from(e).context("inserting the appointment").into()),
+    };
     let when = phrasing::describe_slot(&calendar, &req.slot, now, req.language);
     let code = &appointment.confirmation_code;
     let caller_text = written(
@@ -184,7 +166,7 @@ async fn book_in(
                 client_id: tenant.id,
                 contact_id: (kind == "booking_confirmation").then_some(contact_id),
                 call_id: req.call_id,
-                direction: "outbound",
+                direction: Direction::Outbound,
                 kind,
                 to_number: to,
                 from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
@@ -216,14 +198,19 @@ pub async fn find(
 }
 
 /// Cancels an appointment and tells the owner.
-pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id: Option<i64>) -> anyhow::Result<bool> {
+pub async fn cancel(
+    pool: &PgPool,
+    tenant: &Tenant,
+    appointment_id: i64,
+    call_id: Option<CallId>,
+) -> anyhow::Result<bool> {
     let mut tx = begin_tenant(pool, tenant.id).await?;
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
         let body = written(OWNER_LANGUAGE, "owner_cancellation_alert", &context! { appointment_id })?;
         alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;
         if let Some(call_id) = call_id {
-            calls::set_outcome(&mut tx, call_id, "cancelled").await?;
+            calls::set_outcome(&mut tx, call_id, Outcome::Cancelled).await?;
         }
     }
     tx.commit().await?;
@@ -234,7 +221,7 @@ pub async fn cancel(pool: &PgPool, tenant: &Tenant, appointment_id: i64, call_id
 pub async fn take_message(
     pool: &PgPool,
     tenant: &Tenant,
-    call_id: Option<i64>,
+    call_id: Option<CallId>,
     from: &str,
     text: &str,
 ) -> anyhow::Result<()> {
@@ -247,7 +234,7 @@ pub async fn take_message(
             client_id: tenant.id,
             contact_id,
             call_id,
-            direction: "inbound",
+            direction: Direction::Inbound,
             kind: "voice_message",
             to_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
             from_number: from,
@@ -258,7 +245,7 @@ pub async fn take_message(
     let alert = written(OWNER_LANGUAGE, "owner_message_alert", &context! { from, text })?;
     alert_owner(&mut tx, tenant, call_id, "owner_message_alert", &alert).await?;
     if let Some(call_id) = call_id {
-        calls::set_outcome(&mut tx, call_id, "message").await?;
+        calls::set_outcome(&mut tx, call_id, Outcome::Message).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -268,7 +255,7 @@ pub async fn take_message(
 async fn alert_owner(
     conn: &mut sqlx::PgConnection,
     tenant: &Tenant,
-    call_id: Option<i64>,
+    call_id: Option<CallId>,
     kind: &str,
     body: &str,
 ) -> sqlx::Result<i64> {
@@ -278,7 +265,7 @@ async fn alert_owner(
             client_id: tenant.id,
             contact_id: None,
             call_id,
-            direction: "outbound",
+            direction: Direction::Outbound,
             kind,
             to_number: &tenant.owner_phone,
             from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),

@@ -4,19 +4,21 @@
 use anyhow::Context as _;
 use sqlx::PgPool;
 
+use crate::domain::calls::Outcome;
+use crate::domain::ids::{CallId, TenantId};
 use crate::storage::postgres::calls::{self, Turn};
 use crate::storage::postgres::{begin_tenant, contacts};
 
 /// What a finished media stream leaves behind.
 #[derive(Debug, Clone)]
 pub struct CallRecord<'a> {
-    pub client_id: i64,
-    pub call_id: i64,
+    pub client_id: TenantId,
+    pub call_id: CallId,
     pub stream_sid: &'a str,
     pub language: &'a str,
     pub caller_phone: Option<&'a str>,
     pub caller_name: Option<&'a str>,
-    pub outcome: &'a str,
+    pub outcome: Outcome,
     pub failures: &'a str,
     pub turns: &'a [Turn],
 }
@@ -31,7 +33,7 @@ pub async fn save(pool: &PgPool, record: &CallRecord<'_>) -> anyhow::Result<()> 
             .context("saving the caller's contact")?;
         calls::set_contact(&mut tx, record.call_id, contact_id).await?;
     }
-    if record.outcome != "none" {
+    if record.outcome != Outcome::None {
         calls::set_outcome(&mut tx, record.call_id, record.outcome).await?;
     }
     calls::finish_stream(&mut tx, record.call_id, record.stream_sid, record.language, record.failures).await?;

@@ -9,6 +9,8 @@ use anyhow::Context;
 use dashmap::DashMap;
 use deadpool_redis::redis::AsyncCommands;
 
+use crate::domain::ids::TenantId;
+
 /// Where live-call state is kept.
 #[derive(Clone)]
 pub enum CallStateStore {
@@ -27,8 +29,8 @@ pub type Feed = futures::stream::BoxStream<'static, String>;
 #[derive(Default)]
 pub struct MemoryStore {
     checkpoints: DashMap<String, (Instant, String)>,
-    live: DashMap<i64, Vec<String>>,
-    feeds: DashMap<i64, tokio::sync::broadcast::Sender<String>>,
+    live: DashMap<TenantId, Vec<String>>,
+    feeds: DashMap<TenantId, tokio::sync::broadcast::Sender<String>>,
 }
 
 /// Capacity of an in-process live feed; a subscriber that falls this far behind skips ahead.
@@ -95,7 +97,7 @@ impl CallStateStore {
     }
 
     /// Adds a call to its tenant's live index.
-    pub async fn mark_live(&self, tenant_id: i64, call_sid: &str) -> anyhow::Result<()> {
+    pub async fn mark_live(&self, tenant_id: TenantId, call_sid: &str) -> anyhow::Result<()> {
         match self {
             CallStateStore::Memory(m) => {
                 let mut calls = m.live.entry(tenant_id).or_default();
@@ -115,7 +117,7 @@ impl CallStateStore {
     /// Removes an ended call from the live index. In Redis its checkpoint expires on its
     /// own; in one process nothing reads an ended call's checkpoint again, so it goes now
     /// (kept for its two-hour lifetime it would grow the server by every call it took).
-    pub async fn mark_ended(&self, tenant_id: i64, call_sid: &str) -> anyhow::Result<()> {
+    pub async fn mark_ended(&self, tenant_id: TenantId, call_sid: &str) -> anyhow::Result<()> {
         match self {
             CallStateStore::Memory(m) => {
                 if let Some(mut calls) = m.live.get_mut(&tenant_id) {
@@ -133,7 +135,7 @@ impl CallStateStore {
     }
 
     /// The tenant's calls in progress.
-    pub async fn live_calls(&self, tenant_id: i64) -> anyhow::Result<Vec<String>> {
+    pub async fn live_calls(&self, tenant_id: TenantId) -> anyhow::Result<Vec<String>> {
         match self {
             CallStateStore::Memory(m) => Ok(m.live.get(&tenant_id).map(|c| c.clone()).unwrap_or_default()),
             CallStateStore::Redis { pool, prefix, .. } => {
@@ -147,7 +149,7 @@ impl CallStateStore {
 
     /// Publishes one live event (a transcript line, a slot filled) on the tenant's channel
     /// (`{prefix}feed:{tenant}` in Redis) for dashboards on any instance.
-    pub async fn publish(&self, tenant_id: i64, event: &str) -> anyhow::Result<()> {
+    pub async fn publish(&self, tenant_id: TenantId, event: &str) -> anyhow::Result<()> {
         match self {
             CallStateStore::Memory(m) => {
                 if let Some(feed) = m.feeds.get(&tenant_id) {
@@ -165,7 +167,7 @@ impl CallStateStore {
     }
 
     /// Subscribes to the in-process feed of a tenant (Redis subscribers use the channel).
-    pub fn subscribe_local(&self, tenant_id: i64) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    pub fn subscribe_local(&self, tenant_id: TenantId) -> Option<tokio::sync::broadcast::Receiver<String>> {
         match self {
             CallStateStore::Memory(m) => Some(
                 m.feeds
@@ -181,7 +183,7 @@ impl CallStateStore {
     /// `{prefix}feed:{tenant}` so events published by any instance arrive. Once this
     /// returns, the subscription is in place: nothing published afterwards is missed
     /// (an in-process subscriber that falls far behind skips ahead).
-    pub async fn subscribe(&self, tenant_id: i64) -> anyhow::Result<Feed> {
+    pub async fn subscribe(&self, tenant_id: TenantId) -> anyhow::Result<Feed> {
         use futures::StreamExt;
         match self {
             CallStateStore::Memory(m) => {
@@ -195,7 +197,7 @@ impl CallStateStore {
                         match receiver.recv().await {
                             Ok(event) => return Some((event, receiver)),
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
-                                tracing::debug!(tenant_id, skipped, "live feed subscriber skipped ahead");
+                                tracing::debug!(%tenant_id, skipped, "live feed subscriber skipped ahead");
                             }
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                         }
@@ -238,14 +240,14 @@ mod tests {
         store.save("CA1", r#"{"step":1}"#, Duration::from_secs(60)).await.unwrap();
         store.save("CA1", r#"{"step":2}"#, Duration::from_secs(60)).await.unwrap();
         assert_eq!(store.load("CA1").await.unwrap().as_deref(), Some(r#"{"step":2}"#));
-        store.mark_live(7, "CA1").await.unwrap();
-        store.mark_live(7, "CA2").await.unwrap();
-        store.mark_live(7, "CA1").await.unwrap();
-        store.mark_live(8, "CA3").await.unwrap();
-        assert_eq!(store.live_calls(7).await.unwrap(), vec!["CA1", "CA2"]);
-        store.mark_ended(7, "CA1").await.unwrap();
-        assert_eq!(store.live_calls(7).await.unwrap(), vec!["CA2"]);
-        assert_eq!(store.live_calls(8).await.unwrap(), vec!["CA3"]);
+        store.mark_live(TenantId(7), "CA1").await.unwrap();
+        store.mark_live(TenantId(7), "CA2").await.unwrap();
+        store.mark_live(TenantId(7), "CA1").await.unwrap();
+        store.mark_live(TenantId(8), "CA3").await.unwrap();
+        assert_eq!(store.live_calls(TenantId(7)).await.unwrap(), vec!["CA1", "CA2"]);
+        store.mark_ended(TenantId(7), "CA1").await.unwrap();
+        assert_eq!(store.live_calls(TenantId(7)).await.unwrap(), vec!["CA2"]);
+        assert_eq!(store.live_calls(TenantId(8)).await.unwrap(), vec!["CA3"]);
     }
 
     #[tokio::test]
@@ -256,9 +258,9 @@ mod tests {
     #[tokio::test]
     async fn memory_feed_reaches_subscribers_of_that_tenant_only() {
         let store = CallStateStore::memory();
-        let mut seven = store.subscribe_local(7).unwrap();
-        let mut eight = store.subscribe_local(8).unwrap();
-        store.publish(7, "hello").await.unwrap();
+        let mut seven = store.subscribe_local(TenantId(7)).unwrap();
+        let mut eight = store.subscribe_local(TenantId(8)).unwrap();
+        store.publish(TenantId(7), "hello").await.unwrap();
         assert_eq!(seven.recv().await.unwrap(), "hello");
         assert!(eight.try_recv().is_err());
     }
@@ -271,7 +273,7 @@ mod tests {
         let client = deadpool_redis::redis::Client::open(url.as_str()).unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
         pubsub.subscribe(format!("{prefix}feed:7")).await.unwrap();
-        store.publish(7, r#"{"line":1}"#).await.unwrap();
+        store.publish(TenantId(7), r#"{"line":1}"#).await.unwrap();
         use futures::StreamExt;
         let msg = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next()).await.unwrap().unwrap();
         assert_eq!(msg.get_payload::<String>().unwrap(), r#"{"line":1}"#);
@@ -281,8 +283,8 @@ mod tests {
     async fn an_ended_calls_checkpoint_is_dropped_from_memory() {
         let store = CallStateStore::memory();
         store.save("CA1", "{}", Duration::from_secs(7200)).await.unwrap();
-        store.mark_live(7, "CA1").await.unwrap();
-        store.mark_ended(7, "CA1").await.unwrap();
+        store.mark_live(TenantId(7), "CA1").await.unwrap();
+        store.mark_ended(TenantId(7), "CA1").await.unwrap();
         assert!(store.load("CA1").await.unwrap().is_none(), "nothing of an ended call stays in memory");
         if let CallStateStore::Memory(m) = &store {
             assert!(m.checkpoints.is_empty());

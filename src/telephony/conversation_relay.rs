@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::call::events::{Handoff, HandoffReason};
 use crate::call::{CallInput, CallOutput, CallSetup};
 use crate::dialogue::policy::Outcome;
+use crate::domain::ids::TenantId;
 use crate::startup::AppState;
 use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{calls, tenants};
@@ -197,7 +198,7 @@ async fn resolve(
         .await?
         .ok_or_else(|| anyhow::anyhow!("no call record for {call_sid}"))?;
     if let Some(tenant_id) = parameters.get("tenant_id").and_then(Value::as_str)
-        && tenant_id.parse::<i64>().ok() != Some(call.client_id)
+        && tenant_id.parse::<TenantId>().ok() != Some(call.client_id)
     {
         anyhow::bail!("session parameters name another tenant than the call record");
     }

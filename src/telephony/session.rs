@@ -76,7 +76,7 @@ pub async fn run(
     write: impl Fn(CallOutput) -> Outbound + Send + 'static,
 ) {
     let path = if setup.relay { "relay" } else { "stream" };
-    let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = setup.tenant.id, path);
+    let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = %setup.tenant.id, path);
     let registration = app.registry.register(&setup.call_sid, setup.tenant.id);
     let (in_tx, in_rx) = mpsc::channel::<CallInput>(512);
     let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);

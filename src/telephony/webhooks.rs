@@ -11,9 +11,13 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
 use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::domain::calls::{HandledBy, Outcome};
+use crate::domain::ids::TenantId;
+use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::startup::AppState;
-use crate::storage::postgres::{calls, tenants};
+use crate::storage::postgres::calls;
+use crate::storage::postgres::tenants::{self, VoicePath};
 use crate::telephony::media_stream::{self, Outbound, StreamEvent, StreamStart};
 use crate::telephony::session::{self, Inbound};
 use crate::telephony::{signature, twiml};
@@ -97,7 +101,7 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
             "en-US",
         )));
     };
-    let handled_by = if tenant.rachel_enabled { "agent" } else { "owner" };
+    let handled_by = if tenant.rachel_enabled { HandledBy::Agent } else { HandledBy::Owner };
     let mut tx = crate::storage::postgres::begin_tenant(&app.pool, tenant.id).await?;
     let call_id = calls::upsert(
         &mut tx,
@@ -113,28 +117,31 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
     .await?;
     tx.commit().await?;
     if !tenant.rachel_enabled {
-        tracing::info!(call_sid, tenant_id = tenant.id, "agent is off: forwarding to the owner");
+        tracing::info!(call_sid, tenant_id = %tenant.id, "agent is off: forwarding to the owner");
         return Ok(xml(twiml::dial(&tenant.owner_phone, Some(from).filter(|f| !f.is_empty()))));
     }
     let tenant_id = tenant.id.to_string();
     let call_id_text = call_id.to_string();
     let parameters = [("tenant_id", tenant_id.as_str()), ("call_id", call_id_text.as_str()), ("caller", from)];
-    if app.config.relay_for_all || tenant.voice_path == "relay" {
-        tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting ConversationRelay");
+    if app.config.relay_for_all || tenant.voice_path == VoicePath::Relay {
+        tracing::info!(call_sid, tenant_id = %tenant.id, %call_id, "incoming call: connecting ConversationRelay");
         let greeting = crate::telephony::conversation_relay::welcome_greeting(&app, &tenant);
         let relay_url = format!("{}/twilio/relay", app.config.public_ws_url());
         let action = format!("{}/twilio/relay-ended", app.config.public_url);
         return Ok(xml(twiml::connect_relay(&twiml::Relay {
             url: &relay_url,
             welcome_greeting: &greeting,
-            language: if tenant.language == "es" { "es-MX" } else { "en-US" },
+            language: match tenant.language {
+                Language::Spanish => "es-MX",
+                Language::English => "en-US",
+            },
             voice: RACHEL_VOICE,
             spanish_voice: LINA_VOICE,
             parameters: &parameters,
             action: &action,
         })));
     }
-    tracing::info!(call_sid, tenant_id = tenant.id, call_id, "incoming call: connecting the agent");
+    tracing::info!(call_sid, tenant_id = %tenant.id, %call_id, "incoming call: connecting the agent");
     let stream_url = format!("{}/twilio/media", app.config.public_ws_url());
     let after = format!("{}/twilio/after", app.config.public_url);
     Ok(xml(twiml::connect_stream(&stream_url, &parameters, &after)))
@@ -150,7 +157,7 @@ pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Resu
     let Some(call) = calls::find_by_sid(&app.pool, call_sid).await? else {
         return Ok(xml(twiml::hang_up()));
     };
-    if call.outcome == "transfer"
+    if call.outcome == Outcome::Transfer
         && let Some(tenant) = tenants::find(&app.pool, call.client_id).await?
     {
         return Ok(xml(twiml::dial(
@@ -247,7 +254,7 @@ async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<Cal
         .await?
         .ok_or_else(|| anyhow::anyhow!("no call record for {}", start.call_sid))?;
     if let Some(tenant_id) = params.get("tenant_id")
-        && tenant_id.parse::<i64>().ok() != Some(call.client_id)
+        && tenant_id.parse::<TenantId>().ok() != Some(call.client_id)
     {
         anyhow::bail!("stream parameters name another tenant than the call record");
     }

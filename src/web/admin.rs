@@ -8,13 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use crate::domain::accounts::FieldError;
+use crate::domain::ids::TenantId;
 use crate::startup::AppState;
 use crate::storage::postgres::admin::{self, Note, TenantUsage};
 use crate::storage::postgres::{begin_tenant, messages};
@@ -72,11 +72,11 @@ fn check_text(text: &str, what: &str, max: usize) -> Result<String, Error> {
     Ok(text.to_owned())
 }
 
-async fn tenant_or_404(app: &AppState, id: i64) -> Result<TenantUsage, Error> {
+async fn tenant_or_404(app: &AppState, id: TenantId) -> Result<TenantUsage, Error> {
     admin::tenant(&app.pool, id).await?.ok_or_else(|| Error::NotFound(format!("there is no tenant {id}")))
 }
 
-async fn owner_sms(app: &AppState, client_id: i64) -> Result<Vec<OwnerSms>, Error> {
+async fn owner_sms(app: &AppState, client_id: TenantId) -> Result<Vec<OwnerSms>, Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let sent = sqlx::query_as(
         "SELECT id, to_number, body, status, created_at FROM messages \
@@ -89,23 +89,23 @@ async fn owner_sms(app: &AppState, client_id: i64) -> Result<Vec<OwnerSms>, Erro
     Ok(sent)
 }
 
-async fn detail(app: &AppState, id: i64) -> Result<TenantDetail, Error> {
+async fn detail(app: &AppState, id: TenantId) -> Result<TenantDetail, Error> {
     let tenant = tenant_or_404(app, id).await?;
     let notes = admin::notes(&app.pool, id).await?;
     let sms = owner_sms(app, id).await?;
     Ok(TenantDetail { tenant, notes, sms })
 }
 
-async fn add_note(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<Note, Error> {
+async fn add_note(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Result<Note, Error> {
     let body = check_text(body, "note", MAX_NOTE)?;
     tenant_or_404(app, id).await?;
     let note = admin::add_note(&app.pool, id, admin.0.user_id, &body).await?;
-    tracing::info!(tenant_id = id, user_id = admin.0.user_id, note_id = note.id, "admin note added");
+    tracing::info!(tenant_id = %id, user_id = %admin.0.user_id, note_id = note.id, "admin note added");
     Ok(note)
 }
 
 /// Queues a text to the tenant's owner in the outbox (sent once SMS sending is set up).
-async fn send_sms(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<OwnerSms, Error> {
+async fn send_sms(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Result<OwnerSms, Error> {
     let body = check_text(body, "text", MAX_SMS)?;
     let tenant = tenant_or_404(app, id).await?;
     let mut tx = begin_tenant(&app.pool, id).await?;
@@ -115,7 +115,7 @@ async fn send_sms(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<
             client_id: id,
             contact_id: None,
             call_id: None,
-            direction: "outbound",
+            direction: messages::Direction::Outbound,
             kind: "admin",
             to_number: &tenant.owner_phone,
             from_number: SMS_SENDER,
@@ -130,7 +130,7 @@ async fn send_sms(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;
-    tracing::info!(tenant_id = id, user_id = admin.0.user_id, message_id, "text to the owner queued");
+    tracing::info!(tenant_id = %id, user_id = %admin.0.user_id, message_id, "text to the owner queued");
     Ok(sms)
 }
 
@@ -175,7 +175,7 @@ pub async fn list_api(State(app): State<AppState>, _admin: Admin) -> Result<Json
 pub async fn detail_api(
     State(app): State<AppState>,
     _admin: Admin,
-    Path(id): Path<i64>,
+    Path(id): Path<TenantId>,
 ) -> Result<Json<TenantDetail>, Error> {
     Ok(Json(detail(&app, id).await?))
 }
@@ -199,7 +199,7 @@ pub async fn detail_api(
 pub async fn note_api(
     State(app): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Path(id): Path<TenantId>,
     payload: Result<Json<TextBody>, JsonRejection>,
 ) -> Result<Response, Error> {
     let body = json_body(payload)?;
@@ -226,7 +226,7 @@ pub async fn note_api(
 pub async fn sms_api(
     State(app): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Path(id): Path<TenantId>,
     payload: Result<Json<TextBody>, JsonRejection>,
 ) -> Result<Response, Error> {
     let body = json_body(payload)?;
@@ -236,14 +236,14 @@ pub async fn sms_api(
 
 /// A tenant's row for the pages, with figures written out.
 fn row(t: &TenantUsage) -> minijinja::Value {
-    let tz: Tz = t.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let tz = t.timezone;
     context! {
-        id => t.id,
+        id => t.id.get(),
         business_name => &t.business_name,
         owner_email => &t.owner_email,
         owner_phone => &t.owner_phone,
         number => &t.ringlypro_number,
-        timezone => &t.timezone,
+        timezone => t.timezone.name(),
         calls => t.calls_this_month,
         minutes => t.minutes_this_month,
         bookings => t.bookings_this_month,
@@ -281,10 +281,10 @@ struct Typed<'a> {
     notice: Option<&'a str>,
 }
 
-async fn detail_page(app: &AppState, admin: &Admin, id: i64, typed: Typed<'_>) -> Result<Response, Error> {
+async fn detail_page(app: &AppState, admin: &Admin, id: TenantId, typed: Typed<'_>) -> Result<Response, Error> {
     let d = detail(app, id).await?;
     // Shown in the tenant's time zone, like every time in the dashboard.
-    let tz: Tz = d.tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let tz = d.tenant.timezone;
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d, %Y %-I:%M %p %Z").to_string();
     let notes: Vec<minijinja::Value> = d
         .notes
@@ -323,7 +323,7 @@ pub struct DetailQuery {
 pub async fn tenant_page(
     State(app): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Path(id): Path<TenantId>,
     axum::extract::Query(query): axum::extract::Query<DetailQuery>,
 ) -> Result<Response, Error> {
     let notice = match query.done.as_deref() {
@@ -344,7 +344,7 @@ pub struct TextForm {
 pub async fn note_form(
     State(app): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Path(id): Path<TenantId>,
     axum::Form(form): axum::Form<TextForm>,
 ) -> Result<Response, Error> {
     match add_note(&app, &admin, id, &form.body).await {
@@ -364,7 +364,7 @@ pub async fn note_form(
 pub async fn sms_form(
     State(app): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Path(id): Path<TenantId>,
     axum::Form(form): axum::Form<TextForm>,
 ) -> Result<Response, Error> {
     match send_sms(&app, &admin, id, &form.body).await {

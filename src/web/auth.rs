@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::config::Config;
+use crate::domain::ids::{TenantId, UserId};
 use crate::services::accounts::{SESSION_DAYS, token_hash};
 use crate::startup::AppState;
 use crate::storage::postgres::sessions::{self, SessionOwner};
@@ -35,8 +36,8 @@ const MAX_FORM_BODY: usize = 256 * 1024;
 /// for the hidden `csrf_token` field of every form that changes something.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Owner {
-    pub user_id: i64,
-    pub client_id: i64,
+    pub user_id: UserId,
+    pub client_id: TenantId,
     pub is_admin: bool,
     pub email: String,
     pub csrf_token: String,
@@ -305,7 +306,7 @@ pub async fn protect_state_changes(State(app): State<AppState>, request: Request
             next.run(Request::from_parts(parts, body)).await
         }
         supplied => {
-            tracing::warn!(path = %path, user_id = session.user_id, supplied = supplied.is_some(), "CSRF check failed");
+            tracing::warn!(path = %path, user_id = %session.user_id, supplied = supplied.is_some(), "CSRF check failed");
             denied(
                 &path,
                 "this page was open too long or came from somewhere else; reload it and try again \

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::accounts::FieldError;
+use crate::domain::appointments::AppointmentStatus;
+use crate::domain::calls::{HandledBy, Outcome, Speaker};
+use crate::domain::ids::TenantId;
+use crate::domain::messages::Direction;
 use crate::startup::AppState;
 use crate::storage::postgres::call_history::{self, HistoryFilter, HistoryRow};
 use crate::storage::postgres::calls::{self, Turn};
@@ -25,8 +29,6 @@ use crate::web::today::day_bounds;
 /// Calls shown per page unless `per_page` says otherwise.
 const PER_PAGE: i64 = 25;
 const MAX_PER_PAGE: i64 = 100;
-const OUTCOMES: &[&str] = &["none", "booked", "cancelled", "rescheduled", "message", "transfer", "info"];
-const HANDLERS: &[&str] = &["agent", "owner", "none"];
 
 /// The history's filters as typed (all text, so a bad value gets our own message).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams)]
@@ -80,15 +82,16 @@ fn parse_query(query: &HistoryQuery, tz: Tz) -> Result<(HistoryFilter, i64, i64)
     filter.from = from.map(|d| local_day(tz, d).0);
     filter.to = to.map(|d| local_day(tz, d).1);
     if let Some(outcome) = given(&query.outcome) {
-        if OUTCOMES.contains(&outcome) {
-            filter.outcome = Some(outcome.to_owned());
+        if let Ok(outcome) = outcome.parse::<Outcome>() {
+            filter.outcome = Some(outcome);
         } else {
-            errors.push(FieldError::new("outcome", format!("outcome must be one of {}", OUTCOMES.join(", "))));
+            let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+            errors.push(FieldError::new("outcome", format!("outcome must be one of {}", names.join(", "))));
         }
     }
     if let Some(handled_by) = given(&query.handled_by) {
-        if HANDLERS.contains(&handled_by) {
-            filter.handled_by = Some(handled_by.to_owned());
+        if let Ok(handled_by) = handled_by.parse::<HandledBy>() {
+            filter.handled_by = Some(handled_by);
         } else {
             errors.push(FieldError::new("handled_by", "handled by must be agent, owner or none"));
         }
@@ -123,9 +126,11 @@ pub struct CallSummary {
     pub from_number: String,
     /// The caller's contact name, when the caller is a known contact.
     pub contact_name: Option<String>,
-    pub handled_by: String,
+    #[schema(value_type = String)]
+    pub handled_by: HandledBy,
     pub status: String,
-    pub outcome: String,
+    #[schema(value_type = String)]
+    pub outcome: Outcome,
     pub started_at: DateTime<Utc>,
     pub duration_seconds: Option<i32>,
     pub cost_cents: i64,
@@ -158,16 +163,16 @@ pub struct CallPage {
     pub pages: i64,
 }
 
-async fn timezone(tx: &mut sqlx::PgConnection, client_id: i64) -> Result<Tz, Error> {
+async fn timezone(tx: &mut sqlx::PgConnection, client_id: TenantId) -> Result<Tz, Error> {
     let tenant = today::tenant_header(tx, client_id)
         .await?
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))?;
-    Ok(tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York))
+    Ok(tenant.timezone)
 }
 
 async fn history(
     app: &AppState,
-    client_id: i64,
+    client_id: TenantId,
     query: &HistoryQuery,
 ) -> Result<(Tz, Result<CallPage, Vec<FieldError>>), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
@@ -190,11 +195,11 @@ fn duration(seconds: Option<i32>) -> String {
     seconds.map(|s| format!("{}:{:02}", s / 60, s % 60)).unwrap_or_else(|| "–".into())
 }
 
-fn outcome_label(outcome: &str, handled_by: &str) -> String {
+fn outcome_label(outcome: Outcome, handled_by: HandledBy) -> String {
     match (handled_by, outcome) {
-        ("owner", _) => "sent to you".into(),
-        (_, "none") => "no outcome".into(),
-        (_, other) => other.replace('_', " "),
+        (HandledBy::Owner, _) => "sent to you".into(),
+        (_, Outcome::None) => "no outcome".into(),
+        (_, other) => other.as_str().replace('_', " "),
     }
 }
 
@@ -236,7 +241,7 @@ pub async fn page(
                         caller => c.contact_name.clone().unwrap_or_else(|| if c.from_number.is_empty() { "Unknown caller".into() } else { c.from_number.clone() }),
                         number => c.from_number.as_str(),
                         duration => duration(c.duration_seconds),
-                        outcome => outcome_label(&c.outcome, &c.handled_by),
+                        outcome => outcome_label(c.outcome, c.handled_by),
                         cost => money(c.cost_cents),
                     }
                 })
@@ -253,8 +258,8 @@ pub async fn page(
             owner => minijinja::Value::from(minijinja::value::Serde(&owner)),
             active => "calls",
             query => minijinja::Value::from(minijinja::value::Serde(&query)),
-            outcomes => OUTCOMES.to_vec(),
-            handlers => HANDLERS.to_vec(),
+            outcomes => Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+            handlers => HandledBy::ALL.iter().map(|h| h.as_str()).collect::<Vec<_>>(),
             rows,
             total,
             page,
@@ -315,7 +320,7 @@ impl Latency {
             total_ms: between(turn.caller_stopped_at, turn.first_audio_sent_at),
         };
         // A greeting (no caller turn before it) has nothing to measure from.
-        (turn.speaker == "agent" && turn.caller_stopped_at.is_some()).then_some(latency)
+        (turn.speaker == Speaker::Agent && turn.caller_stopped_at.is_some()).then_some(latency)
     }
 
     fn describe(&self) -> String {
@@ -340,7 +345,8 @@ impl Latency {
 pub struct TranscriptLine {
     pub seq: i32,
     /// `caller`, `agent` or `system`.
-    pub speaker: String,
+    #[schema(value_type = String)]
+    pub speaker: Speaker,
     pub text: String,
     /// For an interrupted agent line: what the caller heard before talking over it.
     pub heard_text: Option<String>,
@@ -356,14 +362,16 @@ pub struct CallAppointment {
     pub customer_name: String,
     pub customer_phone: String,
     pub starts_at: DateTime<Utc>,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: AppointmentStatus,
     pub confirmation_code: String,
 }
 
 /// A message sent or taken during the call.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CallMessage {
-    pub direction: String,
+    #[schema(value_type = String)]
+    pub direction: Direction,
     pub kind: String,
     pub to_number: String,
     pub from_number: String,
@@ -379,9 +387,11 @@ pub struct CallDetail {
     pub from_number: String,
     pub contact_name: Option<String>,
     pub to_number: String,
-    pub handled_by: String,
+    #[schema(value_type = String)]
+    pub handled_by: HandledBy,
     pub status: String,
-    pub outcome: String,
+    #[schema(value_type = String)]
+    pub outcome: Outcome,
     pub language: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -402,12 +412,12 @@ fn not_found(call_sid: &str) -> Error {
     Error::NotFound(format!("no call {call_sid} in your call history"))
 }
 
-async fn is_live(app: &AppState, client_id: i64, call_sid: &str) -> bool {
+async fn is_live(app: &AppState, client_id: TenantId, call_sid: &str) -> bool {
     app.registry.is_live(call_sid)
         || app.store.live_calls(client_id).await.map(|calls| calls.iter().any(|c| c == call_sid)).unwrap_or(false)
 }
 
-async fn detail(app: &AppState, client_id: i64, call_sid: &str) -> Result<(Tz, CallDetail), Error> {
+async fn detail(app: &AppState, client_id: TenantId, call_sid: &str) -> Result<(Tz, CallDetail), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let tz = timezone(&mut tx, client_id).await?;
     let (call, contact_name) =
@@ -425,7 +435,7 @@ async fn detail(app: &AppState, client_id: i64, call_sid: &str) -> Result<(Tz, C
                 .iter()
                 .map(|t| TranscriptLine {
                     seq: t.seq,
-                    speaker: t.speaker.clone(),
+                    speaker: t.speaker,
                     text: t.text.clone(),
                     heard_text: t.heard_text.clone(),
                     interrupted: t.interrupted,
@@ -483,7 +493,7 @@ fn detail_context(owner: &Owner, tz: Tz, call: &CallDetail, confirm_delete: bool
         .map(|t| {
             context! {
                 speaker => t.speaker.as_str(),
-                who => match t.speaker.as_str() { "caller" => "Caller", "agent" => "Rachel", _ => "System" },
+                who => match t.speaker { Speaker::Caller => "Caller", Speaker::Agent => "Rachel", Speaker::System => "System" },
                 text => t.text.as_str(),
                 heard => t.interrupted.then(|| t.heard_text.clone().unwrap_or_default()),
                 at => time(t.started_at),
@@ -515,7 +525,7 @@ fn detail_context(owner: &Owner, tz: Tz, call: &CallDetail, confirm_delete: bool
         number => call.from_number.as_str(),
         when => call.started_at.with_timezone(&tz).format("%A, %B %-d, %Y at %-I:%M %p").to_string(),
         duration => duration(call.duration_seconds),
-        outcome => outcome_label(&call.outcome, &call.handled_by),
+        outcome => outcome_label(call.outcome, call.handled_by),
         cost => money(call.cost_cents),
         failures => (!call.failures.trim().is_empty()).then_some(call.failures.as_str()),
         live => call.live,
@@ -559,7 +569,7 @@ pub async fn confirm_delete(
     render(&app.templates, "call.html", detail_context(&owner, tz, &call, true))
 }
 
-async fn delete_call(app: &AppState, client_id: i64, call_sid: &str) -> Result<(), Error> {
+async fn delete_call(app: &AppState, client_id: TenantId, call_sid: &str) -> Result<(), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let (call, _) = call_history::find(&mut tx, client_id, call_sid).await?.ok_or_else(|| not_found(call_sid))?;
     tx.commit().await?;
@@ -573,7 +583,7 @@ async fn delete_call(app: &AppState, client_id: i64, call_sid: &str) -> Result<(
     if !calls::delete(&app.pool, client_id, call.id).await? {
         return Err(not_found(call_sid));
     }
-    tracing::info!(tenant_id = client_id, call_sid, "call deleted with its recording");
+    tracing::info!(tenant_id = %client_id, call_sid, "call deleted with its recording");
     Ok(())
 }
 
@@ -676,7 +686,7 @@ mod tests {
     fn latency_is_measured_from_when_the_caller_stopped() {
         let at = |ms: i64| Some(Utc.timestamp_millis_opt(1_700_000_000_000 + ms).unwrap());
         let turn = Turn {
-            speaker: "agent".into(),
+            speaker: Speaker::Agent,
             caller_stopped_at: at(0),
             stt_final_at: at(150),
             reply_ready_at: at(400),
@@ -698,6 +708,6 @@ mod tests {
             }
         );
         assert!(latency.describe().contains("caller waited 660 ms"));
-        assert_eq!(Latency::of(&Turn { speaker: "agent".into(), ..Turn::default() }), None, "a greeting");
+        assert_eq!(Latency::of(&Turn { speaker: Speaker::Agent, ..Turn::default() }), None, "a greeting");
     }
 }

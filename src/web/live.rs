@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use futures::StreamExt;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,8 @@ use utoipa::ToSchema;
 
 use crate::call::events::{Checkpoint, LiveEvent};
 use crate::dialogue::nlu::Intent;
+use crate::domain::calls::Speaker;
+use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::scheduling::Slot;
 use crate::startup::AppState;
@@ -34,8 +35,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LiveLine {
     pub seq: i32,
-    /// `caller` or `agent`.
-    pub speaker: String,
+    #[schema(value_type = String, example = "caller")]
+    pub speaker: Speaker,
     pub text: String,
     #[serde(rename = "at", alias = "started_at")]
     pub at: DateTime<Utc>,
@@ -76,7 +77,7 @@ pub struct LiveCalls {
 
 /// The tenant's calls in progress: the store's live index (shared by every instance when
 /// Redis is configured), each call's row, and its latest checkpoint.
-async fn snapshot(app: &AppState, client_id: i64) -> Result<LiveCalls, Error> {
+async fn snapshot(app: &AppState, client_id: TenantId) -> Result<LiveCalls, Error> {
     let sids = app.store.live_calls(client_id).await?;
     let mut calls = Vec::with_capacity(sids.len());
     let mut tx = begin_tenant(&app.pool, client_id).await?;
@@ -121,7 +122,7 @@ fn so_far(checkpoint: Checkpoint<'_>) -> (LiveSlots, Vec<LiveLine>) {
     let slots = LiveSlots {
         intent: policy.intent,
         name: policy.name,
-        phone: policy.phone,
+        phone: policy.phone.map(|p| p.as_str().to_owned()),
         offered: policy.offered,
         language: Some(policy.language),
     };
@@ -129,7 +130,7 @@ fn so_far(checkpoint: Checkpoint<'_>) -> (LiveSlots, Vec<LiveLine>) {
         .turns
         .iter()
         .filter(|t| !t.text.is_empty())
-        .map(|t| LiveLine { seq: t.seq, speaker: t.speaker.clone(), text: t.text.clone(), at: t.started_at })
+        .map(|t| LiveLine { seq: t.seq, speaker: t.speaker, text: t.text.clone(), at: t.started_at })
         .collect();
     lines.sort_by_key(|l| l.seq);
     (slots, lines)
@@ -139,9 +140,11 @@ fn so_far(checkpoint: Checkpoint<'_>) -> (LiveSlots, Vec<LiveLine>) {
 pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
     let live = snapshot(&app, owner.client_id).await?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
-    let timezone = today::tenant_header(&mut tx, owner.client_id).await?.map(|t| t.timezone);
+    let tz = today::tenant_header(&mut tx, owner.client_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))?
+        .timezone;
     tx.commit().await?;
-    let tz: Tz = timezone.and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::America::New_York);
     let calls: Vec<_> = live
         .calls
         .iter()
@@ -199,7 +202,7 @@ pub async fn events(State(app): State<AppState>, owner: Owner) -> Result<Respons
         .chain(feed.filter_map(|raw| async move { feed_event(&raw) }))
         .take_until(stopping)
         .map(Ok::<_, Infallible>);
-    tracing::debug!(tenant_id = owner.client_id, "live feed opened");
+    tracing::debug!(tenant_id = %owner.client_id, "live feed opened");
     let mut response =
         Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response();
     let headers = response.headers_mut();
@@ -243,8 +246,8 @@ mod tests {
         let mut policy = Policy::new(Language::Spanish, Some("+15550001111"));
         policy.name = Some("Ann".into());
         let turns = vec![
-            Turn { seq: 1, speaker: "caller".into(), text: String::new(), ..Turn::default() },
-            Turn { seq: 0, speaker: "agent".into(), text: "Hola".into(), ..Turn::default() },
+            Turn { seq: 1, speaker: Speaker::Caller, text: String::new(), ..Turn::default() },
+            Turn { seq: 0, speaker: Speaker::Agent, text: "Hola".into(), ..Turn::default() },
         ];
         let raw = Checkpoint {
             policy: Cow::Borrowed(&policy),

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sqlx::PgPool;
 
+use crate::domain::ids::TenantId;
 use crate::storage::postgres::{calls, recordings};
 use crate::web::Error;
 
@@ -19,14 +20,14 @@ use crate::web::Error;
 /// `.route("/api/calls/{call_sid}/recording", get(|owner: Owner, State(app): State<AppState>,
 /// Path(sid): Path<String>, headers: HeaderMap| async move {
 /// recordings::serve(&app.pool, owner.client_id, &sid, &headers).await }))`.
-pub async fn serve(pool: &PgPool, client_id: i64, call_sid: &str, headers: &HeaderMap) -> Response {
+pub async fn serve(pool: &PgPool, client_id: TenantId, call_sid: &str, headers: &HeaderMap) -> Response {
     match find(pool, client_id, call_sid).await {
         Ok(recording) => respond(recording, headers.get(header::RANGE)),
         Err(e) => e.into_response(),
     }
 }
 
-async fn find(pool: &PgPool, client_id: i64, call_sid: &str) -> Result<recordings::Recording, Error> {
+async fn find(pool: &PgPool, client_id: TenantId, call_sid: &str) -> Result<recordings::Recording, Error> {
     let missing = || Error::NotFound(format!("no recording for call {call_sid}"));
     // Another tenant's call answers exactly as a missing one does.
     let call = calls::find_by_sid(pool, call_sid).await?.filter(|c| c.client_id == client_id).ok_or_else(missing)?;

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::domain::accounts::FieldError;
 use crate::domain::forwarding;
+use crate::domain::ids::TenantId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::settings::SettingsForm;
 use crate::startup::AppState;
@@ -156,7 +157,7 @@ impl SettingsPatch {
     }
 }
 
-async fn load(app: &AppState, client_id: i64) -> Result<Settings, Error> {
+async fn load(app: &AppState, client_id: TenantId) -> Result<Settings, Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let found = settings::load(&mut tx, client_id).await?;
     tx.commit().await?;
@@ -172,7 +173,7 @@ async fn save(app: &AppState, owner: &Owner, form: &SettingsForm, switches: Swit
     if !saved {
         return Err(Error::NotFound("this account's business no longer exists".into()));
     }
-    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, "settings saved");
+    tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, "settings saved");
     Ok(())
 }
 
@@ -347,7 +348,7 @@ pub async fn set_rachel(
     if !changed {
         return Err(Error::NotFound("this account's business no longer exists".into()));
     }
-    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "Rachel switched");
+    tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "Rachel switched");
     Ok(Redirect::to("/app/settings?saved=rachel").into_response())
 }
 
@@ -359,7 +360,7 @@ pub async fn set_recording(
 ) -> Result<Response, Error> {
     let enabled = switch_state(&form)?;
     tenants::set_recording_enabled(&app.pool, owner.client_id, enabled).await?;
-    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "call recording switched");
+    tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "call recording switched");
     Ok(Redirect::to("/app/settings?saved=recording").into_response())
 }
 

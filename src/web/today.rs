@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::domain::calls::HandledBy;
 use crate::domain::phone::PhoneNumber;
 use crate::startup::AppState;
 use crate::storage::postgres::{begin_tenant, tenants, today};
@@ -49,7 +50,7 @@ pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response,
     let tenant = today::tenant_header(&mut tx, owner.client_id)
         .await?
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))?;
-    let tz: Tz = tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York);
+    let tz = tenant.timezone;
     let now = Utc::now();
     let (from, to) = day_bounds(tz, now);
     let calls = today::calls(&mut tx, owner.client_id, from, to).await?;
@@ -65,7 +66,7 @@ pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response,
             context! {
                 time => time(c.started_at),
                 from => if c.from_number.is_empty() { "Unknown caller".to_owned() } else { c.from_number.clone() },
-                outcome => if c.handled_by == "owner" { "sent to you".to_owned() } else { c.outcome.replace('_', " ") },
+                outcome => if c.handled_by == HandledBy::Owner { "sent to you".to_owned() } else { c.outcome.as_str().replace('_', " ") },
                 duration => c.duration_seconds.map(minutes_and_seconds),
             }
         })
@@ -140,7 +141,7 @@ pub async fn set_rachel(
     if !changed {
         return Err(Error::NotFound("this account's business no longer exists".into()));
     }
-    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "Rachel switched");
+    tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "Rachel switched");
     Ok(Redirect::to("/app").into_response())
 }
 

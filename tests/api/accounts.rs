@@ -833,7 +833,7 @@ async fn attaching_the_demo_owner_twice_keeps_one_account_that_can_sign_in() {
         .unwrap();
     assert_eq!(login.status(), StatusCode::OK);
     let who: Value = me(&app, &client).await.json().await.unwrap();
-    assert_eq!(who["client_id"], tenant);
+    assert_eq!(who["client_id"], tenant.get());
     assert_eq!(who["ringlypro_number"], "+15550001111");
     app.stop().await;
 }

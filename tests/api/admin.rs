@@ -90,7 +90,7 @@ async fn an_admin_sees_every_tenant_with_this_months_usage_and_credit() {
         client.get(format!("{}/api/admin/tenants", app.base_url)).send().await.unwrap().json().await.unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 3);
-    let row = list.iter().find(|t| t["id"] == dental.client_id).unwrap();
+    let row = list.iter().find(|t| t["id"] == dental.client_id.get()).unwrap();
     assert_eq!(row["calls_this_month"], 2);
     assert_eq!(row["minutes_this_month"], 3);
     assert_eq!(row["bookings_this_month"], 1);
@@ -214,7 +214,7 @@ async fn a_text_to_the_owner_waits_in_the_outbox_as_queued() {
     .unwrap();
     assert_eq!(
         (to.as_str(), status.as_str(), direction.as_str(), client_id),
-        ("+15559876543", "queued", "outbound", dental.client_id)
+        ("+15559876543", "queued", "outbound", dental.client_id.get())
     );
 
     let form = client

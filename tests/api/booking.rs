@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, DurationRound, Utc};
+use ringlypro::domain::appointments::BookingSource;
 use ringlypro::domain::language::Language;
 use ringlypro::domain::scheduling::{Preference, Slot};
 use ringlypro::services::booking::{self, BookingError, BookingRequest};
@@ -22,7 +23,7 @@ fn request(phone: &str, slot: Slot) -> BookingRequest {
         slot,
         call_id: None,
         language: Language::English,
-        source: "voice_booking",
+        source: BookingSource::VoiceBooking,
     }
 }
 
@@ -100,7 +101,7 @@ async fn the_database_refuses_overlapping_appointments_whatever_the_caller_check
     let (_, pool) = fresh_database().await;
     let id = add_tenant(&pool, "Salon", "+15550003333", "America/Los_Angeles").await;
     let slot = slot_tomorrow();
-    let new = |starts_at, code: &'static str| NewAppointment {
+    let new = |starts_at| NewAppointment {
         client_id: id,
         contact_id: None,
         call_id: None,
@@ -108,17 +109,16 @@ async fn the_database_refuses_overlapping_appointments_whatever_the_caller_check
         customer_phone: "+15557654321",
         starts_at,
         ends_at: starts_at + Duration::minutes(30),
-        source: "manual",
-        confirmation_code: code,
+        source: BookingSource::Manual,
     };
     let mut conn = pool.acquire().await.unwrap();
-    appointments::insert(&mut conn, &new(slot.starts_at, "AAAAAA")).await.unwrap();
-    let overlapping = appointments::insert(&mut conn, &new(slot.starts_at + Duration::minutes(15), "CCCCCC")).await;
+    appointments::insert(&mut conn, &new(slot.starts_at), "AAAAAA").await.unwrap();
+    let overlapping = appointments::insert(&mut conn, &new(slot.starts_at + Duration::minutes(15)), "CCCCCC").await;
     assert!(matches!(overlapping, Err(InsertError::SlotTaken)));
-    let same_code = appointments::insert(&mut conn, &new(slot.starts_at + Duration::hours(3), "AAAAAA")).await;
+    let same_code = appointments::insert(&mut conn, &new(slot.starts_at + Duration::hours(3)), "AAAAAA").await;
     assert!(matches!(same_code, Err(InsertError::CodeTaken)));
     // Back to back is fine: ranges are half-open.
-    appointments::insert(&mut conn, &new(slot.ends_at, "DDDDDD")).await.unwrap();
+    appointments::insert(&mut conn, &new(slot.ends_at), "DDDDDD").await.unwrap();
 }
 
 #[tokio::test]

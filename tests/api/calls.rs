@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use ringlypro::domain::appointments::BookingSource;
+use ringlypro::domain::calls::Speaker;
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
 use ringlypro::storage::postgres::{appointments, calls};
@@ -44,14 +46,14 @@ async fn a_simulated_caller_books_an_appointment_by_voice() {
     assert_eq!(booked[0].confirmation_code, code);
     assert_eq!(booked[0].client_id, tenant);
     assert_eq!(booked[0].customer_phone, "+15557654321");
-    assert_eq!(booked[0].source, "voice_booking");
+    assert_eq!(booked[0].source, BookingSource::VoiceBooking);
     assert!(call.contact_id.is_some(), "the caller became a contact");
     // The agent read the code back.
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
     let spaced: String = code.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
-    assert!(turns.iter().any(|t| t.speaker == "agent" && t.text.contains(&spaced)));
+    assert!(turns.iter().any(|t| t.speaker == Speaker::Agent && t.text.contains(&spaced)));
     // Every agent reply after a caller turn carries its latency figures.
-    let replies: Vec<_> = turns.iter().filter(|t| t.speaker == "agent" && t.stt_final_at.is_some()).collect();
+    let replies: Vec<_> = turns.iter().filter(|t| t.speaker == Speaker::Agent && t.stt_final_at.is_some()).collect();
     assert!(replies.len() >= 4);
     for t in replies {
         assert!(t.tts_first_byte_at.is_some() && t.first_audio_sent_at.is_some() && t.first_mark_at.is_some(), "{t:?}");
@@ -85,9 +87,9 @@ async fn a_caller_hanging_up_mid_call_leaves_a_complete_record() {
     assert!(call.duration_seconds.is_some());
     assert!(call.contact_id.is_some());
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
-    assert_eq!(turns[0].speaker, "agent", "the greeting is recorded");
+    assert_eq!(turns[0].speaker, Speaker::Agent, "the greeting is recorded");
     assert!(turns[0].text.contains("Bright Smile Dental"));
-    assert!(turns.iter().any(|t| t.speaker == "caller" && t.text.contains("appointment")), "{turns:?}");
+    assert!(turns.iter().any(|t| t.speaker == Speaker::Caller && t.text.contains("appointment")), "{turns:?}");
     app.stop().await;
 }
 

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
+use ringlypro::domain::calls::Speaker;
+use ringlypro::domain::ids::{CallId, TenantId};
 use ringlypro::storage::postgres::begin_tenant;
 use ringlypro::storage::postgres::calls::{self, Turn};
 use ringlypro::storage::postgres::recordings::{self, NewRecording};
@@ -15,13 +17,13 @@ use crate::helpers::{SignedIn, TestApp, cookie_client, signed_in_owner, spawn_ap
 /// Stores a call of `client_id` started `hours_ago`, as the call actor would.
 async fn stored_call(
     pool: &PgPool,
-    client_id: i64,
+    client_id: TenantId,
     sid: &str,
     from: &str,
     started_at: DateTime<Utc>,
     outcome: &str,
     handled_by: &str,
-) -> i64 {
+) -> CallId {
     sqlx::query_scalar(
         "INSERT INTO calls (client_id, call_sid, from_number, to_number, handled_by, status, outcome, started_at, \
              ended_at, duration_seconds, cost_cents) \
@@ -161,7 +163,7 @@ async fn a_call_page_shows_the_transcript_what_was_heard_the_latency_and_what_th
     let turns = vec![
         Turn {
             seq: 0,
-            speaker: "agent".into(),
+            speaker: Speaker::Agent,
             text: "Thanks for calling Alpha Dental, this is Rachel. How can I help you today?".into(),
             heard_text: Some("Thanks for calling Alpha Dental,".into()),
             interrupted: true,
@@ -170,14 +172,14 @@ async fn a_call_page_shows_the_transcript_what_was_heard_the_latency_and_what_th
         },
         Turn {
             seq: 1,
-            speaker: "caller".into(),
+            speaker: Speaker::Caller,
             text: "I would like to book a cleaning.".into(),
             started_at: t0 + Duration::seconds(3),
             ..Turn::default()
         },
         Turn {
             seq: 2,
-            speaker: "agent".into(),
+            speaker: Speaker::Agent,
             text: "Sure, what is your name?".into(),
             started_at: t0 + Duration::seconds(5),
             caller_stopped_at: at(t0, 4_000),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ringlypro::call::CallSettings;
 use ringlypro::call::engines::Engines;
+use ringlypro::domain::appointments::BookingSource;
+use ringlypro::domain::calls::Speaker;
 use ringlypro::providers::llm::openai::OpenAiLlm;
 use ringlypro::providers::stt::deepgram::{DeepgramConfig, DeepgramStt};
 use ringlypro::providers::tts::flite::FliteTts;
@@ -131,7 +133,7 @@ async fn a_booking_is_completed_through_the_models_tool_calls() {
     // The agent read the code back and then hung up by itself.
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
     let code: String = booked[0].confirmation_code.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
-    assert!(turns.iter().any(|t| t.speaker == "agent" && t.text.contains(&code)), "{turns:#?}");
+    assert!(turns.iter().any(|t| t.speaker == Speaker::Agent && t.text.contains(&code)), "{turns:#?}");
     assert!(turns.last().unwrap().text.contains("Goodbye"));
     app.stop().await;
 }
@@ -162,8 +164,10 @@ async fn a_model_that_does_not_answer_in_time_is_replaced_by_the_local_engine_wi
     let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
     assert!(call.failures.contains("llm"), "the record says what failed: {:?}", call.failures);
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
-    let reply =
-        turns.iter().find(|t| t.speaker == "agent" && t.stt_final_at.is_some()).expect("the caller got an answer");
+    let reply = turns
+        .iter()
+        .find(|t| t.speaker == Speaker::Agent && t.stt_final_at.is_some())
+        .expect("the caller got an answer");
     assert!(reply.text.contains("your name"), "the local engine carried on: {:?}", reply.text);
     let waited = reply.first_audio_sent_at.unwrap() - reply.stt_final_at.unwrap();
     assert!(waited < chrono::Duration::seconds(2), "dead air of {waited}");
@@ -192,10 +196,10 @@ async fn a_dropped_recogniser_socket_loses_no_words() {
     let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
     assert!(
-        turns.iter().any(|t| t.speaker == "caller" && t.text == "i would like to book an appointment"),
+        turns.iter().any(|t| t.speaker == Speaker::Caller && t.text == "i would like to book an appointment"),
         "{turns:#?}"
     );
-    assert!(turns.iter().any(|t| t.speaker == "agent" && t.text.contains("your name")), "{turns:#?}");
+    assert!(turns.iter().any(|t| t.speaker == Speaker::Agent && t.text.contains("your name")), "{turns:#?}");
     app.stop().await;
 }
 
@@ -286,9 +290,12 @@ async fn a_spanish_speaking_caller_is_answered_by_lina_and_books() {
     let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
     assert_eq!(call.language, "es");
     let booked = appointments::for_call(&app.pool, call.id).await.unwrap();
-    assert_eq!(booked[0].source, "voice_booking_spanish");
+    assert_eq!(booked[0].source, BookingSource::VoiceBookingSpanish);
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
-    assert!(turns.iter().any(|t| t.speaker == "agent" && t.text.contains("código de confirmación")), "{turns:#?}");
+    assert!(
+        turns.iter().any(|t| t.speaker == Speaker::Agent && t.text.contains("código de confirmación")),
+        "{turns:#?}"
+    );
     let texts: Vec<String> =
         sqlx::query_scalar("SELECT body FROM messages WHERE call_id = $1 AND kind = 'booking_confirmation'")
             .bind(call.id)
@@ -333,7 +340,7 @@ async fn cloud_speech_synthesis_that_stalls_is_replaced_by_the_local_voice() {
     let greeting = &turns[0];
     let waited = greeting.first_audio_sent_at.expect("the greeting was spoken") - greeting.started_at;
     assert!(waited < chrono::Duration::seconds(2), "dead air of {waited}");
-    assert!(turns.iter().any(|t| t.speaker == "agent" && t.text.contains("your name")), "{turns:#?}");
+    assert!(turns.iter().any(|t| t.speaker == Speaker::Agent && t.text.contains("your name")), "{turns:#?}");
     app.stop().await;
 }
 
@@ -360,9 +367,9 @@ async fn an_interruption_that_comes_to_nothing_resumes_the_agents_turn() {
     assert!(greeting.interrupted, "{turns:#?}");
     let heard = greeting.heard_text.clone().unwrap_or_default();
     let rest: Vec<&str> = greeting.text.split_whitespace().skip(heard.split_whitespace().count()).collect();
-    let resumed = turns.iter().skip(1).find(|t| t.speaker == "agent").expect("the agent went on");
+    let resumed = turns.iter().skip(1).find(|t| t.speaker == Speaker::Agent).expect("the agent went on");
     assert_eq!(resumed.text, rest.join(" "), "the rest of the greeting was said: {turns:#?}");
-    assert!(turns.iter().all(|t| t.speaker != "caller"), "nothing the caller said became a turn");
+    assert!(turns.iter().all(|t| t.speaker != Speaker::Caller), "nothing the caller said became a turn");
     app.stop().await;
 }
 
@@ -385,7 +392,7 @@ async fn a_recogniser_that_refuses_the_call_is_replaced_by_the_local_one() {
     assert!(call.failures.contains("stt"), "the record says what failed: {:?}", call.failures);
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
     assert!(
-        turns.iter().any(|t| t.speaker == "caller" && t.text.contains("appointment")),
+        turns.iter().any(|t| t.speaker == Speaker::Caller && t.text.contains("appointment")),
         "the local recogniser heard the caller: {turns:#?}"
     );
     app.stop().await;
@@ -417,7 +424,7 @@ async fn a_sound_over_the_agent_holds_it_and_the_turn_goes_on_from_where_it_stop
     let call = calls::find_by_sid(&app.pool, &report.call_sid).await.unwrap().unwrap();
     let turns = calls::turns(&app.pool, call.id).await.unwrap();
     assert!(!turns[0].interrupted, "a cough is not a barge-in: {turns:#?}");
-    assert!(turns.iter().all(|t| t.speaker != "caller"), "{turns:#?}");
+    assert!(turns.iter().all(|t| t.speaker != Speaker::Caller), "{turns:#?}");
     // The whole greeting was heard once the hold ended: what the clear dropped was sent
     // again, and nothing was said twice.
     let heard_ms = report.agent_audio_ms - report.cleared_audio_ms;

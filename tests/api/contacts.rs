@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{SignedInOwner, TestApp, cookie_client, spawn_app};
+use ringlypro::domain::ids::TenantId;
 
 async fn create(owner: &SignedInOwner, body: Value) -> reqwest::Response {
     owner.send_json(Method::POST, "/api/contacts", &body).await
@@ -24,7 +25,7 @@ async fn names_found(owner: &SignedInOwner, q: &str) -> Vec<String> {
     body["contacts"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
 }
 
-async fn contact_rows(app: &TestApp, client_id: i64) -> i64 {
+async fn contact_rows(app: &TestApp, client_id: TenantId) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM contacts WHERE client_id = $1")
         .bind(client_id)
         .fetch_one(&app.pool)

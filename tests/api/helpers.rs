@@ -7,6 +7,7 @@ use chrono::NaiveTime;
 use ringlypro::call::CallSettings;
 use ringlypro::call::engines::Engines;
 use ringlypro::config::Config;
+use ringlypro::domain::ids::TenantId;
 use ringlypro::domain::language::Language;
 use ringlypro::providers::stt::SpeechToText;
 use ringlypro::providers::stt::sphinx::{SphinxConfig, SphinxStt};
@@ -119,12 +120,12 @@ impl TestApp {
         }
     }
 
-    pub async fn add_tenant(&self, name: &str, number: &str, timezone: &str) -> i64 {
+    pub async fn add_tenant(&self, name: &str, number: &str, timezone: &str) -> TenantId {
         add_tenant(&self.pool, name, number, timezone).await
     }
 }
 
-pub async fn add_tenant(pool: &PgPool, name: &str, number: &str, timezone: &str) -> i64 {
+pub async fn add_tenant(pool: &PgPool, name: &str, number: &str, timezone: &str) -> TenantId {
     let mut tx = pool.begin().await.unwrap();
     let id = tenants::insert(
         &mut tx,
@@ -133,7 +134,7 @@ pub async fn add_tenant(pool: &PgPool, name: &str, number: &str, timezone: &str)
             ringlypro_number: number.into(),
             owner_name: "Owner".into(),
             owner_phone: "+15551230000".into(),
-            timezone: timezone.into(),
+            timezone: timezone.parse().unwrap(),
             business_days: "mon-sun".into(),
             open: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
             close: NaiveTime::from_hms_opt(23, 59, 0).unwrap(),
@@ -189,7 +190,7 @@ async fn signup_on(
     email: &str,
     business: &str,
     timezone: &str,
-) -> (i64, String) {
+) -> (TenantId, String) {
     let response = client
         .post(format!("{base_url}/api/auth/signup"))
         .json(&serde_json::json!({
@@ -207,14 +208,17 @@ async fn signup_on(
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::CREATED, "signup of {email} failed");
     let body: serde_json::Value = response.json().await.unwrap();
-    (body["client_id"].as_i64().expect("client_id"), body["csrf_token"].as_str().expect("csrf_token").to_owned())
+    (
+        TenantId(body["client_id"].as_i64().expect("client_id")),
+        body["csrf_token"].as_str().expect("csrf_token").to_owned(),
+    )
 }
 
 /// An owner signed up through `/api/auth/signup` (time zone America/Chicago), holding a
 /// session cookie; its requests send the CSRF token unless told otherwise.
 pub struct SignedInOwner {
     pub client: reqwest::Client,
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub csrf: String,
     base_url: String,
 }
@@ -267,7 +271,7 @@ impl SignedInOwner {
 /// An owner signed up through `/api/auth/signup` on `client` (which then holds the
 /// session cookie).
 pub struct SignedUp {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub csrf: String,
 }
 
@@ -279,7 +283,7 @@ pub async fn sign_up(app: &TestApp, client: &reqwest::Client, email: &str, busin
 /// A signed-in owner: their business's id and the session's CSRF token.
 pub struct SignedIn {
     pub client: reqwest::Client,
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub csrf_token: String,
 }
 

@@ -3,6 +3,8 @@
 //! takes an id refuses another tenant's ids without a byte of their data.
 
 use chrono::{Duration, DurationRound, Utc};
+use ringlypro::domain::appointments::BookingSource;
+use ringlypro::domain::ids::TenantId;
 use ringlypro::domain::language::Language;
 use ringlypro::domain::scheduling::Slot;
 use ringlypro::services::booking::{self, BookingRequest};
@@ -27,16 +29,18 @@ async fn a_tenant_transaction_sees_only_its_own_rows_without_any_where_clause() 
             slot: Slot { starts_at, ends_at: starts_at + Duration::minutes(30) },
             call_id: None,
             language: Language::English,
-            source: "voice_booking",
+            source: BookingSource::VoiceBooking,
         };
         booking::book(&pool, &tenant, &req, Utc::now()).await.unwrap();
     }
     let mut tx = begin_tenant(&pool, a).await.unwrap();
-    let seen: Vec<i64> = sqlx::query_scalar("SELECT client_id FROM appointments").fetch_all(&mut *tx).await.unwrap();
+    let seen: Vec<TenantId> =
+        sqlx::query_scalar("SELECT client_id FROM appointments").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(seen, vec![a]);
-    let contacts: Vec<i64> = sqlx::query_scalar("SELECT client_id FROM contacts").fetch_all(&mut *tx).await.unwrap();
+    let contacts: Vec<TenantId> =
+        sqlx::query_scalar("SELECT client_id FROM contacts").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(contacts, vec![a]);
-    let clients: Vec<i64> = sqlx::query_scalar("SELECT id FROM clients").fetch_all(&mut *tx).await.unwrap();
+    let clients: Vec<TenantId> = sqlx::query_scalar("SELECT id FROM clients").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(clients, vec![a]);
     // Writing another tenant's rows is refused too.
     let err = sqlx::query("INSERT INTO contacts (client_id, phone) VALUES ($1, '+15550000000')")
@@ -122,7 +126,7 @@ async fn an_owner_trying_every_route_with_another_tenants_ids_gets_404_and_none_
     .execute(&app.pool)
     .await
     .unwrap();
-    let snapshot = |pool: sqlx::PgPool, id: i64| async move {
+    let snapshot = |pool: sqlx::PgPool, id: TenantId| async move {
         sqlx::query_scalar::<_, String>(
             "SELECT concat_ws('|',
                 (SELECT string_agg(concat_ws(',', name, phone, notes), ';' ORDER BY id) FROM contacts WHERE client_id = $1),
@@ -240,7 +244,7 @@ async fn the_applications_connections_are_neither_superuser_nor_owner_and_row_se
     // A transaction that names tenant A and then forgets every WHERE still sees only A.
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("SELECT set_config('app.client_id', $1, true)").bind(a.to_string()).execute(&mut *tx).await.unwrap();
-    let owners: Vec<i64> = sqlx::query_scalar("SELECT client_id FROM contacts").fetch_all(&mut *tx).await.unwrap();
+    let owners: Vec<TenantId> = sqlx::query_scalar("SELECT client_id FROM contacts").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(owners, vec![a], "only A's contact, without a WHERE clause");
     let touched = sqlx::query("UPDATE contacts SET notes = 'overwritten'").execute(&mut *tx).await.unwrap();
     assert_eq!(touched.rows_affected(), 1, "an unscoped UPDATE reaches only A's row");

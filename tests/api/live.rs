@@ -12,6 +12,7 @@ use ringlypro::call::conversation::LlmConversation;
 use ringlypro::call::events::Checkpoint;
 use ringlypro::dialogue::nlu::Intent;
 use ringlypro::dialogue::policy::Policy;
+use ringlypro::domain::calls::Speaker;
 use ringlypro::domain::language::Language;
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
@@ -174,16 +175,16 @@ async fn call_in_progress(app: &TestApp, owner: &SignedIn, sid: &str) {
     let mut policy = Policy::new(Language::English, Some("+15557654321"));
     policy.intent = Some(Intent::Book);
     policy.name = Some("John Smith".into());
-    let line = |seq: i32, speaker: &str, text: &str, at: &str| calls::Turn {
+    let line = |seq: i32, speaker: Speaker, text: &str, at: &str| calls::Turn {
         seq,
-        speaker: speaker.into(),
+        speaker,
         text: text.into(),
         started_at: at.parse().unwrap(),
         ..calls::Turn::default()
     };
     let turns = [
-        line(0, "agent", "Thanks for calling Alpha Dental.", "2025-03-10T14:00:00Z"),
-        line(1, "caller", "I need a cleaning next week.", "2025-03-10T14:00:04Z"),
+        line(0, Speaker::Agent, "Thanks for calling Alpha Dental.", "2025-03-10T14:00:00Z"),
+        line(1, Speaker::Caller, "I need a cleaning next week.", "2025-03-10T14:00:04Z"),
     ];
     let checkpoint = Checkpoint {
         policy: Cow::Owned(policy),

@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{SignedInOwner, TestApp, cookie_client, spawn_app};
+use ringlypro::domain::ids::TenantId;
 
 async fn send(owner: &SignedInOwner, body: Value) -> reqwest::Response {
     owner.send_json(Method::POST, "/api/messages", &body).await
@@ -18,7 +19,7 @@ async fn sent(owner: &SignedInOwner, to: &str, text: &str) -> Value {
     response.json().await.unwrap()
 }
 
-async fn message_rows(app: &TestApp, client_id: i64) -> i64 {
+async fn message_rows(app: &TestApp, client_id: TenantId) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM messages WHERE client_id = $1")
         .bind(client_id)
         .fetch_one(&app.pool)

@@ -8,6 +8,9 @@ use axum::body::to_bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::{DateTime, Utc};
 use ringlypro::audio::ogg_opus;
+use ringlypro::domain::calls::HandledBy;
+use ringlypro::domain::calls::Speaker;
+use ringlypro::domain::ids::{CallId, TenantId};
 use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::sim::{self, Line, Script};
 use ringlypro::storage::postgres::recordings::{self, NewRecording};
@@ -70,7 +73,7 @@ async fn a_recorded_call_opens_with_the_notice_and_keeps_both_voices_in_place() 
         "recording {} ms for a call of {call_ms} ms",
         recording.duration_ms
     );
-    let last_caller = turns.iter().rev().find(|t| t.speaker == "caller").expect("the caller was heard");
+    let last_caller = turns.iter().rev().find(|t| t.speaker == Speaker::Caller).expect("the caller was heard");
     let origin = turns[0].started_at; // the greeting opens as the stream starts
     assert!(recording.duration_ms >= ms_between(origin, last_caller.ended_at.unwrap_or(last_caller.started_at)));
 
@@ -79,7 +82,7 @@ async fn a_recorded_call_opens_with_the_notice_and_keeps_both_voices_in_place() 
     let greeting = &turns[0];
     let (from, to) = (greeting.first_audio_sent_at.expect("greeting audio"), greeting.ended_at.expect("greeting end"));
     let agent_level = level(pcm, ms_between(origin, from), ms_between(origin, to));
-    let caller = turns.iter().find(|t| t.speaker == "caller").unwrap();
+    let caller = turns.iter().find(|t| t.speaker == Speaker::Caller).unwrap();
     let caller_level =
         level(pcm, ms_between(origin, caller.started_at), ms_between(origin, caller.ended_at.expect("caller stopped")));
     println!("agent level {agent_level:.0}, caller level {caller_level:.0}");
@@ -116,7 +119,7 @@ async fn a_call_to_a_tenant_that_does_not_record_has_no_notice_and_no_recording(
 }
 
 /// A tenant with one call and its (tiny, but valid) recording, stored as the actor does.
-async fn recorded_call(pool: &PgPool, number: &str, call_sid: &str) -> (i64, i64, Vec<u8>) {
+async fn recorded_call(pool: &PgPool, number: &str, call_sid: &str) -> (TenantId, CallId, Vec<u8>) {
     let tenant = add_tenant(pool, "Bright Smile Dental", number, "America/New_York").await;
     let mut tx = begin_tenant(pool, tenant).await.unwrap();
     let call_id = calls::upsert(
@@ -126,7 +129,7 @@ async fn recorded_call(pool: &PgPool, number: &str, call_sid: &str) -> (i64, i64
             call_sid,
             from_number: "+15557654321",
             to_number: number,
-            handled_by: "agent",
+            handled_by: HandledBy::Agent,
             status: "in-progress",
         },
     )

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use ringlypro::domain::calls::Outcome;
 use ringlypro::storage::postgres::{appointments, calls};
 use ringlypro::telephony::twiml;
 use serde_json::{Value, json};
@@ -93,7 +94,7 @@ async fn a_relay_call_books_through_the_same_actor_and_interrupts_trim_the_turn(
     let mut saved = None;
     for _ in 0..50 {
         let call = calls::find_by_sid(&app.pool, "CA300").await.unwrap().unwrap();
-        if call.ended_at.is_some() && call.outcome == "booked" {
+        if call.ended_at.is_some() && call.outcome == Outcome::Booked {
             saved = Some(call);
             break;
         }

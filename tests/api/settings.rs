@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
+use ringlypro::domain::ids::TenantId;
 use ringlypro::telephony::twiml;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -33,7 +34,7 @@ fn full_form(csrf: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Gives the tenant a RinglyPro number, as the pool would.
-async fn give_number(app: &TestApp, client_id: i64, voice_path: &str) {
+async fn give_number(app: &TestApp, client_id: TenantId, voice_path: &str) {
     sqlx::query("UPDATE clients SET ringlypro_number = $2, voice_path = $3 WHERE id = $1")
         .bind(client_id)
         .bind(NUMBER)

@@ -1,5 +1,6 @@
 //! Twilio webhooks: routing by the number called, signatures, status callbacks, health.
 
+use ringlypro::domain::calls::HandledBy;
 use ringlypro::storage::postgres::calls;
 use ringlypro::telephony::{signature, twiml};
 
@@ -27,7 +28,7 @@ async fn a_call_to_a_tenant_number_connects_a_media_stream_with_its_identifiers(
     assert_eq!(doc.redirect, Some(format!("{}/twilio/after", app.base_url)));
     let call = calls::find_by_sid(&app.pool, "CA100").await.unwrap().expect("call logged");
     assert_eq!(call.client_id, tenant);
-    assert_eq!(call.handled_by, "agent");
+    assert_eq!(call.handled_by, HandledBy::Agent);
     assert_eq!(call.from_number, "+15557654321");
     app.stop().await;
 }
@@ -68,7 +69,7 @@ async fn with_the_agent_off_the_call_rings_the_owner_and_is_logged_uncharged() {
     let doc = twiml::read(&resp.text().await.unwrap());
     assert_eq!(doc.dial.as_deref(), Some("+15551230000"));
     let call = calls::find_by_sid(&app.pool, "CA102").await.unwrap().unwrap();
-    assert_eq!(call.handled_by, "owner");
+    assert_eq!(call.handled_by, HandledBy::Owner);
     assert_eq!(call.cost_cents, 0);
     app.stop().await;
 }

@@ -30,6 +30,7 @@ use crate::call::turn_taking::TurnTaking;
 use crate::call::voice::Voice;
 use crate::dialogue::nlu;
 use crate::dialogue::policy::{Context, Policy, Stage, Step};
+use crate::domain::calls::Speaker;
 use crate::domain::language::Language;
 use crate::domain::scheduling::Calendar;
 use crate::providers::ProviderError;
@@ -342,7 +343,7 @@ impl CallActor {
     // ----- the caller's turn ----------------------------------------------------------------
 
     async fn on_caller_turn(&mut self, text: String) {
-        if self.policy.stage == Stage::Intent && self.turns.iter().all(|t| t.speaker != "caller") {
+        if self.policy.stage == Stage::Intent && self.turns.iter().all(|t| t.speaker != Speaker::Caller) {
             self.maybe_switch_language(&text);
         }
         let caller_index = self.record_caller_turn(text.clone());

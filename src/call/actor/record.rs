@@ -15,6 +15,7 @@ use crate::call::playback;
 use crate::call::recording::FinishedRecording;
 use crate::call::setup::CallSummary;
 use crate::dialogue::policy::Outcome;
+use crate::domain::calls::Speaker;
 use crate::providers::stt::{SttEvent, SttInput};
 use crate::services::calls::{self as call_records, CallRecord};
 use crate::storage::postgres::calls::Turn;
@@ -22,7 +23,7 @@ use crate::storage::postgres::recordings::{self, NewRecording};
 
 impl CallActor {
     pub(super) fn last_agent_turn(&self) -> Option<usize> {
-        self.turns.iter().rposition(|t| t.speaker == "agent")
+        self.turns.iter().rposition(|t| t.speaker == Speaker::Agent)
     }
 
     /// Adds the caller's utterance to the transcript; returns its index.
@@ -32,7 +33,7 @@ impl CallActor {
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
             seq,
-            speaker: "caller".into(),
+            speaker: Speaker::Caller,
             text,
             started_at,
             ended_at: Some(caller_stopped_at),
@@ -50,12 +51,12 @@ impl CallActor {
         let event = LiveEvent::Turn {
             call_sid: Cow::Borrowed(&self.setup.call_sid),
             seq: turn.seq,
-            speaker: Cow::Borrowed(&turn.speaker),
+            speaker: turn.speaker,
             text: Cow::Borrowed(&turn.text),
             at: turn.started_at,
             intent: self.policy.intent,
             name: self.policy.name.as_deref().map(Cow::Borrowed),
-            phone: self.policy.phone.as_deref().map(Cow::Borrowed),
+            phone: self.policy.phone.as_ref().map(|p| Cow::Borrowed(p.as_str())),
             offered: Cow::Borrowed(&self.policy.offered),
             language: self.policy.language,
         }
@@ -157,7 +158,7 @@ impl CallActor {
             language: self.policy.language.code(),
             caller_phone: Some(self.setup.caller.as_str()).filter(|c| !c.is_empty()),
             caller_name: caller_name.as_deref(),
-            outcome: outcome.as_str(),
+            outcome,
             failures: &failures,
             turns: &self.turns,
         };

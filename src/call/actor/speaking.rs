@@ -11,6 +11,7 @@ use super::{AgentTurn, CallActor, CallerTiming};
 use crate::call::events::Handoff;
 use crate::call::io::CallOutput;
 use crate::call::turn_taking::Reaction;
+use crate::domain::calls::Speaker;
 use crate::providers::ProviderError;
 use crate::storage::postgres::calls::Turn;
 
@@ -47,7 +48,7 @@ impl CallActor {
         let seq = self.turns.len() as i32;
         self.turns.push(Turn {
             seq,
-            speaker: "agent".into(),
+            speaker: Speaker::Agent,
             text: String::new(),
             started_at: now,
             caller_stopped_at: timing.map(|t| t.0),

@@ -13,18 +13,21 @@ use crate::call::engines::Engines;
 use crate::call::events::Checkpoint;
 use crate::call::setup::CallSettings;
 use crate::dialogue::prompts::Prompts;
+use crate::domain::ids::{CallId, TenantId};
+use crate::domain::scheduling::BusinessHours;
+use crate::domain::tenants::{Tenant, VoicePath};
 use crate::providers::llm::Role;
 use crate::providers::scripted::{ScriptedLlm, ScriptedReply, ScriptedStt, ScriptedSttStream, ScriptedTts};
 use crate::storage::call_state::CallStateStore;
-use crate::storage::postgres::tenants::Tenant;
 
 const SID: &str = "CA-actor-test";
 /// 240 bytes of audio a character: 30 ms of speech each, so a greeting lasts seconds.
 const BYTES_PER_CHAR: usize = 240;
 
 fn tenant() -> Tenant {
+    let any_time = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
     Tenant {
-        id: 1,
+        id: TenantId(1),
         business_name: "Alpha Dental".into(),
         business_description: "A dental practice".into(),
         services: "Cleaning $100".into(),
@@ -32,17 +35,16 @@ fn tenant() -> Tenant {
         owner_name: "Ann".into(),
         owner_phone: "+15550002222".into(),
         custom_greeting: None,
-        timezone: "America/New_York".into(),
-        business_days: "Mon-Sun".into(),
-        business_hours_start: NaiveTime::from_hms_opt(0, 0, 0).unwrap_or_default(),
-        business_hours_end: NaiveTime::from_hms_opt(23, 59, 0).unwrap_or_default(),
+        timezone: chrono_tz::America::New_York,
+        business_days: "mon-sun".into(),
+        hours: BusinessHours { days: [true; 7], open: any_time(0, 0), close: any_time(23, 59) },
         appointment_minutes: 30,
         buffer_minutes: 0,
         rachel_enabled: true,
-        language: "en".into(),
-        voice_path: "stream".into(),
+        language: Language::English,
+        voice_path: VoicePath::Stream,
         recording_enabled: false,
-        languages: vec!["en".into()],
+        languages: vec![Language::English],
     }
 }
 
@@ -106,7 +108,7 @@ fn start(engines: Engines) -> Call {
     let store = CallStateStore::memory();
     let setup = CallSetup {
         tenant: tenant(),
-        call_id: 1,
+        call_id: CallId(1),
         call_sid: SID.into(),
         stream_sid: "MZ1".into(),
         caller: "+15557654321".into(),

@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::{CallActor, CallerTiming};
 use crate::dialogue::policy::{FoundAppointment, Step, ToolCall, ToolResult};
-use crate::domain::language::Language;
+use crate::domain::appointments::BookingSource;
 use crate::domain::scheduling::Slot;
 use crate::services::booking::{self, BookingError, BookingRequest};
 
@@ -84,10 +84,7 @@ impl CallActor {
             slot,
             call_id: Some(self.setup.call_id),
             language: self.policy.language,
-            source: match self.policy.language {
-                Language::English => "voice_booking",
-                Language::Spanish => "voice_booking_spanish",
-            },
+            source: BookingSource::voice(self.policy.language),
         }
     }
 

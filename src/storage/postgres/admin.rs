@@ -3,17 +3,24 @@
 //! application's role (no tenant scope): only the admin area may call it.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use sqlx::{FromRow, PgPool};
+
+use super::tenants::StoredZone;
+use crate::domain::ids::{TenantId, UserId};
 
 /// One tenant with its month so far (calendar month in the tenant's time zone).
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct TenantUsage {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: TenantId,
     pub business_name: String,
     pub owner_email: Option<String>,
     pub owner_phone: String,
     pub ringlypro_number: Option<String>,
-    pub timezone: String,
+    #[sqlx(try_from = "StoredZone")]
+    #[schema(value_type = String)]
+    pub timezone: Tz,
     pub calls_this_month: i64,
     /// Whole minutes, each call rounded up as it is billed.
     pub minutes_this_month: i64,
@@ -54,7 +61,7 @@ pub async fn tenants(pool: &PgPool) -> sqlx::Result<Vec<TenantUsage>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{USAGE} ORDER BY c.created_at DESC, c.id DESC"))).fetch_all(pool).await
 }
 
-pub async fn tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Option<TenantUsage>> {
+pub async fn tenant(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Option<TenantUsage>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{USAGE} WHERE c.id = $1"))).bind(client_id).fetch_optional(pool).await
 }
 
@@ -62,7 +69,8 @@ pub async fn tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Option<Tenant
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Note {
     pub id: i64,
-    pub client_id: i64,
+    #[schema(value_type = i64)]
+    pub client_id: TenantId,
     /// The author's email; `None` once their account is gone.
     pub author: Option<String>,
     pub body: String,
@@ -70,7 +78,7 @@ pub struct Note {
 }
 
 /// The tenant's notes, newest first.
-pub async fn notes(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Note>> {
+pub async fn notes(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Vec<Note>> {
     sqlx::query_as(
         "SELECT n.id, n.client_id, u.email AS author, n.body, n.created_at FROM admin_notes n \
          LEFT JOIN users u ON u.id = n.author_id WHERE n.client_id = $1 ORDER BY n.created_at DESC, n.id DESC",
@@ -80,7 +88,7 @@ pub async fn notes(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Note>> {
     .await
 }
 
-pub async fn add_note(pool: &PgPool, client_id: i64, author_id: i64, body: &str) -> sqlx::Result<Note> {
+pub async fn add_note(pool: &PgPool, client_id: TenantId, author_id: UserId, body: &str) -> sqlx::Result<Note> {
     sqlx::query_as(
         "WITH n AS (INSERT INTO admin_notes (client_id, author_id, body) VALUES ($1, $2, $3) \
                     RETURNING id, client_id, author_id, body, created_at) \

@@ -2,22 +2,29 @@
 //! double booking impossible; this module maps its violation to a domain error.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 
+use crate::domain::appointments::{AppointmentStatus, BookingSource};
+use crate::domain::confirmation;
+use crate::domain::ids::{CallId, TenantId};
 use crate::domain::scheduling::Busy;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Appointment {
     pub id: i64,
-    pub client_id: i64,
+    #[schema(value_type = i64)]
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
-    pub call_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub call_id: Option<CallId>,
     pub customer_name: String,
     pub customer_phone: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    pub status: String,
-    pub source: String,
+    #[schema(value_type = String)]
+    pub status: AppointmentStatus,
+    #[schema(value_type = String)]
+    pub source: BookingSource,
     pub confirmation_code: String,
 }
 
@@ -26,18 +33,18 @@ const COLUMNS: &str = "id, client_id, contact_id, call_id, customer_name, custom
 
 #[derive(Debug, Clone)]
 pub struct NewAppointment<'a> {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
-    pub call_id: Option<i64>,
+    pub call_id: Option<CallId>,
     pub customer_name: &'a str,
     pub customer_phone: &'a str,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    pub source: &'a str,
-    pub confirmation_code: &'a str,
+    pub source: BookingSource,
 }
 
-/// Why an insert failed, in domain terms.
+/// Why writing an appointment failed, in domain terms: the one place the constraints'
+/// names are read.
 #[derive(Debug, thiserror::Error)]
 pub enum InsertError {
     #[error("that time overlaps another appointment")]
@@ -45,10 +52,51 @@ pub enum InsertError {
     #[error("confirmation code already in use")]
     CodeTaken,
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
 }
 
-pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>) -> Result<Appointment, InsertError> {
+impl From<sqlx::Error> for InsertError {
+    fn from(e: sqlx::Error) -> Self {
+        match super::violated_constraint(&e).as_deref() {
+            Some("appointments_no_overlap") => InsertError::SlotTaken,
+            Some("appointments_confirmation_code_key") => InsertError::CodeTaken,
+            _ => InsertError::Database(e),
+        }
+    }
+}
+
+/// How many fresh codes are drawn before giving up: with 24^6 codes a second collision
+/// already means something other than chance.
+const CODE_ATTEMPTS: usize = 5;
+
+/// Inserts the appointment with a fresh confirmation code, drawing again when the code is
+/// in use. Each try runs in a savepoint, so a collision leaves the caller's transaction
+/// usable; a taken time is [`InsertError::SlotTaken`] at once.
+pub async fn insert_with_fresh_code(
+    conn: &mut PgConnection,
+    a: &NewAppointment<'_>,
+) -> Result<Appointment, InsertError> {
+    for _ in 0..CODE_ATTEMPTS {
+        let code = confirmation::generate();
+        let mut attempt = conn.begin().await?;
+        match insert(&mut attempt, a, &code).await {
+            Ok(appointment) => {
+                attempt.commit().await?;
+                return Ok(appointment);
+            }
+            Err(e) => {
+                attempt.rollback().await?;
+                if !matches!(e, InsertError::CodeTaken) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Err(InsertError::CodeTaken)
+}
+
+/// Inserts the appointment with `code` (one try; see [`insert_with_fresh_code`]).
+pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>, code: &str) -> Result<Appointment, InsertError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO appointments (client_id, contact_id, call_id, customer_name, customer_phone, starts_at, \
              ends_at, source, confirmation_code) \
@@ -62,20 +110,16 @@ pub async fn insert(conn: &mut PgConnection, a: &NewAppointment<'_>) -> Result<A
     .bind(a.starts_at)
     .bind(a.ends_at)
     .bind(a.source)
-    .bind(a.confirmation_code)
+    .bind(code)
     .fetch_one(conn)
     .await
-    .map_err(|e| match super::violated_constraint(&e).as_deref() {
-        Some("appointments_no_overlap") => InsertError::SlotTaken,
-        Some("appointments_confirmation_code_key") => InsertError::CodeTaken,
-        _ => InsertError::Database(e),
-    })
+    .map_err(InsertError::from)
 }
 
 /// Non-cancelled appointments of a tenant overlapping `[from, to)`.
 pub async fn busy_between(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Busy>> {
@@ -94,7 +138,7 @@ pub async fn busy_between(
 /// The caller's next upcoming appointment with this tenant (by phone or confirmation code).
 pub async fn next_for_caller(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     phone: Option<&str>,
     code: Option<&str>,
     now: DateTime<Utc>,
@@ -112,7 +156,7 @@ pub async fn next_for_caller(
     .await
 }
 
-pub async fn cancel(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<bool> {
+pub async fn cancel(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "UPDATE appointments SET status = 'cancelled', updated_at = now() \
          WHERE client_id = $1 AND id = $2 AND status <> 'cancelled'",
@@ -124,14 +168,14 @@ pub async fn cancel(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::R
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn for_call(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Appointment>> {
+pub async fn for_call(pool: &PgPool, call_id: CallId) -> sqlx::Result<Vec<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM appointments WHERE call_id = $1 ORDER BY id")))
         .bind(call_id)
         .fetch_all(pool)
         .await
 }
 
-pub async fn for_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Appointment>> {
+pub async fn for_tenant(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Vec<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM appointments WHERE client_id = $1 ORDER BY starts_at"
     )))
@@ -140,7 +184,7 @@ pub async fn for_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Vec<Appoi
     .await
 }
 
-pub async fn find(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<Option<Appointment>> {
+pub async fn find(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)
@@ -151,7 +195,7 @@ pub async fn find(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Res
 /// Every appointment of a tenant (cancelled ones too) starting in `[from, to)`, in order.
 pub async fn starting_between(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Appointment>> {
@@ -170,7 +214,7 @@ pub async fn starting_between(
 /// refused booking collided with.
 pub async fn first_overlapping(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     except: Option<i64>,
@@ -191,11 +235,11 @@ pub async fn first_overlapping(
 /// constraint judges the final state; `None` when the tenant has no such appointment.
 pub async fn change(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     id: i64,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
-    status: &str,
+    status: AppointmentStatus,
 ) -> Result<Option<Appointment>, InsertError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE appointments SET starts_at = $3, ends_at = $4, status = $5, updated_at = now() \
@@ -208,8 +252,5 @@ pub async fn change(
     .bind(status)
     .fetch_optional(conn)
     .await
-    .map_err(|e| match super::violated_constraint(&e).as_deref() {
-        Some("appointments_no_overlap") => InsertError::SlotTaken,
-        _ => InsertError::Database(e),
-    })
+    .map_err(InsertError::from)
 }

@@ -8,6 +8,8 @@ use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use super::appointments::Appointment;
 use super::calls::{Call, Turn};
 use super::messages::Message;
+use crate::domain::calls::{HandledBy, Outcome};
+use crate::domain::ids::{CallId, TenantId};
 
 /// What the history is narrowed to; every field is optional.
 #[derive(Debug, Clone, Default)]
@@ -16,8 +18,8 @@ pub struct HistoryFilter {
     pub from: Option<DateTime<Utc>>,
     /// Calls started before this instant.
     pub to: Option<DateTime<Utc>>,
-    pub outcome: Option<String>,
-    pub handled_by: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub handled_by: Option<HandledBy>,
     /// Part of the caller's number or of their contact's name (case-insensitive).
     pub search: Option<String>,
 }
@@ -28,15 +30,15 @@ pub struct HistoryRow {
     pub call_sid: String,
     pub from_number: String,
     pub contact_name: Option<String>,
-    pub handled_by: String,
+    pub handled_by: HandledBy,
     pub status: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub started_at: DateTime<Utc>,
     pub duration_seconds: Option<i32>,
     pub cost_cents: i64,
 }
 
-fn push_filter(query: &mut QueryBuilder<Postgres>, client_id: i64, filter: &HistoryFilter) {
+fn push_filter(query: &mut QueryBuilder<Postgres>, client_id: TenantId, filter: &HistoryFilter) {
     query.push(" WHERE c.client_id = ").push_bind(client_id);
     if let Some(from) = filter.from {
         query.push(" AND c.started_at >= ").push_bind(from);
@@ -45,10 +47,10 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, client_id: i64, filter: &Hist
         query.push(" AND c.started_at < ").push_bind(to);
     }
     if let Some(outcome) = &filter.outcome {
-        query.push(" AND c.outcome = ").push_bind(outcome.clone());
+        query.push(" AND c.outcome = ").push_bind(*outcome);
     }
     if let Some(handled_by) = &filter.handled_by {
-        query.push(" AND c.handled_by = ").push_bind(handled_by.clone());
+        query.push(" AND c.handled_by = ").push_bind(*handled_by);
     }
     if let Some(search) = &filter.search {
         // LIKE's own wildcards in what the owner typed are matched literally.
@@ -68,7 +70,7 @@ const FROM_CALLS: &str = " FROM calls c LEFT JOIN contacts k ON k.id = c.contact
 /// One page of the tenant's calls, newest first, and how many match in all.
 pub async fn page(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     filter: &HistoryFilter,
     limit: i64,
     offset: i64,
@@ -92,7 +94,7 @@ pub async fn page(
 /// One of the tenant's calls with the caller's contact name; `None` for another tenant's.
 pub async fn find(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     call_sid: &str,
 ) -> sqlx::Result<Option<(Call, Option<String>)>> {
     #[derive(FromRow)]
@@ -116,7 +118,7 @@ pub async fn find(
 }
 
 /// The transcript of one of the tenant's calls.
-pub async fn turns(conn: &mut PgConnection, client_id: i64, call_id: i64) -> sqlx::Result<Vec<Turn>> {
+pub async fn turns(conn: &mut PgConnection, client_id: TenantId, call_id: CallId) -> sqlx::Result<Vec<Turn>> {
     sqlx::query_as(
         "SELECT seq, speaker, text, heard_text, interrupted, intent, started_at, ended_at, caller_stopped_at, \
              stt_final_at, reply_ready_at, tts_first_byte_at, first_audio_sent_at, first_mark_at \
@@ -129,7 +131,11 @@ pub async fn turns(conn: &mut PgConnection, client_id: i64, call_id: i64) -> sql
 }
 
 /// Appointments booked during one of the tenant's calls.
-pub async fn appointments(conn: &mut PgConnection, client_id: i64, call_id: i64) -> sqlx::Result<Vec<Appointment>> {
+pub async fn appointments(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    call_id: CallId,
+) -> sqlx::Result<Vec<Appointment>> {
     sqlx::query_as(
         "SELECT id, client_id, contact_id, call_id, customer_name, customer_phone, starts_at, ends_at, status, \
              source, confirmation_code \
@@ -142,7 +148,7 @@ pub async fn appointments(conn: &mut PgConnection, client_id: i64, call_id: i64)
 }
 
 /// Messages sent or taken during one of the tenant's calls.
-pub async fn messages(conn: &mut PgConnection, client_id: i64, call_id: i64) -> sqlx::Result<Vec<Message>> {
+pub async fn messages(conn: &mut PgConnection, client_id: TenantId, call_id: CallId) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as(
         "SELECT id, client_id, call_id, direction, kind, to_number, from_number, body, status, created_at \
          FROM messages WHERE client_id = $1 AND call_id = $2 ORDER BY id",
@@ -154,7 +160,7 @@ pub async fn messages(conn: &mut PgConnection, client_id: i64, call_id: i64) -> 
 }
 
 /// Whether the tenant has a recording for the call (without reading its bytes).
-pub async fn has_recording(conn: &mut PgConnection, client_id: i64, call_id: i64) -> sqlx::Result<bool> {
+pub async fn has_recording(conn: &mut PgConnection, client_id: TenantId, call_id: CallId) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM call_recordings WHERE client_id = $1 AND call_id = $2)")
         .bind(client_id)
         .bind(call_id)

@@ -3,18 +3,21 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
+use crate::domain::calls::{HandledBy, Outcome, Speaker};
+use crate::domain::ids::{CallId, TenantId};
+
 /// A call row.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Call {
-    pub id: i64,
-    pub client_id: i64,
+    pub id: CallId,
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
     pub call_sid: String,
     pub from_number: String,
     pub to_number: String,
-    pub handled_by: String,
+    pub handled_by: HandledBy,
     pub status: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub language: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -29,16 +32,16 @@ const COLUMNS: &str = "id, client_id, contact_id, call_sid, from_number, to_numb
 /// A new incoming call, as the voice webhook sees it.
 #[derive(Debug, Clone)]
 pub struct NewCall<'a> {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub call_sid: &'a str,
     pub from_number: &'a str,
     pub to_number: &'a str,
-    pub handled_by: &'a str,
+    pub handled_by: HandledBy,
     pub status: &'a str,
 }
 
 /// Records a call; a retried webhook for the same `CallSid` returns the existing row's id.
-pub async fn upsert(conn: &mut PgConnection, call: &NewCall<'_>) -> sqlx::Result<i64> {
+pub async fn upsert(conn: &mut PgConnection, call: &NewCall<'_>) -> sqlx::Result<CallId> {
     sqlx::query_scalar(
         "INSERT INTO calls (client_id, call_sid, from_number, to_number, handled_by, status) \
          VALUES ($1, $2, $3, $4, $5, $6) \
@@ -72,7 +75,7 @@ pub async fn recent(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Call>> {
 
 /// Deletes one of the tenant's calls with everything that belongs only to it (transcript,
 /// recording); bookings and messages it led to stay, unlinked. Returns whether it existed.
-pub async fn delete(pool: &PgPool, client_id: i64, call_id: i64) -> sqlx::Result<bool> {
+pub async fn delete(pool: &PgPool, client_id: TenantId, call_id: CallId) -> sqlx::Result<bool> {
     let mut tx = super::begin_tenant(pool, client_id).await?;
     let deleted = sqlx::query("DELETE FROM calls WHERE id = $1 AND client_id = $2")
         .bind(call_id)
@@ -110,7 +113,7 @@ pub async fn record_status(
 }
 
 /// Links the caller's contact and records what the call achieved.
-pub async fn set_outcome(conn: &mut PgConnection, call_id: i64, outcome: &str) -> sqlx::Result<()> {
+pub async fn set_outcome(conn: &mut PgConnection, call_id: CallId, outcome: Outcome) -> sqlx::Result<()> {
     sqlx::query("UPDATE calls SET outcome = $2 WHERE id = $1")
         .bind(call_id)
         .bind(outcome)
@@ -119,7 +122,7 @@ pub async fn set_outcome(conn: &mut PgConnection, call_id: i64, outcome: &str) -
         .map(|_| ())
 }
 
-pub async fn set_contact(conn: &mut PgConnection, call_id: i64, contact_id: i64) -> sqlx::Result<()> {
+pub async fn set_contact(conn: &mut PgConnection, call_id: CallId, contact_id: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE calls SET contact_id = $2 WHERE id = $1")
         .bind(call_id)
         .bind(contact_id)
@@ -131,7 +134,7 @@ pub async fn set_contact(conn: &mut PgConnection, call_id: i64, contact_id: i64)
 /// Marks the media stream finished (the socket closed), whatever Twilio reports later.
 pub async fn finish_stream(
     conn: &mut PgConnection,
-    call_id: i64,
+    call_id: CallId,
     stream_sid: &str,
     language: &str,
     failures: &str,
@@ -155,7 +158,7 @@ pub async fn finish_stream(
 #[derive(Debug, Clone, Default, FromRow, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Turn {
     pub seq: i32,
-    pub speaker: String,
+    pub speaker: Speaker,
     pub text: String,
     pub heard_text: Option<String>,
     pub interrupted: bool,
@@ -171,7 +174,12 @@ pub struct Turn {
 }
 
 /// Writes (or rewrites, on a retried save) the turns of a call.
-pub async fn save_turns(conn: &mut PgConnection, client_id: i64, call_id: i64, turns: &[Turn]) -> sqlx::Result<()> {
+pub async fn save_turns(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    call_id: CallId,
+    turns: &[Turn],
+) -> sqlx::Result<()> {
     for t in turns {
         sqlx::query(
             "INSERT INTO call_turns (client_id, call_id, seq, speaker, text, heard_text, interrupted, intent, \
@@ -185,7 +193,7 @@ pub async fn save_turns(conn: &mut PgConnection, client_id: i64, call_id: i64, t
         .bind(client_id)
         .bind(call_id)
         .bind(t.seq)
-        .bind(&t.speaker)
+        .bind(t.speaker)
         .bind(&t.text)
         .bind(&t.heard_text)
         .bind(t.interrupted)
@@ -204,7 +212,7 @@ pub async fn save_turns(conn: &mut PgConnection, client_id: i64, call_id: i64, t
     Ok(())
 }
 
-pub async fn turns(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Turn>> {
+pub async fn turns(pool: &PgPool, call_id: CallId) -> sqlx::Result<Vec<Turn>> {
     sqlx::query_as(
         "SELECT seq, speaker, text, heard_text, interrupted, intent, started_at, ended_at, caller_stopped_at, \
              stt_final_at, reply_ready_at, tts_first_byte_at, first_audio_sent_at, first_mark_at \

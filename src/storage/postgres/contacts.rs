@@ -1,11 +1,17 @@
 //! Contacts: the people who call a tenant, one per phone number per tenant. Callers are
 //! matched by phone here; the owner's CRM pages list, search, edit and delete them.
 
+use crate::domain::ids::TenantId;
 use sqlx::PgConnection;
 
 /// Finds the tenant's contact with this phone or creates it; a known name is kept unless
 /// the contact had none.
-pub async fn upsert_by_phone(conn: &mut PgConnection, client_id: i64, phone: &str, name: &str) -> sqlx::Result<i64> {
+pub async fn upsert_by_phone(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    phone: &str,
+    name: &str,
+) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO contacts (client_id, phone, name, last_contacted_at) VALUES ($1, $2, $3, now()) \
          ON CONFLICT (client_id, phone) DO UPDATE SET \
@@ -71,7 +77,12 @@ fn like_pattern(text: &str) -> String {
 
 /// The tenant's contacts whose name, email or phone contains `query` (phone digits are
 /// matched whatever the punctuation typed), most recently in touch first.
-pub async fn search(conn: &mut PgConnection, client_id: i64, query: &str, limit: i64) -> sqlx::Result<Vec<Contact>> {
+pub async fn search(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    query: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<Contact>> {
     let query = query.trim();
     let digits: String = query.chars().filter(char::is_ascii_digit).collect();
     let digits = if digits.len() >= 3 { Some(like_pattern(&digits)) } else { None };
@@ -90,7 +101,7 @@ pub async fn search(conn: &mut PgConnection, client_id: i64, query: &str, limit:
     .await
 }
 
-pub async fn find(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<Option<Contact>> {
+pub async fn find(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Contact>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)
@@ -98,7 +109,7 @@ pub async fn find(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Res
         .await
 }
 
-pub async fn find_by_phone(conn: &mut PgConnection, client_id: i64, phone: &str) -> sqlx::Result<Option<Contact>> {
+pub async fn find_by_phone(conn: &mut PgConnection, client_id: TenantId, phone: &str) -> sqlx::Result<Option<Contact>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE client_id = $1 AND phone = $2")))
         .bind(client_id)
         .bind(phone)
@@ -109,7 +120,7 @@ pub async fn find_by_phone(conn: &mut PgConnection, client_id: i64, phone: &str)
 /// Adds a contact typed in by the owner (`source` says where it came from).
 pub async fn insert(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     fields: &ContactFields<'_>,
     source: &str,
 ) -> Result<Contact, ContactError> {
@@ -131,7 +142,7 @@ pub async fn insert(
 /// Saves new fields; `None` when the tenant has no such contact.
 pub async fn update(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     id: i64,
     fields: &ContactFields<'_>,
 ) -> Result<Option<Contact>, ContactError> {
@@ -151,7 +162,7 @@ pub async fn update(
 }
 
 /// Deletes a contact; its calls, messages and appointments stay, unlinked.
-pub async fn delete(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<bool> {
+pub async fn delete(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<bool> {
     let done = sqlx::query("DELETE FROM contacts WHERE client_id = $1 AND id = $2")
         .bind(client_id)
         .bind(id)
@@ -179,7 +190,7 @@ pub struct Event {
 /// first.
 pub async fn timeline(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     contact_id: i64,
     phone: &str,
     limit: i64,

@@ -1,11 +1,12 @@
 //! Outgoing email. No provider is wired in yet, so every email waits here (status
 //! `queued`) where the operator can read it; nothing is dropped.
 
+use crate::domain::ids::TenantId;
 use sqlx::PgConnection;
 
 #[derive(Debug, Clone)]
 pub struct NewEmail<'a> {
-    pub client_id: Option<i64>,
+    pub client_id: Option<TenantId>,
     pub to_address: &'a str,
     pub kind: &'a str,
     pub subject: &'a str,
@@ -39,7 +40,7 @@ pub struct WaitingEmail {
 }
 
 /// The tenant's emails waiting to be sent (or that failed), newest first.
-pub async fn waiting(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<WaitingEmail>> {
+pub async fn waiting(conn: &mut PgConnection, client_id: TenantId, limit: i64) -> sqlx::Result<Vec<WaitingEmail>> {
     sqlx::query_as(
         "SELECT id, to_address, kind, subject, status, created_at FROM email_outbox \
          WHERE client_id = $1 AND status <> 'sent' ORDER BY created_at DESC, id DESC LIMIT $2",

@@ -1,15 +1,18 @@
 //! Messages: SMS in and out. Without Twilio credentials outbound ones stay `queued`
 //! here (the outbox), so nothing is silently dropped.
 
+use crate::domain::ids::{CallId, TenantId};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
+pub use crate::domain::messages::Direction;
+
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
-    pub client_id: i64,
+    pub client_id: TenantId,
     pub contact_id: Option<i64>,
-    pub call_id: Option<i64>,
-    pub direction: &'a str,
+    pub call_id: Option<CallId>,
+    pub direction: Direction,
     pub kind: &'a str,
     pub to_number: &'a str,
     pub from_number: &'a str,
@@ -19,9 +22,9 @@ pub struct NewMessage<'a> {
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Message {
     pub id: i64,
-    pub client_id: i64,
-    pub call_id: Option<i64>,
-    pub direction: String,
+    pub client_id: TenantId,
+    pub call_id: Option<CallId>,
+    pub direction: Direction,
     pub kind: String,
     pub to_number: String,
     pub from_number: String,
@@ -49,7 +52,7 @@ pub async fn queue(conn: &mut PgConnection, m: &NewMessage<'_>) -> sqlx::Result<
     .await
 }
 
-pub async fn for_call(pool: &PgPool, call_id: i64) -> sqlx::Result<Vec<Message>> {
+pub async fn for_call(pool: &PgPool, call_id: CallId) -> sqlx::Result<Vec<Message>> {
     sqlx::query_as(
         "SELECT id, client_id, call_id, direction, kind, to_number, from_number, body, status, created_at \
          FROM messages WHERE call_id = $1 ORDER BY id",
@@ -67,7 +70,8 @@ pub struct Thread {
     pub contact_phone: String,
     pub messages: i64,
     pub last_body: String,
-    pub last_direction: String,
+    #[schema(value_type = String)]
+    pub last_direction: Direction,
     pub last_status: String,
     pub last_at: DateTime<Utc>,
 }
@@ -78,7 +82,8 @@ pub struct Line {
     pub id: i64,
     pub contact_id: Option<i64>,
     /// `inbound` or `outbound`.
-    pub direction: String,
+    #[schema(value_type = String)]
+    pub direction: Direction,
     /// `sms`, `voice_message`, `booking_confirmation`, ...
     pub kind: String,
     pub to_number: String,
@@ -92,7 +97,7 @@ pub struct Line {
 const LINE_COLUMNS: &str = "id, contact_id, direction, kind, to_number, from_number, body, status, created_at";
 
 /// The tenant's conversations, one per contact, latest first.
-pub async fn threads(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<Thread>> {
+pub async fn threads(conn: &mut PgConnection, client_id: TenantId, limit: i64) -> sqlx::Result<Vec<Thread>> {
     sqlx::query_as(
         "SELECT t.contact_id, c.name AS contact_name, c.phone AS contact_phone, t.messages, t.last_body, \
                 t.last_direction, t.last_status, t.last_at \
@@ -111,7 +116,12 @@ pub async fn threads(conn: &mut PgConnection, client_id: i64, limit: i64) -> sql
 }
 
 /// One contact's messages, oldest first (a conversation reads downwards).
-pub async fn thread(conn: &mut PgConnection, client_id: i64, contact_id: i64, limit: i64) -> sqlx::Result<Vec<Line>> {
+pub async fn thread(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    contact_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT * FROM (SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND contact_id = $2 \
              ORDER BY created_at DESC, id DESC LIMIT $3) AS latest ORDER BY created_at, id"
@@ -125,7 +135,7 @@ pub async fn thread(conn: &mut PgConnection, client_id: i64, contact_id: i64, li
 
 /// Messages tied to no contact (alerts texted to the owner, messages from hidden
 /// numbers), newest first.
-pub async fn without_contact(conn: &mut PgConnection, client_id: i64, limit: i64) -> sqlx::Result<Vec<Line>> {
+pub async fn without_contact(conn: &mut PgConnection, client_id: TenantId, limit: i64) -> sqlx::Result<Vec<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND contact_id IS NULL \
          ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -136,7 +146,7 @@ pub async fn without_contact(conn: &mut PgConnection, client_id: i64, limit: i64
     .await
 }
 
-pub async fn find_line(conn: &mut PgConnection, client_id: i64, id: i64) -> sqlx::Result<Option<Line>> {
+pub async fn find_line(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)

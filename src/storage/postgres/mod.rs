@@ -8,6 +8,9 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 
+use crate::domain::ids;
+use crate::domain::ids::TenantId;
+
 pub mod admin;
 pub mod appointments;
 pub mod call_history;
@@ -24,6 +27,80 @@ pub mod settings;
 pub mod tenants;
 pub mod today;
 pub mod users;
+
+/// Stores each named enum as its text (`names::named!`): encoded with `as_str`, decoded
+/// with `FromStr`, so a stored name no variant has fails the read instead of passing as text.
+macro_rules! text_columns {
+    ($($t:ty),+ $(,)?) => {$(
+        impl sqlx::Type<Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <String as sqlx::Type<Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <String as sqlx::Type<Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::Encode<'_, Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, Postgres> for $t {
+            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&str as sqlx::Decode<Postgres>>::decode(value)?.parse()?)
+            }
+        }
+    )+};
+}
+
+text_columns!(
+    crate::domain::calls::Outcome,
+    crate::domain::calls::HandledBy,
+    crate::domain::calls::Speaker,
+    crate::domain::appointments::AppointmentStatus,
+    crate::domain::appointments::BookingSource,
+    crate::domain::messages::Direction,
+);
+
+/// Stores each id as its `bigint`.
+macro_rules! id_columns {
+    ($($t:ty),+ $(,)?) => {$(
+        impl sqlx::Type<Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <i64 as sqlx::Type<Postgres>>::type_info()
+            }
+        }
+
+        impl sqlx::Encode<'_, Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <i64 as sqlx::Encode<Postgres>>::encode(self.0, buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, Postgres> for $t {
+            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                <i64 as sqlx::Decode<Postgres>>::decode(value).map(Self)
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $t {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <i64 as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+    )+};
+}
+
+id_columns!(ids::TenantId, ids::CallId, ids::ContactId, ids::AppointmentId, ids::UserId, ids::MessageId);
 
 /// The embedded migrations in `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -103,7 +180,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// A transaction scoped to one tenant: it runs as the `ringlypro_tenant` role with
 /// `app.client_id` set, so row-level security hides every other tenant's rows even from
 /// a query that forgot its `WHERE client_id`.
-pub async fn begin_tenant(pool: &PgPool, client_id: i64) -> sqlx::Result<Transaction<'static, Postgres>> {
+pub async fn begin_tenant(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT set_config('app.client_id', $1, true)").bind(client_id.to_string()).execute(&mut *tx).await?;
     sqlx::query("SET LOCAL ROLE ringlypro_tenant").execute(&mut *tx).await?;

@@ -1,13 +1,14 @@
 //! The pool of RinglyPro numbers (bought from Twilio, pointed at `/twilio/voice`) that
 //! new tenants are given at signup.
 
+use crate::domain::ids::TenantId;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct PoolNumber {
     pub number: String,
-    pub client_id: Option<i64>,
+    pub client_id: Option<TenantId>,
     pub added_at: DateTime<Utc>,
 }
 
@@ -28,7 +29,7 @@ pub async fn add(pool: &PgPool, number: &str) -> sqlx::Result<bool> {
 
 /// Takes the oldest free number for `client_id` and writes it on the tenant. Concurrent
 /// signups skip each other's locked rows, so two tenants never get one number.
-pub async fn assign_free(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<Option<String>> {
+pub async fn assign_free(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<String>> {
     let number: Option<String> = sqlx::query_scalar(
         "UPDATE ringlypro_numbers SET client_id = $1, assigned_at = now() \
          WHERE number = (SELECT number FROM ringlypro_numbers WHERE client_id IS NULL \
@@ -49,7 +50,7 @@ pub async fn assign_free(conn: &mut PgConnection, client_id: i64) -> sqlx::Resul
 }
 
 /// Records that a tenant created with a given number holds it, should the pool have it.
-pub async fn mark_assigned(conn: &mut PgConnection, number: &str, client_id: i64) -> sqlx::Result<()> {
+pub async fn mark_assigned(conn: &mut PgConnection, number: &str, client_id: TenantId) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE ringlypro_numbers SET client_id = $2, assigned_at = now() WHERE number = $1 AND client_id IS NULL",
     )

@@ -1,19 +1,20 @@
 //! Password reset tokens: single use, short-lived, stored only as their SHA-256.
 
+use crate::domain::ids::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ResetToken {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
 }
 
 pub async fn insert(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     token_hash: &[u8],
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<i64> {

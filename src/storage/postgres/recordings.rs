@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
 
 use super::begin_tenant;
+use crate::domain::ids::{CallId, TenantId};
 
 /// The media type every stored recording has.
 pub const CONTENT_TYPE: &str = "audio/ogg";
@@ -12,8 +13,8 @@ pub const CONTENT_TYPE: &str = "audio/ogg";
 /// A recording to store.
 #[derive(Debug, Clone)]
 pub struct NewRecording<'a> {
-    pub client_id: i64,
-    pub call_id: i64,
+    pub client_id: TenantId,
+    pub call_id: CallId,
     pub duration_ms: i64,
     /// An Ogg Opus stream.
     pub bytes: &'a [u8],
@@ -22,8 +23,8 @@ pub struct NewRecording<'a> {
 /// A stored recording.
 #[derive(Debug, Clone, FromRow)]
 pub struct Recording {
-    pub call_id: i64,
-    pub client_id: i64,
+    pub call_id: CallId,
+    pub client_id: TenantId,
     pub content_type: String,
     pub duration_ms: i64,
     pub bytes: Vec<u8>,
@@ -49,7 +50,7 @@ pub async fn save(pool: &PgPool, new: &NewRecording<'_>) -> sqlx::Result<()> {
 }
 
 /// The recording of one of the tenant's calls, if the call was recorded.
-pub async fn find_for_call(pool: &PgPool, client_id: i64, call_id: i64) -> sqlx::Result<Option<Recording>> {
+pub async fn find_for_call(pool: &PgPool, client_id: TenantId, call_id: CallId) -> sqlx::Result<Option<Recording>> {
     let mut tx = begin_tenant(pool, client_id).await?;
     let found = sqlx::query_as(
         "SELECT call_id, client_id, content_type, duration_ms, bytes, created_at \

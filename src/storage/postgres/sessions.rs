@@ -1,23 +1,24 @@
 //! Server-side sessions: a row per signed-in browser, found by the SHA-256 of the token
 //! in its cookie (the token itself is never stored), holding the session's CSRF token.
 
+use crate::domain::ids::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 /// The signed-in user a live session belongs to, with their tenant.
 #[derive(Debug, Clone, FromRow)]
 pub struct SessionOwner {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub email: String,
     pub is_admin: bool,
     /// `None` for a user who owns no tenant (an admin created by hand).
-    pub client_id: Option<i64>,
+    pub client_id: Option<TenantId>,
     pub csrf_token: String,
 }
 
 pub async fn insert(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     token_hash: &[u8],
     csrf_token: &str,
     expires_at: DateTime<Utc>,
@@ -53,7 +54,7 @@ pub async fn delete(pool: &PgPool, token_hash: &[u8]) -> sqlx::Result<bool> {
 }
 
 /// Ends every session of a user (after a password reset).
-pub async fn delete_for_user(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<u64> {
+pub async fn delete_for_user(conn: &mut PgConnection, user_id: UserId) -> sqlx::Result<u64> {
     let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(conn).await?;
     Ok(done.rows_affected())
 }

@@ -5,6 +5,7 @@
 use chrono::NaiveTime;
 use sqlx::{FromRow, PgConnection};
 
+use crate::domain::ids::TenantId;
 use crate::domain::settings::{SettingsForm, ValidSettings};
 
 /// The settings as stored.
@@ -47,7 +48,7 @@ impl Settings {
     }
 }
 
-pub async fn load(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<Option<Settings>> {
+pub async fn load(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<Settings>> {
     sqlx::query_as(
         "SELECT business_name, ringlypro_number, owner_phone, custom_greeting, business_description, services, \
          business_days, business_hours_start, business_hours_end, appointment_minutes, buffer_minutes, timezone, \
@@ -69,7 +70,7 @@ pub struct Switches {
 /// when the tenant's row is not visible to this transaction.
 pub async fn save(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     s: &ValidSettings,
     switches: Switches,
 ) -> sqlx::Result<bool> {

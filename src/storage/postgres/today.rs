@@ -3,22 +3,29 @@
 //! (`begin_tenant`), so row-level security backs up every `WHERE client_id`.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection};
+
+use super::tenants::StoredZone;
+use crate::domain::appointments::AppointmentStatus;
+use crate::domain::calls::{HandledBy, Outcome};
+use crate::domain::ids::TenantId;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TenantHeader {
     pub business_name: String,
     pub ringlypro_number: Option<String>,
     pub owner_phone: String,
-    pub timezone: String,
+    #[sqlx(try_from = "StoredZone")]
+    pub timezone: Tz,
     pub rachel_enabled: bool,
 }
 
 #[derive(Debug, Clone, FromRow)]
 pub struct CallLine {
     pub from_number: String,
-    pub outcome: String,
-    pub handled_by: String,
+    pub outcome: Outcome,
+    pub handled_by: HandledBy,
     pub started_at: DateTime<Utc>,
     pub duration_seconds: Option<i32>,
 }
@@ -28,7 +35,7 @@ pub struct BookingLine {
     pub customer_name: String,
     pub customer_phone: String,
     pub starts_at: DateTime<Utc>,
-    pub status: String,
+    pub status: AppointmentStatus,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -46,7 +53,7 @@ pub struct Credits {
     pub locked: bool,
 }
 
-pub async fn tenant_header(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<Option<TenantHeader>> {
+pub async fn tenant_header(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<TenantHeader>> {
     sqlx::query_as(
         "SELECT business_name, ringlypro_number, owner_phone, timezone, rachel_enabled FROM clients WHERE id = $1",
     )
@@ -58,7 +65,7 @@ pub async fn tenant_header(conn: &mut PgConnection, client_id: i64) -> sqlx::Res
 /// Calls that started in `[from, to)`, newest first.
 pub async fn calls(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<CallLine>> {
@@ -76,7 +83,7 @@ pub async fn calls(
 /// Appointments (not cancelled) starting in `[from, to)`, in order.
 pub async fn bookings(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<BookingLine>> {
@@ -95,7 +102,7 @@ pub async fn bookings(
 /// Messages callers left or texted in `[from, to)`, newest first.
 pub async fn messages(
     conn: &mut PgConnection,
-    client_id: i64,
+    client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<MessageLine>> {
@@ -111,7 +118,7 @@ pub async fn messages(
     .await
 }
 
-pub async fn credits(conn: &mut PgConnection, client_id: i64) -> sqlx::Result<Option<Credits>> {
+pub async fn credits(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<Credits>> {
     sqlx::query_as(
         "SELECT balance_cents, free_minutes_limit, free_minutes_used, locked FROM credit_accounts WHERE client_id = $1",
     )

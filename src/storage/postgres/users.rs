@@ -1,12 +1,13 @@
 //! Users: the people who sign in (a tenant's owner, or an admin). Emails are stored
 //! lower-cased and unique without regard to case (`users_email_key`).
 
+use crate::domain::ids::{TenantId, UserId};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 /// What signing in needs to know about a user.
 #[derive(Debug, Clone, FromRow)]
 pub struct Credentials {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub password_hash: String,
     pub is_admin: bool,
@@ -24,7 +25,7 @@ pub struct NewUser<'a> {
 /// The unique index that makes an email belong to one user.
 pub const EMAIL_KEY: &str = "users_email_key";
 
-pub async fn insert(conn: &mut PgConnection, user: &NewUser<'_>) -> sqlx::Result<i64> {
+pub async fn insert(conn: &mut PgConnection, user: &NewUser<'_>) -> sqlx::Result<UserId> {
     sqlx::query_scalar(
         "INSERT INTO users (email, password_hash, first_name, last_name) VALUES (lower($1), $2, $3, $4) RETURNING id",
     )
@@ -50,7 +51,7 @@ pub async fn email_taken(pool: &PgPool, email: &str) -> sqlx::Result<bool> {
         .await
 }
 
-pub async fn set_password(conn: &mut PgConnection, user_id: i64, password_hash: &str) -> sqlx::Result<()> {
+pub async fn set_password(conn: &mut PgConnection, user_id: UserId, password_hash: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
         .bind(user_id)
         .bind(password_hash)
@@ -60,7 +61,7 @@ pub async fn set_password(conn: &mut PgConnection, user_id: i64, password_hash: 
 }
 
 /// Makes `user_id` the owner of the tenant (the tenant's dashboard is theirs).
-pub async fn link_to_tenant(conn: &mut PgConnection, user_id: i64, client_id: i64) -> sqlx::Result<()> {
+pub async fn link_to_tenant(conn: &mut PgConnection, user_id: UserId, client_id: TenantId) -> sqlx::Result<()> {
     sqlx::query("UPDATE clients SET user_id = $1, updated_at = now() WHERE id = $2")
         .bind(user_id)
         .bind(client_id)

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::limit;
 use crate::domain::accounts::{Email, FieldError, SignupForm};
+use crate::domain::ids::UserId;
 use crate::services::accounts::{self, LoginError, ResetError, SignupError, token_hash};
 use crate::startup::AppState;
 use crate::storage::postgres::{sessions, tenants};
@@ -28,7 +29,7 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
 async fn signed_in(
     app: &AppState,
     status: StatusCode,
-    user_id: i64,
+    user_id: UserId,
     extra: serde_json::Value,
 ) -> Result<Response, Error> {
     let session = accounts::open_session(&app.pool, user_id).await?;

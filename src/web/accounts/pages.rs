@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{COMMON_TIMEZONES, limit};
 use crate::domain::accounts::{Email, SignupForm};
+use crate::domain::ids::UserId;
 use crate::services::accounts::{self, LoginError, ResetError, SignupError};
 use crate::startup::AppState;
 use crate::web::Error;
@@ -49,7 +50,7 @@ fn limited(app: &AppState, error: Error) -> Response {
 }
 
 /// Signs the user in: a new session, its cookie, and a redirect to `next`.
-async fn signed_in(app: &AppState, user_id: i64, next: &str) -> Result<Response, Error> {
+async fn signed_in(app: &AppState, user_id: UserId, next: &str) -> Result<Response, Error> {
     let session = accounts::open_session(&app.pool, user_id).await?;
     let mut response = Redirect::to(next).into_response();
     response.headers_mut().append(header::SET_COOKIE, session_cookie(&app.config, &session.token));

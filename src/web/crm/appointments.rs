@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::dialogue::phrasing::SpokenHours;
 use crate::domain::accounts::FieldError;
+use crate::domain::appointments::AppointmentStatus;
 use crate::domain::phone::PhoneNumber;
-use crate::services::agenda::{self, AgendaError, Change, ManualBooking, STATUSES};
+use crate::services::agenda::{self, AgendaError, Change, ManualBooking};
 use crate::startup::AppState;
 use crate::storage::postgres::appointments::{self, Appointment};
 use crate::storage::postgres::begin_tenant;
@@ -120,7 +121,7 @@ fn view(tenant: &Tenant, a: Appointment) -> AppointmentView {
     let inside = cal.is_open_at(a.starts_at)
         && cal.is_open_at(last_minute)
         && a.starts_at.with_timezone(&tz).date_naive() == last_minute.with_timezone(&tz).date_naive();
-    let warning = (!inside && a.status != "cancelled")
+    let warning = (!inside && a.status != AppointmentStatus::Cancelled)
         .then(|| format!("this time is outside business hours ({}); it is booked anyway", cal.hours.describe()));
     AppointmentView {
         local_start: local_time(tz, a.starts_at),
@@ -236,9 +237,9 @@ fn validate_change(
         parse_duration(input.duration_minutes.as_ref().map(Minutes::text).as_deref(), current_minutes, &mut errors);
     let status = match input.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => match STATUSES.iter().find(|known| **known == s) {
-            Some(known) => Some(*known),
-            None => {
+        Some(s) => match s.parse::<AppointmentStatus>() {
+            Ok(known) => Some(known),
+            Err(_) => {
                 errors.push(FieldError::new(
                     "status",
                     "status must be confirmed, pending, completed, no_show or cancelled",
@@ -323,7 +324,7 @@ pub async fn api_list(
     let (from, to) = range(&tenant, &query)?;
     let found = between(&app, &owner, zone(&tenant), from, to).await?;
     let appointments = found.into_iter().map(|a| view(&tenant, a)).collect();
-    Ok(Json(AppointmentList { from, to, timezone: tenant.timezone.clone(), appointments }))
+    Ok(Json(AppointmentList { from, to, timezone: tenant.timezone.name().to_owned(), appointments }))
 }
 
 /// `POST /api/appointments`: 201, or 409 naming the appointment the time overlaps.
@@ -383,7 +384,7 @@ pub async fn api_cancel(
     Path(id): Path<i64>,
 ) -> Result<Json<AppointmentView>, Error> {
     let tenant = tenant_of(&app, &owner).await?;
-    let change = Change { status: Some("cancelled"), ..Change::default() };
+    let change = Change { status: Some(AppointmentStatus::Cancelled), ..Change::default() };
     let changed =
         agenda::change(&app.pool, owner.client_id, id, &change).await.map_err(|e| agenda_error(&tenant, e))?;
     Ok(Json(view(&tenant, changed)))
@@ -445,7 +446,7 @@ async fn agenda_page(
         days.entry(date).or_default().push(context! {
             id => v.appointment.id, time => v.appointment.starts_at.with_timezone(&tz).format("%-I:%M %p").to_string(),
             minutes => v.duration_minutes, name => v.appointment.customer_name, phone => v.appointment.customer_phone,
-            status => v.appointment.status.replace('_', " "), cancelled => v.appointment.status == "cancelled",
+            status => v.appointment.status.as_str().replace('_', " "), cancelled => v.appointment.status == AppointmentStatus::Cancelled,
             warning => v.warning.is_some(), contact_id => v.appointment.contact_id,
         });
     }
@@ -460,7 +461,7 @@ async fn agenda_page(
     let next_month = (first + Duration::days(32)).with_day(1).unwrap_or(first + Duration::days(31));
     let month = between(app, owner, tz, first, next_month).await?;
     let mut counts = BTreeMap::new();
-    for a in month.iter().filter(|a| a.status != "cancelled") {
+    for a in month.iter().filter(|a| a.status != AppointmentStatus::Cancelled) {
         *counts.entry(a.starts_at.with_timezone(&tz).date_naive()).or_insert(0) += 1;
     }
     let ymd = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
@@ -478,7 +479,7 @@ async fn agenda_page(
             month_label => first.format("%B %Y").to_string(), month => month_grid(first, &counts),
             previous_month => ymd((first - Duration::days(1)).with_day(1).unwrap_or(first)), next_month => ymd(next_month),
             open_form => !errors.is_empty() || !form.customer_phone.is_empty(), form => value(&form), errors,
-            default_minutes => tenant.appointment_minutes, timezone => tenant.timezone.as_str(),
+            default_minutes => tenant.appointment_minutes, timezone => tenant.timezone.name(),
             hours => tenant.calendar().hours.describe(),
         },
     )
@@ -556,9 +557,9 @@ async fn appointment_page(
         context! {
             owner => owner_value(owner), active => "appointments",
             a => value(&v.appointment), local_start => v.local_start, minutes => v.duration_minutes, warning => v.warning,
-            status_label => v.appointment.status.replace('_', " "),
+            status_label => v.appointment.status.as_str().replace('_', " "),
             week_of => local.format("%Y-%m-%d").to_string(),
-            form => value(&form), errors, timezone => tenant.timezone.as_str(),
+            form => value(&form), errors, timezone => tenant.timezone.name(),
         },
     )
 }

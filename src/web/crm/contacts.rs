@@ -391,7 +391,7 @@ async fn contact_page(
             contact => value(&contact), form => value(&form), errors, existing_link,
             formatted => PhoneNumber::parse(&contact.phone).map(|p| p.formatted()).unwrap_or_else(|_| contact.phone.clone()),
             timeline => value(&entries(zone(&tenant), &events)),
-            timezone => tenant.timezone,
+            timezone => tenant.timezone.name(),
             book_query => serde_urlencoded::to_string([("name", contact.name.as_str()), ("phone", contact.phone.as_str())])
                 .unwrap_or_default(),
         },

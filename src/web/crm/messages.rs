@@ -135,7 +135,7 @@ async fn send(app: &AppState, owner: &Owner, tenant: &Tenant, input: &SendInput)
             client_id: owner.client_id,
             contact_id: Some(contact.id),
             call_id: None,
-            direction: "outbound",
+            direction: messages::Direction::Outbound,
             kind: "sms",
             to_number: &contact.phone,
             from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
@@ -147,7 +147,7 @@ async fn send(app: &AppState, owner: &Owner, tenant: &Tenant, input: &SendInput)
         .await?
         .ok_or_else(|| anyhow::anyhow!("a message just queued cannot be read back"))?;
     tx.commit().await?;
-    tracing::info!(tenant_id = owner.client_id, message_id = id, "text queued in the outbox");
+    tracing::info!(tenant_id = %owner.client_id, message_id = id, "text queued in the outbox");
     Ok(line)
 }
 
@@ -216,7 +216,7 @@ fn lines(tenant: &Tenant, lines: &[Line]) -> Vec<minijinja::Value> {
         .iter()
         .map(|m| {
             context! {
-                id => m.id, outbound => m.direction == "outbound", body => m.body.as_str(), status => m.status.as_str(),
+                id => m.id, outbound => m.direction == messages::Direction::Outbound, body => m.body.as_str(), status => m.status.as_str(),
                 kind => m.kind.replace('_', " "), to => m.to_number.as_str(), from => m.from_number.as_str(),
                 time => local_time(tz, m.created_at), contact_id => m.contact_id,
             }
@@ -239,7 +239,7 @@ async fn list_page(
         .map(|t| {
             context! {
                 contact_id => t.contact_id, name => t.contact_name.as_str(), phone => t.contact_phone.as_str(),
-                count => t.messages, preview => preview(&t.last_body), outbound => t.last_direction == "outbound",
+                count => t.messages, preview => preview(&t.last_body), outbound => t.last_direction == messages::Direction::Outbound,
                 status => t.last_status.as_str(), time => local_time(tz, t.last_at),
             }
         })

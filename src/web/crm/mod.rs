@@ -79,9 +79,9 @@ pub(crate) async fn tenant_of(app: &AppState, owner: &Owner) -> Result<Tenant, E
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))
 }
 
-/// The tenant's time zone (New York should a stored one be unreadable).
+/// The tenant's time zone.
 pub(crate) fn zone(tenant: &Tenant) -> Tz {
-    tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York)
+    tenant.timezone
 }
 
 /// An instant as the owner reads it: `Tue Mar 4, 2:30 PM`.
