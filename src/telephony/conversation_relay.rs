@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use crate::call::events::{Handoff, HandoffReason};
 use crate::call::{CallInput, CallOutput, CallSetup};
 use crate::dialogue::policy::Outcome;
-use crate::startup::AppState;
 use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{calls, tenants};
+use crate::telephony::TelephonyState;
 use crate::telephony::session::{self, Inbound, Outbound};
 use crate::telephony::twiml;
 use crate::telephony::webhooks::{TwilioForm, verify, xml};
@@ -98,7 +98,7 @@ pub fn parse(text: &str) -> Result<RelayEvent, String> {
 }
 
 /// The greeting Twilio speaks when the session opens (the actor records the same line).
-pub fn welcome_greeting(app: &AppState, tenant: &Tenant) -> String {
+pub fn welcome_greeting(app: &TelephonyState, tenant: &Tenant) -> String {
     let lang = tenant.default_language();
     let greeting = tenant.custom_greeting.as_deref().filter(|g| !g.trim().is_empty());
     app.call_deps.prompts.render(
@@ -110,19 +110,19 @@ pub fn welcome_greeting(app: &AppState, tenant: &Tenant) -> String {
 
 /// `GET /twilio/relay`: the ConversationRelay WebSocket.
 pub async fn relay(
-    State(app): State<AppState>,
+    State(app): State<TelephonyState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, Error> {
-    verify(&app, &headers, &uri, &[], true)?;
+    verify(&app.config, &headers, &uri, &[], true)?;
     Ok(session::configure(ws)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "relay upgrade failed"))
         .on_upgrade(move |socket| relay_session(app, socket)))
 }
 
 /// `POST /twilio/relay-ended`: the session ended; transfer to the owner or hang up.
-pub async fn relay_ended(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+pub async fn relay_ended(State(app): State<TelephonyState>, hook: TwilioForm) -> Result<Response, Error> {
     let handoff = hook.params.iter().find(|(k, _)| k == "HandoffData").map(|(_, v)| v.as_str()).unwrap_or("");
     let wants_transfer = Handoff::from_json(handoff).is_some_and(|h| h.reason == HandoffReason::Transfer);
     if wants_transfer
@@ -135,7 +135,7 @@ pub async fn relay_ended(State(app): State<AppState>, hook: TwilioForm) -> Resul
     Ok(xml(twiml::hang_up()))
 }
 
-async fn relay_session(app: AppState, socket: WebSocket) {
+async fn relay_session(app: TelephonyState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let setup = session::opening_message(&mut stream, |text| match parse(text) {
         Ok(setup @ RelayEvent::Setup { .. }) => Some(setup),
@@ -189,7 +189,7 @@ async fn relay_session(app: AppState, socket: WebSocket) {
 }
 
 async fn resolve(
-    app: &AppState,
+    app: &TelephonyState,
     call_sid: &str,
     parameters: &serde_json::Map<String, Value>,
 ) -> anyhow::Result<CallSetup> {

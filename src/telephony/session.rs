@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
-use crate::startup::AppState;
+use crate::telephony::TelephonyState;
 
 /// Limits and buffers of a Twilio call socket. Frames are small (a 20 ms media frame is
 /// about 300 bytes), so small buffers keep the memory of a thousand live calls down.
@@ -68,7 +68,7 @@ pub async fn opening_message<T>(
 /// Runs the call: registers it as live, spawns the reader and writer, runs the actor to
 /// the end (which saves the call), then tears the socket down.
 pub async fn run(
-    app: AppState,
+    app: TelephonyState,
     setup: CallSetup,
     mut sink: SplitSink<WebSocket, Message>,
     mut stream: SplitStream<WebSocket>,

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
 use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::config::Config;
 use crate::domain::phone::PhoneNumber;
-use crate::startup::AppState;
 use crate::storage::postgres::{calls, tenants};
+use crate::telephony::TelephonyState;
 use crate::telephony::media_stream::{self, Outbound, StreamEvent, StreamStart};
 use crate::telephony::session::{self, Inbound};
 use crate::telephony::{signature, twiml};
@@ -28,16 +29,16 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Checks `X-Twilio-Signature` against the public URL of this request (rebuilt from
 /// configuration, never from the Host header). In local mode there is nothing to check.
 pub fn verify(
-    app: &AppState,
+    config: &Config,
     headers: &HeaderMap,
     uri: &Uri,
     params: &[(String, String)],
     websocket: bool,
 ) -> Result<(), Error> {
-    let Some(token) = app.config.twilio_auth_token.as_deref() else {
+    let Some(token) = config.twilio_auth_token.as_deref() else {
         return Ok(());
     };
-    let base = if websocket { app.config.public_ws_url() } else { app.config.public_url.clone() };
+    let base = if websocket { config.public_ws_url() } else { config.public_url.clone() };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{base}{path}");
     let given = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -64,15 +65,15 @@ pub struct TwilioForm {
     pub call_sid: String,
 }
 
-impl FromRequest<AppState> for TwilioForm {
+impl FromRequest<TelephonyState> for TwilioForm {
     type Rejection = Error;
 
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, Error> {
+    async fn from_request(req: Request, app: &TelephonyState) -> Result<Self, Error> {
         let (parts, body) = req.into_parts();
         let uri = parts.extensions.get::<OriginalUri>().map(|o| o.0.clone()).unwrap_or_else(|| parts.uri.clone());
         let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| Error::PayloadTooLarge)?;
         let params = form(&body)?;
-        verify(app, &parts.headers, &uri, &params, false)?;
+        verify(&app.config, &parts.headers, &uri, &params, false)?;
         let call_sid =
             field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?.to_owned();
         Ok(Self { params, call_sid })
@@ -85,7 +86,7 @@ pub(crate) fn xml(body: String) -> Response {
 }
 
 /// `POST /twilio/voice`: an incoming call. Finds the tenant by the number dialled.
-pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+pub async fn voice(State(app): State<TelephonyState>, hook: TwilioForm) -> Result<Response, Error> {
     let (params, call_sid) = (&hook.params, hook.call_sid.as_str());
     let to = field(params, "To").unwrap_or("");
     let from = field(params, "From").unwrap_or("");
@@ -145,7 +146,7 @@ const RACHEL_VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
 const LINA_VOICE: &str = "ThT5KcBeYPX3keUQqHPh";
 
 /// `POST /twilio/after`: TwiML fetched when our stream closes — transfer or hang up.
-pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+pub async fn after_stream(State(app): State<TelephonyState>, hook: TwilioForm) -> Result<Response, Error> {
     let call_sid = hook.call_sid.as_str();
     let Some(call) = calls::find_by_sid(&app.pool, call_sid).await? else {
         return Ok(xml(twiml::hang_up()));
@@ -163,7 +164,7 @@ pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Resu
 
 /// `POST /twilio/status`: the call's final status and billed duration. Twilio retries
 /// callbacks; applying one twice changes nothing.
-pub async fn status(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
+pub async fn status(State(app): State<TelephonyState>, hook: TwilioForm) -> Result<Response, Error> {
     let (params, call_sid) = (&hook.params, hook.call_sid.as_str());
     let status = field(params, "CallStatus").ok_or_else(|| Error::BadRequest("CallStatus is required".into()))?;
     let duration = match field(params, "CallDuration") {
@@ -178,12 +179,12 @@ pub async fn status(State(app): State<AppState>, hook: TwilioForm) -> Result<Res
 
 /// `GET /twilio/media`: the Media Streams WebSocket.
 pub async fn media(
-    State(app): State<AppState>,
+    State(app): State<TelephonyState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, Error> {
-    verify(&app, &headers, &uri, &[], true)?;
+    verify(&app.config, &headers, &uri, &[], true)?;
     Ok(session::configure(ws)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "media stream upgrade failed"))
         .on_upgrade(move |socket| media_session(app, socket)))
@@ -191,7 +192,7 @@ pub async fn media(
 
 /// Waits for the `start` frame, then runs the call's actor with a reader and a writer
 /// translating between Twilio's frames and the actor's messages.
-async fn media_session(app: AppState, socket: WebSocket) {
+async fn media_session(app: TelephonyState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let start = session::opening_message(&mut stream, |text| match media_stream::parse(text) {
         Ok(StreamEvent::Start(start)) => Some(start),
@@ -241,7 +242,7 @@ async fn media_session(app: AppState, socket: WebSocket) {
 
 /// Finds the call the stream belongs to. The tenant comes from our own call record (made
 /// by the signed voice webhook), not from the stream's parameters alone.
-async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<CallSetup> {
+async fn resolve_call(app: &TelephonyState, start: &StreamStart) -> anyhow::Result<CallSetup> {
     let params: &HashMap<String, String> = &start.parameters;
     let call = calls::find_by_sid(&app.pool, &start.call_sid)
         .await?

@@ -15,10 +15,10 @@ use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use crate::domain::accounts::FieldError;
-use crate::startup::AppState;
 use crate::storage::postgres::admin::{self, Note, TenantUsage};
 use crate::storage::postgres::{begin_tenant, messages};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Admin;
 use crate::web::shell::render;
 use crate::web::today::money;
@@ -72,11 +72,11 @@ fn check_text(text: &str, what: &str, max: usize) -> Result<String, Error> {
     Ok(text.to_owned())
 }
 
-async fn tenant_or_404(app: &AppState, id: i64) -> Result<TenantUsage, Error> {
+async fn tenant_or_404(app: &WebState, id: i64) -> Result<TenantUsage, Error> {
     admin::tenant(&app.pool, id).await?.ok_or_else(|| Error::NotFound(format!("there is no tenant {id}")))
 }
 
-async fn owner_sms(app: &AppState, client_id: i64) -> Result<Vec<OwnerSms>, Error> {
+async fn owner_sms(app: &WebState, client_id: i64) -> Result<Vec<OwnerSms>, Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let sent = sqlx::query_as(
         "SELECT id, to_number, body, status, created_at FROM messages \
@@ -89,14 +89,14 @@ async fn owner_sms(app: &AppState, client_id: i64) -> Result<Vec<OwnerSms>, Erro
     Ok(sent)
 }
 
-async fn detail(app: &AppState, id: i64) -> Result<TenantDetail, Error> {
+async fn detail(app: &WebState, id: i64) -> Result<TenantDetail, Error> {
     let tenant = tenant_or_404(app, id).await?;
     let notes = admin::notes(&app.pool, id).await?;
     let sms = owner_sms(app, id).await?;
     Ok(TenantDetail { tenant, notes, sms })
 }
 
-async fn add_note(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<Note, Error> {
+async fn add_note(app: &WebState, admin: &Admin, id: i64, body: &str) -> Result<Note, Error> {
     let body = check_text(body, "note", MAX_NOTE)?;
     tenant_or_404(app, id).await?;
     let note = admin::add_note(&app.pool, id, admin.0.user_id, &body).await?;
@@ -105,7 +105,7 @@ async fn add_note(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<
 }
 
 /// Queues a text to the tenant's owner in the outbox (sent once SMS sending is set up).
-async fn send_sms(app: &AppState, admin: &Admin, id: i64, body: &str) -> Result<OwnerSms, Error> {
+async fn send_sms(app: &WebState, admin: &Admin, id: i64, body: &str) -> Result<OwnerSms, Error> {
     let body = check_text(body, "text", MAX_SMS)?;
     let tenant = tenant_or_404(app, id).await?;
     let mut tx = begin_tenant(&app.pool, id).await?;
@@ -153,7 +153,7 @@ fn json_body(payload: Result<Json<TextBody>, JsonRejection>) -> Result<TextBody,
     ),
     security(("session" = []))
 )]
-pub async fn list_api(State(app): State<AppState>, _admin: Admin) -> Result<Json<Vec<TenantUsage>>, Error> {
+pub async fn list_api(State(app): State<WebState>, _admin: Admin) -> Result<Json<Vec<TenantUsage>>, Error> {
     Ok(Json(admin::tenants(&app.pool).await?))
 }
 
@@ -173,7 +173,7 @@ pub async fn list_api(State(app): State<AppState>, _admin: Admin) -> Result<Json
     security(("session" = []))
 )]
 pub async fn detail_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     _admin: Admin,
     Path(id): Path<i64>,
 ) -> Result<Json<TenantDetail>, Error> {
@@ -197,7 +197,7 @@ pub async fn detail_api(
     security(("session" = [], "csrf" = []))
 )]
 pub async fn note_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<i64>,
     payload: Result<Json<TextBody>, JsonRejection>,
@@ -224,7 +224,7 @@ pub async fn note_api(
     security(("session" = [], "csrf" = []))
 )]
 pub async fn sms_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<i64>,
     payload: Result<Json<TextBody>, JsonRejection>,
@@ -258,7 +258,7 @@ fn row(t: &TenantUsage) -> minijinja::Value {
 }
 
 /// `GET /admin`
-pub async fn list_page(State(app): State<AppState>, admin: Admin) -> Result<Response, Error> {
+pub async fn list_page(State(app): State<WebState>, admin: Admin) -> Result<Response, Error> {
     let tenants = admin::tenants(&app.pool).await?;
     let rows: Vec<minijinja::Value> = tenants.iter().map(row).collect();
     render(
@@ -281,7 +281,7 @@ struct Typed<'a> {
     notice: Option<&'a str>,
 }
 
-async fn detail_page(app: &AppState, admin: &Admin, id: i64, typed: Typed<'_>) -> Result<Response, Error> {
+async fn detail_page(app: &WebState, admin: &Admin, id: i64, typed: Typed<'_>) -> Result<Response, Error> {
     let d = detail(app, id).await?;
     // Shown in the tenant's time zone, like every time in the dashboard.
     let tz: Tz = d.tenant.timezone.parse().unwrap_or(chrono_tz::America::New_York);
@@ -321,7 +321,7 @@ pub struct DetailQuery {
 
 /// `GET /admin/tenants/{id}`
 pub async fn tenant_page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<i64>,
     axum::extract::Query(query): axum::extract::Query<DetailQuery>,
@@ -342,7 +342,7 @@ pub struct TextForm {
 
 /// `POST /admin/tenants/{id}/notes` (`body`, with the CSRF token)
 pub async fn note_form(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<TextForm>,
@@ -362,7 +362,7 @@ pub async fn note_form(
 
 /// `POST /admin/tenants/{id}/sms` (`body`, with the CSRF token)
 pub async fn sms_form(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<TextForm>,

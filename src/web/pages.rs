@@ -7,13 +7,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::startup::AppState;
 use crate::storage::postgres::{self, appointments, calls, messages};
 use crate::telephony::webhooks;
 use crate::web::Error;
+use crate::web::WebState;
 
 /// `GET /health`: 200 when the database (and Redis, when configured) answer; 503 otherwise.
-pub async fn health(State(app): State<AppState>) -> Response {
+pub async fn health(State(app): State<WebState>) -> Response {
     let database = postgres::ping(&app.pool).await;
     let store = app.store.ping().await;
     let status = if database && store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -27,7 +27,7 @@ pub async fn health(State(app): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> Response {
+pub async fn metrics(State(app): State<WebState>) -> Response {
     let handle = crate::telemetry::metrics();
     metrics::gauge!("ringlypro_active_calls").set(app.registry.active() as f64);
     let body = handle.render();
@@ -37,12 +37,12 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 /// `GET /calls/{call_sid}`: the call as recorded — transcript, appointments, messages.
 /// Open in local mode; otherwise the request must be signed with the Twilio Auth Token.
 pub async fn call_json(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Path(call_sid): Path<String>,
 ) -> Result<Json<serde_json::Value>, Error> {
-    webhooks::verify(&app, &headers, &uri, &[], false)?;
+    webhooks::verify(&app.config, &headers, &uri, &[], false)?;
     let call = calls::find_by_sid(&app.pool, &call_sid)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no call with CallSid {call_sid}")))?;

@@ -15,10 +15,10 @@ use crate::domain::accounts::FieldError;
 use crate::domain::forwarding;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::settings::SettingsForm;
-use crate::startup::AppState;
 use crate::storage::postgres::settings::{self, Settings, Switches};
 use crate::storage::postgres::{begin_tenant, tenants};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::accounts::COMMON_TIMEZONES;
 use crate::web::auth::Owner;
 use crate::web::shell::render;
@@ -156,7 +156,7 @@ impl SettingsPatch {
     }
 }
 
-async fn load(app: &AppState, client_id: i64) -> Result<Settings, Error> {
+async fn load(app: &WebState, client_id: i64) -> Result<Settings, Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let found = settings::load(&mut tx, client_id).await?;
     tx.commit().await?;
@@ -164,7 +164,7 @@ async fn load(app: &AppState, client_id: i64) -> Result<Settings, Error> {
 }
 
 /// Validates `form` and saves it with `switches`, all or nothing.
-async fn save(app: &AppState, owner: &Owner, form: &SettingsForm, switches: Switches) -> Result<(), Error> {
+async fn save(app: &WebState, owner: &Owner, form: &SettingsForm, switches: Switches) -> Result<(), Error> {
     let valid = form.validate().map_err(Error::Invalid)?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let saved = settings::save(&mut tx, owner.client_id, &valid, switches).await?;
@@ -188,7 +188,7 @@ async fn save(app: &AppState, owner: &Owner, form: &SettingsForm, switches: Swit
     ),
     security(("session" = []))
 )]
-pub async fn get_api(State(app): State<AppState>, owner: Owner) -> Result<Json<SettingsView>, Error> {
+pub async fn get_api(State(app): State<WebState>, owner: Owner) -> Result<Json<SettingsView>, Error> {
     Ok(Json(load(&app, owner.client_id).await?.into()))
 }
 
@@ -208,7 +208,7 @@ pub async fn get_api(State(app): State<AppState>, owner: Owner) -> Result<Json<S
     security(("session" = [], "csrf" = []))
 )]
 pub async fn patch_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     payload: Result<Json<SettingsPatch>, JsonRejection>,
 ) -> Result<Json<SettingsView>, Error> {
@@ -227,7 +227,7 @@ pub struct PageQuery {
 }
 
 fn page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     stored: &Settings,
     form: &SettingsForm,
@@ -264,7 +264,7 @@ fn page(
 
 /// `GET /app/settings`
 pub async fn show(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Error> {
@@ -303,7 +303,7 @@ fn form_from(fields: Vec<(String, String)>) -> SettingsForm {
 /// `POST /app/settings` (the whole form, with the CSRF token). A mistake re-shows the
 /// form with everything typed and a message at each wrong field.
 pub async fn submit(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Result<Response, Error> {
@@ -336,7 +336,7 @@ fn switch_state(form: &SwitchForm) -> Result<bool, Error> {
 
 /// `POST /app/settings/rachel` (`enabled=true|false`): the same switch as the Today page's.
 pub async fn set_rachel(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     axum::Form(form): axum::Form<SwitchForm>,
 ) -> Result<Response, Error> {
@@ -353,7 +353,7 @@ pub async fn set_rachel(
 
 /// `POST /app/settings/recording` (`enabled=true|false`).
 pub async fn set_recording(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     axum::Form(form): axum::Form<SwitchForm>,
 ) -> Result<Response, Error> {

@@ -11,9 +11,9 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::domain::phone::PhoneNumber;
-use crate::startup::AppState;
 use crate::storage::postgres::{begin_tenant, tenants, today};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
 use crate::web::shell::render;
 
@@ -44,7 +44,7 @@ fn minutes_and_seconds(seconds: i32) -> String {
 }
 
 /// `GET /app`
-pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
+pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let tenant = today::tenant_header(&mut tx, owner.client_id)
         .await?
@@ -125,7 +125,7 @@ pub struct RachelForm {
 /// `POST /app/rachel` (`enabled=true|false`, with the CSRF token): turns the voice
 /// agent on or off for the signed-in tenant from its next call.
 pub async fn set_rachel(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Form(form): Form<RachelForm>,
 ) -> Result<Response, Error> {

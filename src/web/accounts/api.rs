@@ -13,9 +13,9 @@ use serde_json::json;
 use super::limit;
 use crate::domain::accounts::{Email, FieldError, SignupForm};
 use crate::services::accounts::{self, LoginError, ResetError, SignupError, token_hash};
-use crate::startup::AppState;
 use crate::storage::postgres::{sessions, tenants};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::{ClientIp, Owner, SESSION_COOKIE, cleared_cookie, cookie, session_cookie};
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
@@ -26,7 +26,7 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
 
 /// A fresh session for `user_id`, answered with who signed in and the CSRF token.
 async fn signed_in(
-    app: &AppState,
+    app: &WebState,
     status: StatusCode,
     user_id: i64,
     extra: serde_json::Value,
@@ -65,7 +65,7 @@ async fn signed_in(
     )
 )]
 pub async fn signup(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     ClientIp(ip): ClientIp,
     payload: Result<Json<SignupForm>, JsonRejection>,
 ) -> Result<Response, Error> {
@@ -104,7 +104,7 @@ pub struct Credentials {
     )
 )]
 pub async fn login(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     ClientIp(ip): ClientIp,
     payload: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, Error> {
@@ -140,7 +140,7 @@ pub async fn login(
     ),
     security(("session" = [], "csrf" = []))
 )]
-pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn logout(State(app): State<WebState>, headers: HeaderMap) -> Result<Response, Error> {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         accounts::close_session(&app.pool, token).await?;
     }
@@ -161,7 +161,7 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<R
     ),
     security(("session" = []))
 )]
-pub async fn me(State(app): State<AppState>, owner: Owner) -> Result<Json<serde_json::Value>, Error> {
+pub async fn me(State(app): State<WebState>, owner: Owner) -> Result<Json<serde_json::Value>, Error> {
     let tenant = tenants::find(&app.pool, owner.client_id).await?;
     Ok(Json(json!({
         "user_id": owner.user_id,
@@ -195,7 +195,7 @@ pub struct ForgotRequest {
     )
 )]
 pub async fn forgot(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     ClientIp(ip): ClientIp,
     payload: Result<Json<ForgotRequest>, JsonRejection>,
 ) -> Result<Response, Error> {
@@ -229,7 +229,7 @@ pub struct ResetRequest {
     )
 )]
 pub async fn reset(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     payload: Result<Json<ResetRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Error> {
     let form = body(payload)?;

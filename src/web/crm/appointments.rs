@@ -21,11 +21,11 @@ use crate::dialogue::phrasing::SpokenHours;
 use crate::domain::accounts::FieldError;
 use crate::domain::phone::PhoneNumber;
 use crate::services::agenda::{self, AgendaError, Change, ManualBooking, STATUSES};
-use crate::startup::AppState;
 use crate::storage::postgres::appointments::{self, Appointment};
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::tenants::Tenant;
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
 use crate::web::shell::render;
 
@@ -292,7 +292,7 @@ fn range(tenant: &Tenant, query: &RangeQuery) -> Result<(NaiveDate, NaiveDate), 
 }
 
 async fn between(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     tz: Tz,
     from: NaiveDate,
@@ -304,7 +304,7 @@ async fn between(
     Ok(found)
 }
 
-async fn find(app: &AppState, owner: &Owner, id: i64) -> Result<Appointment, Error> {
+async fn find(app: &WebState, owner: &Owner, id: i64) -> Result<Appointment, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let found = appointments::find(&mut tx, owner.client_id, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
@@ -315,7 +315,7 @@ async fn find(app: &AppState, owner: &Owner, id: i64) -> Result<Appointment, Err
 #[utoipa::path(get, path = "/api/appointments", tag = "crm", params(RangeQuery),
     responses((status = 200, body = AppointmentList), (status = 400, body = super::ApiError)))]
 pub async fn api_list(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<AppointmentList>, Error> {
@@ -331,7 +331,7 @@ pub async fn api_list(
     responses((status = 201, body = AppointmentView), (status = 400, body = super::ApiError),
               (status = 409, description = "the time overlaps another appointment", body = super::ApiError)))]
 pub async fn api_create(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     payload: Result<Json<AppointmentInput>, JsonRejection>,
 ) -> Result<Response, Error> {
@@ -346,7 +346,7 @@ pub async fn api_create(
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "crm", params(("id" = i64, Path)),
     responses((status = 200, body = AppointmentView), (status = 404, body = super::ApiError)))]
 pub async fn api_show(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
 ) -> Result<Json<AppointmentView>, Error> {
@@ -360,7 +360,7 @@ pub async fn api_show(
     responses((status = 200, body = AppointmentView), (status = 400, body = super::ApiError),
               (status = 404, body = super::ApiError), (status = 409, body = super::ApiError)))]
 pub async fn api_update(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
     payload: Result<Json<AppointmentChange>, JsonRejection>,
@@ -378,7 +378,7 @@ pub async fn api_update(
 #[utoipa::path(delete, path = "/api/appointments/{id}", tag = "crm", params(("id" = i64, Path)),
     responses((status = 200, body = AppointmentView), (status = 404, body = super::ApiError)))]
 pub async fn api_cancel(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
 ) -> Result<Json<AppointmentView>, Error> {
@@ -422,7 +422,7 @@ fn month_grid(first: NaiveDate, counts: &BTreeMap<NaiveDate, usize>) -> Vec<Vec<
 }
 
 async fn agenda_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     query: &RangeQuery,
     form: &AppointmentInput,
@@ -496,7 +496,7 @@ pub struct PageQuery {
 
 /// `GET /app/appointments?from=&days=[&name=&phone=]`: the agenda.
 pub async fn page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Error> {
@@ -512,7 +512,7 @@ pub async fn page(
 /// `POST /app/appointments`: books and opens the appointment; mistakes (an overlap
 /// included) come back on the form with what was typed.
 pub async fn create(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Form(form): Form<AppointmentInput>,
 ) -> Result<Response, Error> {
@@ -534,7 +534,7 @@ pub async fn create(
 }
 
 async fn appointment_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     id: i64,
     form: Option<&AppointmentChange>,
@@ -564,11 +564,11 @@ async fn appointment_page(
 }
 
 /// `GET /app/appointments/{id}`
-pub async fn show(State(app): State<AppState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
+pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
     appointment_page(&app, &owner, id, None, HashMap::new()).await
 }
 
-async fn apply(app: &AppState, owner: &Owner, id: i64, form: &AppointmentChange) -> Result<Response, Error> {
+async fn apply(app: &WebState, owner: &Owner, id: i64, form: &AppointmentChange) -> Result<Response, Error> {
     let tenant = tenant_of(app, owner).await?;
     let current = find(app, owner, id).await?;
     let result = match validate_change(&tenant, &current, form) {
@@ -588,7 +588,7 @@ async fn apply(app: &AppState, owner: &Owner, id: i64, form: &AppointmentChange)
 
 /// `POST /app/appointments/{id}`: reschedules (date, time, length).
 pub async fn update(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
     Form(mut form): Form<AppointmentChange>,
@@ -605,7 +605,7 @@ pub struct StatusForm {
 
 /// `POST /app/appointments/{id}/status`: completed, no-show, cancelled or confirmed.
 pub async fn set_status(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
     Form(form): Form<StatusForm>,

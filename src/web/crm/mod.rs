@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::Value;
 
-use crate::startup::AppState;
 use crate::storage::postgres::tenants::{self, Tenant};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
 
 /// The OpenAPI description of the CRM's JSON routes.
@@ -73,7 +73,7 @@ pub struct ApiError {
 }
 
 /// The signed-in owner's tenant.
-pub(crate) async fn tenant_of(app: &AppState, owner: &Owner) -> Result<Tenant, Error> {
+pub(crate) async fn tenant_of(app: &WebState, owner: &Owner) -> Result<Tenant, Error> {
     tenants::find(&app.pool, owner.client_id)
         .await?
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))
