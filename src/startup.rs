@@ -25,7 +25,8 @@ use crate::providers::tts::sentences::SentenceTts;
 use crate::services::passwords::Passwords;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::{self, numbers, sessions};
-use crate::telephony::{self, TelephonyState, webhooks};
+use crate::telephony::request::MAX_BODY;
+use crate::telephony::{self, TelephonyState};
 use crate::web::limits::AttemptLimiter;
 use crate::web::{self, WebState};
 
@@ -199,7 +200,7 @@ pub fn router(telephony_state: TelephonyState, web_state: WebState) -> Router {
         .merge(telephony::routes().with_state(telephony_state))
         .merge(web::routes().with_state(web_state.clone()))
         .layer(axum::middleware::from_fn_with_state(web_state, web::auth::protect_state_changes))
-        .layer(DefaultBodyLimit::max(webhooks::MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

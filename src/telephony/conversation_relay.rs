@@ -2,9 +2,8 @@
 //! exchange text over a WebSocket (`setup`/`prompt`/`dtmf`/`interrupt` in, `text`/`end`
 //! out). The same call actor converses, with its speech stages switched off.
 
+use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{OriginalUri, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use minijinja::context;
@@ -12,15 +11,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::call::events::{Handoff, HandoffReason};
-use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::call::{CallInput, CallOutput};
 use crate::dialogue::policy::Outcome;
 use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{calls, tenants};
-use crate::telephony::TelephonyState;
+use crate::telephony::request::{TwilioError, TwilioRequest, xml};
 use crate::telephony::session::{self, Inbound, Outbound};
-use crate::telephony::twiml;
-use crate::telephony::webhooks::{TwilioForm, verify, xml};
-use crate::web::Error;
+use crate::telephony::{TelephonyState, twiml};
 
 /// What Twilio tells us, in our terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,24 +106,20 @@ pub fn welcome_greeting(app: &TelephonyState, tenant: &Tenant) -> String {
 }
 
 /// `GET /twilio/relay`: the ConversationRelay WebSocket.
-pub async fn relay(
-    State(app): State<TelephonyState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Result<Response, Error> {
-    verify(&app.config, &headers, &uri, &[], true)?;
-    Ok(session::configure(ws)
+/// The signature covers the `wss://` URL alone.
+pub async fn relay(State(app): State<TelephonyState>, ws: WebSocketUpgrade, _signed: TwilioRequest) -> Response {
+    session::configure(ws)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "relay upgrade failed"))
-        .on_upgrade(move |socket| relay_session(app, socket)))
+        .on_upgrade(move |socket| relay_session(app, socket))
 }
 
 /// `POST /twilio/relay-ended`: the session ended; transfer to the owner or hang up.
-pub async fn relay_ended(State(app): State<TelephonyState>, hook: TwilioForm) -> Result<Response, Error> {
-    let handoff = hook.params.iter().find(|(k, _)| k == "HandoffData").map(|(_, v)| v.as_str()).unwrap_or("");
+pub async fn relay_ended(State(app): State<TelephonyState>, hook: TwilioRequest) -> Result<Response, TwilioError> {
+    let call_sid = hook.call_sid()?;
+    let handoff = hook.field("HandoffData").unwrap_or("");
     let wants_transfer = Handoff::from_json(handoff).is_some_and(|h| h.reason == HandoffReason::Transfer);
     if wants_transfer
-        && let Some(call) = calls::find_by_sid(&app.pool, &hook.call_sid).await?
+        && let Some(call) = calls::find_by_sid(&app.pool, call_sid).await?
         && let Some(tenant) = tenants::find(&app.pool, call.client_id).await?
     {
         let caller = Some(call.from_number.as_str()).filter(|f| !f.is_empty());
@@ -150,7 +143,8 @@ async fn relay_session(app: TelephonyState, socket: WebSocket) {
         tracing::warn!("relay socket closed before its setup message");
         return;
     };
-    let setup = match resolve(&app, &call_sid, &parameters).await {
+    let claimed_tenant = parameters.get("tenant_id").and_then(Value::as_str);
+    let setup = match session::resolve_call(&app.pool, &call_sid, claimed_tenant, "", true).await {
         Ok(setup) => setup,
         Err(e) => {
             tracing::warn!(call_sid, error = %e, "relay session for an unknown call; closing");
@@ -186,32 +180,6 @@ async fn relay_session(app: TelephonyState, socket: WebSocket) {
         CallOutput::Audio(_) | CallOutput::Mark(_) | CallOutput::Clear => Outbound::Skip,
     };
     session::run(app, setup, sink, stream, read, write).await;
-}
-
-async fn resolve(
-    app: &TelephonyState,
-    call_sid: &str,
-    parameters: &serde_json::Map<String, Value>,
-) -> anyhow::Result<CallSetup> {
-    let call = calls::find_by_sid(&app.pool, call_sid)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no call record for {call_sid}"))?;
-    if let Some(tenant_id) = parameters.get("tenant_id").and_then(Value::as_str)
-        && tenant_id.parse::<i64>().ok() != Some(call.client_id)
-    {
-        anyhow::bail!("session parameters name another tenant than the call record");
-    }
-    let tenant = tenants::find(&app.pool, call.client_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;
-    Ok(CallSetup {
-        tenant,
-        call_id: call.id,
-        call_sid: call.call_sid,
-        stream_sid: String::new(),
-        caller: call.from_number,
-        relay: true,
-    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use sqlx::PgPool;
 
@@ -14,6 +15,7 @@ use crate::config::Config;
 
 pub mod conversation_relay;
 pub mod media_stream;
+pub mod request;
 pub mod session;
 pub mod signature;
 pub mod twiml;
@@ -30,7 +32,7 @@ pub fn client_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSo
 }
 
 /// What Twilio's webhooks and call sockets can reach.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct TelephonyState {
     pub config: Arc<Config>,
     pub pool: PgPool,

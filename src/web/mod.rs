@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use sqlx::PgPool;
@@ -39,7 +40,7 @@ pub use error::Error;
 pub use shell::render;
 
 /// What every dashboard and `/api` handler can reach.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct WebState {
     pub config: Arc<Config>,
     pub pool: PgPool,
