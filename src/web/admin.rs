@@ -3,7 +3,6 @@
 //! Only [`Admin`] users reach it; nothing here is ever shown to a tenant.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,6 +19,7 @@ use crate::storage::postgres::{begin_tenant, messages};
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Admin;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 use crate::web::today::money;
 
@@ -134,12 +134,6 @@ async fn send_sms(app: &WebState, admin: &Admin, id: i64, body: &str) -> Result<
     Ok(sms)
 }
 
-fn json_body(payload: Result<Json<TextBody>, JsonRejection>) -> Result<TextBody, Error> {
-    payload
-        .map(|Json(b)| b)
-        .map_err(|e| Error::BadRequest(format!("the request body must be {{\"body\": \"...\"}}: {}", e.body_text())))
-}
-
 /// `GET /api/admin/tenants`
 #[utoipa::path(
     get,
@@ -200,10 +194,9 @@ pub async fn note_api(
     State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<i64>,
-    payload: Result<Json<TextBody>, JsonRejection>,
+    JsonBody(input): JsonBody<TextBody>,
 ) -> Result<Response, Error> {
-    let body = json_body(payload)?;
-    let note = add_note(&app, &admin, id, &body.body).await?;
+    let note = add_note(&app, &admin, id, &input.body).await?;
     Ok((StatusCode::CREATED, Json(note)).into_response())
 }
 
@@ -227,10 +220,9 @@ pub async fn sms_api(
     State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<i64>,
-    payload: Result<Json<TextBody>, JsonRejection>,
+    JsonBody(input): JsonBody<TextBody>,
 ) -> Result<Response, Error> {
-    let body = json_body(payload)?;
-    let sms = send_sms(&app, &admin, id, &body.body).await?;
+    let sms = send_sms(&app, &admin, id, &input.body).await?;
     Ok((StatusCode::ACCEPTED, Json(sms)).into_response())
 }
 
@@ -347,17 +339,9 @@ pub async fn note_form(
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<TextForm>,
 ) -> Result<Response, Error> {
-    match add_note(&app, &admin, id, &form.body).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done=note")).into_response()),
-        Err(Error::Invalid(e)) => {
-            let typed =
-                Typed { note: &form.body, note_error: e.first().map(|e| e.message.clone()), ..Typed::default() };
-            let mut page = detail_page(&app, &admin, id, typed).await?;
-            *page.status_mut() = StatusCode::BAD_REQUEST;
-            Ok(page)
-        }
-        Err(e) => Err(e),
-    }
+    let outcome = add_note(&app, &admin, id, &form.body).await;
+    let retyped = |note_error| Typed { note: &form.body, note_error, ..Typed::default() };
+    after_form(&app, &admin, id, outcome, "note", retyped).await
 }
 
 /// `POST /admin/tenants/{id}/sms` (`body`, with the CSRF token)
@@ -367,11 +351,26 @@ pub async fn sms_form(
     Path(id): Path<i64>,
     axum::Form(form): axum::Form<TextForm>,
 ) -> Result<Response, Error> {
-    match send_sms(&app, &admin, id, &form.body).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done=sms")).into_response()),
+    let outcome = send_sms(&app, &admin, id, &form.body).await;
+    let retyped = |sms_error| Typed { sms: &form.body, sms_error, ..Typed::default() };
+    after_form(&app, &admin, id, outcome, "sms", retyped).await
+}
+
+/// Where a form on the tenant's page leads: back to the page saying `done`; after a
+/// mistake, the page again with a 400, what was typed and the message `retyped` places.
+async fn after_form<'a, T>(
+    app: &WebState,
+    admin: &Admin,
+    id: i64,
+    outcome: Result<T, Error>,
+    done: &str,
+    retyped: impl FnOnce(Option<String>) -> Typed<'a>,
+) -> Result<Response, Error> {
+    match outcome {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done={done}")).into_response()),
         Err(Error::Invalid(e)) => {
-            let typed = Typed { sms: &form.body, sms_error: e.first().map(|e| e.message.clone()), ..Typed::default() };
-            let mut page = detail_page(&app, &admin, id, typed).await?;
+            let typed = retyped(e.first().map(|e| e.message.clone()));
+            let mut page = detail_page(app, admin, id, typed).await?;
             *page.status_mut() = StatusCode::BAD_REQUEST;
             Ok(page)
         }

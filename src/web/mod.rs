@@ -27,6 +27,7 @@ pub mod auth;
 pub mod calls;
 pub mod crm;
 pub mod error;
+pub mod json_body;
 pub mod limits;
 pub mod live;
 pub mod openapi;

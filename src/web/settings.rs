@@ -3,7 +3,6 @@
 //! and recording switches, and the carrier codes that forward calls to RinglyPro.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,6 +20,7 @@ use crate::web::Error;
 use crate::web::WebState;
 use crate::web::accounts::COMMON_TIMEZONES;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 /// One carrier's forwarding codes, the RinglyPro number filled in.
@@ -210,11 +210,8 @@ pub async fn get_api(State(app): State<WebState>, owner: Owner) -> Result<Json<S
 pub async fn patch_api(
     State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<SettingsPatch>, JsonRejection>,
+    JsonBody(patch): JsonBody<SettingsPatch>,
 ) -> Result<Json<SettingsView>, Error> {
-    let Json(patch) = payload.map_err(|e| {
-        Error::BadRequest(format!("the request body must be a JSON object of settings: {}", e.body_text()))
-    })?;
     let mut form = load(&app, owner.client_id).await?.form();
     let switches = patch.apply(&mut form);
     save(&app, &owner, &form, switches).await?;
@@ -320,18 +317,36 @@ pub async fn submit(
     }
 }
 
+/// An on/off switch as a form sends it.
 #[derive(Debug, Deserialize)]
 pub struct SwitchForm {
     /// The state wanted (not "flip"), so a double tap cannot undo itself.
     enabled: String,
 }
 
-fn switch_state(form: &SwitchForm) -> Result<bool, Error> {
-    match form.enabled.as_str() {
-        "true" | "on" | "1" => Ok(true),
-        "false" | "off" | "0" => Ok(false),
-        other => Err(Error::BadRequest(format!("enabled must be true or false, got {other:?}"))),
+impl SwitchForm {
+    /// `true|on|1` or `false|off|0`; anything else is the sender's mistake.
+    fn wanted(&self) -> Result<bool, Error> {
+        match self.enabled.as_str() {
+            "true" | "on" | "1" => Ok(true),
+            "false" | "off" | "0" => Ok(false),
+            other => Err(Error::BadRequest(format!("enabled must be true or false, got {other:?}"))),
+        }
     }
+}
+
+/// Turns the voice agent on or off for the owner's tenant from its next call: the one
+/// switch behind the Today page's and the settings page's.
+pub(crate) async fn switch_rachel(app: &WebState, owner: &Owner, form: &SwitchForm) -> Result<(), Error> {
+    let enabled = form.wanted()?;
+    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
+    let changed = tenants::set_rachel_enabled(&mut tx, owner.client_id, enabled).await?;
+    tx.commit().await?;
+    if !changed {
+        return Err(Error::NotFound("this account's business no longer exists".into()));
+    }
+    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "Rachel switched");
+    Ok(())
 }
 
 /// `POST /app/settings/rachel` (`enabled=true|false`): the same switch as the Today page's.
@@ -340,14 +355,7 @@ pub async fn set_rachel(
     owner: Owner,
     axum::Form(form): axum::Form<SwitchForm>,
 ) -> Result<Response, Error> {
-    let enabled = switch_state(&form)?;
-    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
-    let changed = tenants::set_rachel_enabled(&mut tx, owner.client_id, enabled).await?;
-    tx.commit().await?;
-    if !changed {
-        return Err(Error::NotFound("this account's business no longer exists".into()));
-    }
-    tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "Rachel switched");
+    switch_rachel(&app, &owner, &form).await?;
     Ok(Redirect::to("/app/settings?saved=rachel").into_response())
 }
 
@@ -357,7 +365,7 @@ pub async fn set_recording(
     owner: Owner,
     axum::Form(form): axum::Form<SwitchForm>,
 ) -> Result<Response, Error> {
-    let enabled = switch_state(&form)?;
+    let enabled = form.wanted()?;
     tenants::set_recording_enabled(&app.pool, owner.client_id, enabled).await?;
     tracing::info!(tenant_id = owner.client_id, user_id = owner.user_id, enabled, "call recording switched");
     Ok(Redirect::to("/app/settings?saved=recording").into_response())

@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,12 +16,7 @@ use crate::storage::postgres::{sessions, tenants};
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::{ClientIp, Owner, SESSION_COOKIE, cleared_cookie, cookie, session_cookie};
-
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
-    payload
-        .map(|Json(value)| value)
-        .map_err(|e| Error::BadRequest(format!("the request body must be a JSON object: {}", e.body_text())))
-}
+use crate::web::json_body::JsonBody;
 
 /// A fresh session for `user_id`, answered with who signed in and the CSRF token.
 async fn signed_in(
@@ -67,10 +61,9 @@ async fn signed_in(
 pub async fn signup(
     State(app): State<WebState>,
     ClientIp(ip): ClientIp,
-    payload: Result<Json<SignupForm>, JsonRejection>,
+    JsonBody(form): JsonBody<SignupForm>,
 ) -> Result<Response, Error> {
     limit(&app, "signup", ip)?;
-    let form = body(payload)?;
     let done = accounts::signup(&app.pool, &app.passwords, &form).await.map_err(|e| match e {
         SignupError::Invalid(fields) => Error::Invalid(fields),
         SignupError::Unexpected(e) => Error::Unexpected(e),
@@ -106,10 +99,9 @@ pub struct Credentials {
 pub async fn login(
     State(app): State<WebState>,
     ClientIp(ip): ClientIp,
-    payload: Result<Json<Credentials>, JsonRejection>,
+    JsonBody(form): JsonBody<Credentials>,
 ) -> Result<Response, Error> {
     limit(&app, "login", ip)?;
-    let form = body(payload)?;
     if form.email.trim().is_empty() {
         return Err(Error::Invalid(vec![FieldError::new("email", "enter your email")]));
     }
@@ -197,10 +189,9 @@ pub struct ForgotRequest {
 pub async fn forgot(
     State(app): State<WebState>,
     ClientIp(ip): ClientIp,
-    payload: Result<Json<ForgotRequest>, JsonRejection>,
+    JsonBody(form): JsonBody<ForgotRequest>,
 ) -> Result<Response, Error> {
     limit(&app, "forgot", ip)?;
-    let form = body(payload)?;
     let email = Email::parse(&form.email).map_err(|e| Error::Invalid(vec![FieldError::new("email", e.to_string())]))?;
     accounts::request_password_reset(&app.pool, &app.config.public_url, &email).await?;
     let message = format!(
@@ -230,9 +221,8 @@ pub struct ResetRequest {
 )]
 pub async fn reset(
     State(app): State<WebState>,
-    payload: Result<Json<ResetRequest>, JsonRejection>,
+    JsonBody(form): JsonBody<ResetRequest>,
 ) -> Result<Json<serde_json::Value>, Error> {
-    let form = body(payload)?;
     accounts::reset_password(&app.pool, &app.passwords, &form.token, &form.password).await.map_err(|e| match e {
         ResetError::WeakPassword(e) => Error::Invalid(vec![FieldError::new("password", e.to_string())]),
         ResetError::Unexpected(e) => Error::Unexpected(e),

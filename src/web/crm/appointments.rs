@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,7 +15,7 @@ use chrono_tz::Tz;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
+use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::dialogue::phrasing::SpokenHours;
 use crate::domain::accounts::FieldError;
 use crate::domain::phone::PhoneNumber;
@@ -27,6 +26,7 @@ use crate::storage::postgres::tenants::Tenant;
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 /// Days the agenda shows by default: today and the next 14.
@@ -333,9 +333,8 @@ pub async fn api_list(
 pub async fn api_create(
     State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<AppointmentInput>, JsonRejection>,
+    JsonBody(input): JsonBody<AppointmentInput>,
 ) -> Result<Response, Error> {
-    let input = json_body(payload)?;
     let tenant = tenant_of(&app, &owner).await?;
     let booking = validate_new(&tenant, &input).map_err(Error::Invalid)?;
     let booked = agenda::book(&app.pool, owner.client_id, &booking).await.map_err(|e| agenda_error(&tenant, e))?;
@@ -363,9 +362,8 @@ pub async fn api_update(
     State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
-    payload: Result<Json<AppointmentChange>, JsonRejection>,
+    JsonBody(input): JsonBody<AppointmentChange>,
 ) -> Result<Json<AppointmentView>, Error> {
-    let input = json_body(payload)?;
     let tenant = tenant_of(&app, &owner).await?;
     let current = find(&app, &owner, id).await?;
     let change = validate_change(&tenant, &current, &input).map_err(Error::Invalid)?;

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,7 +13,7 @@ use chrono_tz::Tz;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
+use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::{Email, FieldError};
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::begin_tenant;
@@ -22,6 +21,7 @@ use crate::storage::postgres::contacts::{self, Contact, ContactError, ContactFie
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 const LIST_LIMIT: i64 = 200;
@@ -251,9 +251,9 @@ pub async fn api_list(
 pub async fn api_create(
     State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<ContactInput>, JsonRejection>,
+    JsonBody(input): JsonBody<ContactInput>,
 ) -> Result<Response, Error> {
-    let valid = json_body(payload)?.validate().map_err(Error::Invalid)?;
+    let valid = input.validate().map_err(Error::Invalid)?;
     let contact = save(&app, &owner, None, &valid).await?;
     Ok((StatusCode::CREATED, Json(contact)).into_response())
 }
@@ -280,9 +280,8 @@ pub async fn api_update(
     State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
-    payload: Result<Json<ContactInput>, JsonRejection>,
+    JsonBody(input): JsonBody<ContactInput>,
 ) -> Result<Json<Contact>, Error> {
-    let input = json_body(payload)?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let current = contacts::find(&mut tx, owner.client_id, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;

@@ -6,14 +6,13 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
+use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::FieldError;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::begin_tenant;
@@ -24,6 +23,7 @@ use crate::storage::postgres::tenants::Tenant;
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 /// The longest text accepted (ten SMS segments).
@@ -192,9 +192,8 @@ pub async fn api_thread(
 pub async fn api_send(
     State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<SendInput>, JsonRejection>,
+    JsonBody(input): JsonBody<SendInput>,
 ) -> Result<Response, Error> {
-    let input = json_body(payload)?;
     let tenant = tenant_of(&app, &owner).await?;
     let message = send(&app, &owner, &tenant, &input).await?;
     Ok((StatusCode::ACCEPTED, Json(Sent { message, notice: QUEUED_NOTICE.to_owned() })).into_response())
