@@ -9,12 +9,13 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::ListenerExt;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::call::engines::Engines;
 use crate::call::registry::CallRegistry;
 use crate::call::{CallDeps, CallSettings};
-use crate::config::Config;
+use crate::config::{Config, endpoint};
 use crate::dialogue::prompts::Prompts;
 use crate::providers::llm::openai::{OpenAiConfig, OpenAiLlm};
 use crate::providers::stt::deepgram::{DeepgramConfig, DeepgramStt};
@@ -50,15 +51,15 @@ pub async fn engines_from_config(config: &Config) -> anyhow::Result<Engines> {
     let keys = &config.providers;
     let mut engines = local.clone();
     if let Some(key) = &keys.deepgram_key {
-        let mut dg = DeepgramConfig::new(key.clone());
-        dg.base_url = keys.deepgram_url.clone();
+        let mut dg = DeepgramConfig::new(key.expose_secret().to_owned());
+        dg.base_url = endpoint(&keys.deepgram_url);
         dg.multi = true; // English and Spanish callers on one number
         engines.stt = Arc::new(DeepgramStt::new(dg));
         engines.stt_fallback = Some(local.stt.clone());
     }
     if let Some(key) = &keys.elevenlabs_key {
-        let mut el = ElevenLabsConfig::new(key.clone());
-        el.base_url = keys.elevenlabs_url.clone();
+        let mut el = ElevenLabsConfig::new(key.expose_secret().to_owned());
+        el.base_url = endpoint(&keys.elevenlabs_url);
         el.model = keys.elevenlabs_model.clone();
         // Past this with no audio the local voice takes over: no dead air over 2 s.
         el.first_audio_timeout = std::time::Duration::from_millis(1500);
@@ -66,8 +67,8 @@ pub async fn engines_from_config(config: &Config) -> anyhow::Result<Engines> {
         engines.tts_fallback = Some(local.tts.clone());
     }
     if let Some(key) = &keys.openai_key {
-        let mut oa = OpenAiConfig::new(key.clone());
-        oa.base_url = keys.openai_base_url.clone();
+        let mut oa = OpenAiConfig::new(key.expose_secret().to_owned());
+        oa.base_url = endpoint(&keys.openai_base_url);
         oa.model = keys.openai_model.clone();
         engines.llm = Some(Arc::new(OpenAiLlm::new(oa).context("configuring the language model")?));
     }
@@ -98,7 +99,7 @@ impl Application {
         owner.close().await;
         let pool = postgres::connect_as_app(&config.database_url, config.database_pool_size).await?;
         let store = match &config.redis_url {
-            Some(url) => CallStateStore::redis(url, &config.key_prefix).await?,
+            Some(url) => CallStateStore::redis(url.as_str(), &config.key_prefix).await?,
             None => CallStateStore::memory(),
         };
         if config.local_mode() {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
 use crate::call::CallSettings;
@@ -338,7 +339,7 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let base = args.url.clone().unwrap_or_else(|| config.public_url.clone());
     let mut script = Script::new(&base, &args.to, &args.from, parse_lines(&args.say));
-    script.auth_token = config.twilio_auth_token.clone();
+    script.auth_token = config.twilio_auth_token.as_ref().map(|t| t.expose_secret().to_owned());
     script.hang_up_after_last_line = args.hang_up;
     let report = sim::place_call(&script, Arc::new(FliteTts::default())).await?;
     print!("{}", report.transcript());
@@ -407,7 +408,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "No, that is all. Thank you.".into(),
     ]);
     let mut script = Script::new(&base, DEMO_NUMBER, "+15557654321", lines);
-    script.auth_token = config.twilio_auth_token.clone();
+    script.auth_token = config.twilio_auth_token.as_ref().map(|t| t.expose_secret().to_owned());
     let report = sim::place_call(&script, Arc::new(FliteTts::default())).await;
     match &report {
         Ok(report) => {

@@ -9,6 +9,7 @@ use axum::extract::{FromRef, FromRequest, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::telephony::signature;
@@ -67,7 +68,7 @@ where
 /// Checks the signature of a request with form `params`. In local mode (no Auth Token)
 /// there is nothing to check.
 fn verify(config: &Config, parts: &Parts, params: &[(String, String)]) -> Result<(), TwilioError> {
-    let Some(token) = config.twilio_auth_token.as_deref() else {
+    let Some(token) = &config.twilio_auth_token else {
         return Ok(());
     };
     let websocket = parts
@@ -80,7 +81,7 @@ fn verify(config: &Config, parts: &Parts, params: &[(String, String)]) -> Result
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{base}{path}");
     let given = parts.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if signature::is_valid(token, &url, params, given) {
+    if signature::is_valid(token.expose_secret(), &url, params, given) {
         Ok(())
     } else {
         tracing::warn!(url, "rejected a request with a missing or invalid Twilio signature");
