@@ -1,14 +1,15 @@
 //! Twilio ConversationRelay: Twilio recognises the caller and speaks our replies; we
 //! exchange text over a WebSocket (`setup`/`prompt`/`dtmf`/`interrupt` in, `text`/`end`
-//! out). The same call actor converses, with its speech stages switched off.
+//! out), each message typed once here for both ends. The same call actor converses, with
+//! its speech stages switched off.
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use minijinja::context;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::call::events::{Handoff, HandoffReason};
 use crate::call::{CallInput, CallOutput};
@@ -39,7 +40,8 @@ pub enum RelayEvent {
     Error(String),
 }
 
-#[derive(Deserialize)]
+/// A message Twilio sends, as it is on the wire.
+#[derive(Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum Frame {
     #[serde(rename_all = "camelCase")]
@@ -72,6 +74,45 @@ enum Frame {
 
 fn yes() -> bool {
     true
+}
+
+/// Writes the message Twilio sends for `event` (what a simulated Twilio speaks).
+pub fn write(event: &RelayEvent) -> String {
+    let frame = match event.clone() {
+        RelayEvent::Setup { call_sid, from, parameters } => {
+            Frame::Setup { call_sid, from, custom_parameters: parameters }
+        }
+        RelayEvent::Prompt { text, last } => Frame::Prompt { voice_prompt: text, last },
+        RelayEvent::Dtmf(digit) => Frame::Dtmf { digit: digit.to_string() },
+        RelayEvent::Interrupt { heard } => Frame::Interrupt { utterance_until_interrupt: heard },
+        RelayEvent::Error(description) => Frame::Error { description },
+    };
+    // Strings, booleans and a map of JSON values: serialising them cannot fail.
+    serde_json::to_string(&frame).unwrap_or_default()
+}
+
+/// What we tell Twilio, as it is on the wire.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RelayReply {
+    /// A piece of the reply for Twilio to speak; `last` closes the reply.
+    Text { token: String, last: bool },
+    /// End the session; Twilio posts `handoff_data` to the `<Connect action>` URL.
+    #[serde(rename_all = "camelCase")]
+    End { handoff_data: String },
+}
+
+impl RelayReply {
+    /// The message in wire form.
+    pub fn to_json(&self) -> String {
+        // Strings and a boolean: serialising them cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads one message we sent (what Twilio, or a simulated Twilio, reads).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a ConversationRelay reply: {e}"))
+    }
 }
 
 /// Parses one text frame from Twilio.
@@ -148,8 +189,9 @@ async fn relay_session(app: TelephonyState, socket: WebSocket) {
         Ok(setup) => setup,
         Err(e) => {
             tracing::warn!(call_sid, error = %e, "relay session for an unknown call; closing");
-            let end = json!({"type": "end", "handoffData": Handoff { reason: HandoffReason::UnknownCall, outcome: Outcome::None }.to_json()});
-            let _ = sink.send(Message::Text(end.to_string().into())).await;
+            let handoff = Handoff { reason: HandoffReason::UnknownCall, outcome: Outcome::None };
+            let end = RelayReply::End { handoff_data: handoff.to_json() };
+            let _ = sink.send(Message::Text(end.to_json().into())).await;
             let _ = sink.close().await;
             return;
         }
@@ -169,12 +211,8 @@ async fn relay_session(app: TelephonyState, socket: WebSocket) {
         }
     };
     let write = |out: CallOutput| match out {
-        CallOutput::Text { token, last } => {
-            Outbound::Frame(json!({"type": "text", "token": token, "last": last}).to_string())
-        }
-        CallOutput::End { handoff } => {
-            Outbound::Frame(json!({"type": "end", "handoffData": handoff.to_json()}).to_string())
-        }
+        CallOutput::Text { token, last } => Outbound::Frame(RelayReply::Text { token, last }.to_json()),
+        CallOutput::End { handoff } => Outbound::Frame(RelayReply::End { handoff_data: handoff.to_json() }.to_json()),
         CallOutput::Close => Outbound::Close,
         // Audio never flows on this path.
         CallOutput::Audio(_) | CallOutput::Mark(_) | CallOutput::Clear => Outbound::Skip,
@@ -185,6 +223,7 @@ async fn relay_session(app: TelephonyState, socket: WebSocket) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn relay_messages_are_read_in_their_real_shapes() {
@@ -210,5 +249,32 @@ mod tests {
         for bad in ["", "{}", r#"{"type":"prompt"}"#, r#"{"type":"dtmf","digit":"12"}"#, r#"{"type":"nope"}"#, "[]"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn what_twilio_writes_reads_back_as_the_same_event() {
+        let mut parameters = serde_json::Map::new();
+        parameters.insert("tenant_id".into(), "7".into());
+        for event in [
+            RelayEvent::Setup { call_sid: "CA1".into(), from: "+15557654321".into(), parameters },
+            RelayEvent::Prompt { text: "I'd like to book".into(), last: false },
+            RelayEvent::Dtmf('#'),
+            RelayEvent::Interrupt { heard: "I have Tuesday".into() },
+            RelayEvent::Error("bad".into()),
+        ] {
+            assert_eq!(parse(&write(&event)), Ok(event.clone()), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn our_replies_have_twilios_exact_shape_and_read_back() {
+        let text = RelayReply::Text { token: "Hello".into(), last: true };
+        let end = RelayReply::End { handoff_data: r#"{"reason":"transfer"}"#.into() };
+        let shape = |reply: &RelayReply| serde_json::from_str::<Value>(&reply.to_json()).unwrap();
+        assert_eq!(shape(&text), json!({"type": "text", "token": "Hello", "last": true}));
+        assert_eq!(shape(&end), json!({"type": "end", "handoffData": r#"{"reason":"transfer"}"#}));
+        assert_eq!(RelayReply::parse(&text.to_json()), Ok(text));
+        assert_eq!(RelayReply::parse(&end.to_json()), Ok(end));
+        assert!(RelayReply::parse(r#"{"type":"prompt"}"#).is_err());
     }
 }
