@@ -1,10 +1,15 @@
-//! Typed configuration, read once from the environment in `main` and passed down.
-//! Secrets never appear in `Debug` output.
+//! Typed configuration, read once from the environment in `main` and passed down: clap
+//! parses the variables, keys and tokens are secrets, URLs are parsed. Secrets never
+//! appear in `Debug` output; nothing here reads the environment after start.
 
 use std::fmt;
 use std::net::SocketAddr;
 
-use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use secrecy::SecretString;
+use url::Url;
+
+use crate::domain::phone::PhoneNumber;
 
 /// Everything the server needs to know about its surroundings.
 #[derive(Clone)]
@@ -12,7 +17,7 @@ pub struct Config {
     /// `DATABASE_URL`; the database is created if it does not exist.
     pub database_url: String,
     /// `REDIS_URL`; unset means the in-process call-state store.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Url>,
     /// `BIND`: where the HTTP server listens.
     pub bind: SocketAddr,
     /// `PUBLIC_URL`: the base URL Twilio reaches us at, used in TwiML and signature checks.
@@ -20,7 +25,7 @@ pub struct Config {
     /// `TWILIO_ACCOUNT_SID`.
     pub twilio_account_sid: Option<String>,
     /// `TWILIO_AUTH_TOKEN`; unset means local mode (no signature checks).
-    pub twilio_auth_token: Option<String>,
+    pub twilio_auth_token: Option<SecretString>,
     /// `RINGLYPRO_KEY_PREFIX`: prefix of every Redis key (lets tests share one Redis).
     pub key_prefix: String,
     /// `RINGLYPRO_STT_DECODERS`: local speech decoders kept warm for new calls.
@@ -82,38 +87,156 @@ impl Default for AccountSettings {
     }
 }
 
-/// Keys and endpoints of the cloud providers (secrets redacted in `Debug`).
-#[derive(Clone, Default)]
+/// Keys and endpoints of the cloud providers (keys redacted in `Debug`).
+#[derive(Debug, Clone)]
 pub struct ProviderKeys {
     /// `DEEPGRAM_API_KEY`, `DEEPGRAM_URL`.
-    pub deepgram_key: Option<String>,
-    pub deepgram_url: String,
+    pub deepgram_key: Option<SecretString>,
+    pub deepgram_url: Url,
     /// `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`.
-    pub openai_key: Option<String>,
-    pub openai_base_url: String,
+    pub openai_key: Option<SecretString>,
+    pub openai_base_url: Url,
     pub openai_model: String,
     /// `ELEVENLABS_API_KEY`, `ELEVENLABS_URL`, `ELEVENLABS_MODEL`.
-    pub elevenlabs_key: Option<String>,
-    pub elevenlabs_url: String,
+    pub elevenlabs_key: Option<SecretString>,
+    pub elevenlabs_url: Url,
     pub elevenlabs_model: String,
 }
 
-impl fmt::Debug for ProviderKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProviderKeys")
-            .field("deepgram_key", &redact(&self.deepgram_key))
-            .field("deepgram_url", &self.deepgram_url)
-            .field("openai_key", &redact(&self.openai_key))
-            .field("openai_base_url", &self.openai_base_url)
-            .field("openai_model", &self.openai_model)
-            .field("elevenlabs_key", &redact(&self.elevenlabs_key))
-            .field("elevenlabs_url", &self.elevenlabs_url)
-            .field("elevenlabs_model", &self.elevenlabs_model)
-            .finish()
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ringlypro";
+
+/// The environment as clap reads it: each variable's name, default and parser in one
+/// place. Values come through [`Config::from_lookup`], trimmed, with empty meaning unset.
+#[derive(Parser, Debug)]
+#[command(no_binary_name = true, disable_help_flag = true, disable_version_flag = true)]
+struct Environment {
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    #[arg(long, env = "REDIS_URL", value_parser = url("REDIS_URL"))]
+    redis_url: Option<Url>,
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:3000", value_parser = bind_address)]
+    bind: SocketAddr,
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:3000", value_parser = public_url)]
+    public_url: String,
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", value_parser = secret)]
+    twilio_auth_token: Option<SecretString>,
+    #[arg(long, env = "RINGLYPRO_KEY_PREFIX", default_value = "ringlypro:")]
+    key_prefix: String,
+    #[arg(long, env = "RINGLYPRO_STT_DECODERS", default_value = "2", value_parser = number::<usize>("RINGLYPRO_STT_DECODERS", "a number"))]
+    stt_warm_decoders: usize,
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value = "280", value_parser = number::<u64>("SHUTDOWN_GRACE_SECS", "a number"))]
+    shutdown_grace_secs: u64,
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value = "20", value_parser = pool_size)]
+    database_pool_size: u32,
+    #[arg(long, env = "DEEPGRAM_API_KEY", value_parser = secret)]
+    deepgram_key: Option<SecretString>,
+    #[arg(long, env = "DEEPGRAM_URL", default_value = "wss://api.deepgram.com", value_parser = url("DEEPGRAM_URL"))]
+    deepgram_url: Url,
+    #[arg(long, env = "OPENAI_API_KEY", value_parser = secret)]
+    openai_key: Option<SecretString>,
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1", value_parser = url("OPENAI_BASE_URL"))]
+    openai_base_url: Url,
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    openai_model: String,
+    #[arg(long, env = "ELEVENLABS_API_KEY", value_parser = secret)]
+    elevenlabs_key: Option<SecretString>,
+    #[arg(long, env = "ELEVENLABS_URL", default_value = "wss://api.elevenlabs.io", value_parser = url("ELEVENLABS_URL"))]
+    elevenlabs_url: Url,
+    #[arg(long, env = "ELEVENLABS_MODEL", default_value = "eleven_flash_v2_5")]
+    elevenlabs_model: String,
+    #[arg(long, env = "VOICE_PATH", default_value = "stream", value_parser = relay_for_all, action = clap::ArgAction::Set)]
+    relay_for_all: bool,
+    #[arg(long, env = "PASSWORD_HASH_MEMORY_KIB", default_value_t = PasswordCost::default().memory_kib, value_parser = number::<u32>("PASSWORD_HASH_MEMORY_KIB", "a whole number"))]
+    password_memory_kib: u32,
+    #[arg(long, env = "PASSWORD_HASH_ITERATIONS", default_value_t = PasswordCost::default().iterations, value_parser = number::<u32>("PASSWORD_HASH_ITERATIONS", "a whole number"))]
+    password_iterations: u32,
+    #[arg(long, env = "PASSWORD_HASH_PARALLELISM", default_value_t = PasswordCost::default().parallelism, value_parser = number::<u32>("PASSWORD_HASH_PARALLELISM", "a whole number"))]
+    password_parallelism: u32,
+    #[arg(long, env = "RINGLYPRO_NUMBER_POOL", default_value = "", value_parser = number_pool)]
+    number_pool: NumberPool,
+    #[arg(long, env = "LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = AccountSettings::default().attempts_per_ip_per_minute, value_parser = number::<u32>("LOGIN_ATTEMPTS_PER_MINUTE", "a whole number"))]
+    attempts_per_ip_per_minute: u32,
+    #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = AccountSettings::default().failures_per_account, value_parser = number::<u32>("LOGIN_FAILURES_PER_ACCOUNT", "a whole number"))]
+    failures_per_account: u32,
+    #[arg(long, env = "CLIENT_IP_HEADER")]
+    client_ip_header: Option<String>,
+}
+
+/// `RINGLYPRO_NUMBER_POOL`, parsed: a newtype so clap takes the whole list as one value.
+#[derive(Debug, Clone)]
+struct NumberPool(Vec<String>);
+
+/// A parser for a number read from variable `name`, with today's message for a bad one.
+fn number<T: std::str::FromStr>(name: &'static str, what: &'static str) -> impl Fn(&str) -> Result<T, String> + Clone {
+    move |v| v.parse().map_err(|_| format!("{name} must be {what}, got {v:?}"))
+}
+
+fn url(name: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
+    move |v| Url::parse(v).map_err(|e| format!("{name} must be a URL, got {v:?}: {e}"))
+}
+
+fn secret(v: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(v.to_owned()))
+}
+
+fn bind_address(v: &str) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| format!("BIND must be an address like 127.0.0.1:3000, got {v:?}"))
+}
+
+/// The base every Twilio-facing URL is built on, so it is kept as text without a trailing
+/// slash (a parsed URL would print one).
+fn public_url(v: &str) -> Result<String, String> {
+    let base = v.trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(format!("PUBLIC_URL must start with http:// or https://, got {base:?}"));
+    }
+    Url::parse(base).map_err(|e| format!("PUBLIC_URL must be a URL, got {base:?}: {e}"))?;
+    Ok(base.to_owned())
+}
+
+fn pool_size(v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("DATABASE_POOL_SIZE must be a positive number, got {v:?}")),
     }
 }
 
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ringlypro";
+fn relay_for_all(v: &str) -> Result<bool, String> {
+    match v {
+        "stream" => Ok(false),
+        "relay" => Ok(true),
+        other => Err(format!("VOICE_PATH must be stream or relay, got {other:?}")),
+    }
+}
+
+fn number_pool(v: &str) -> Result<NumberPool, String> {
+    let mut pool = Vec::new();
+    for raw in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !raw.starts_with('+') {
+            return Err(format!("RINGLYPRO_NUMBER_POOL entries must be E.164 numbers like +15550001111, got {raw:?}"));
+        }
+        let parsed = PhoneNumber::parse(raw).map_err(|e| format!("RINGLYPRO_NUMBER_POOL entry {raw:?}: {e}"))?;
+        pool.push(parsed.as_str().to_owned());
+    }
+    Ok(NumberPool(pool))
+}
+
+/// A provider's endpoint as its client takes it: the URL without the trailing slash
+/// parsing adds to a bare host (clients append their own paths).
+pub fn endpoint(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// A bad value's message as written for it (clap's own wording for anything else).
+fn bad_value(e: clap::Error) -> anyhow::Error {
+    use std::error::Error as _;
+    match e.source() {
+        Some(reason) => anyhow::anyhow!("{reason}"),
+        None => anyhow::anyhow!("{}", e.render()),
+    }
+}
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -121,64 +244,53 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads the configuration through `lookup` (the environment in production, a map in tests).
+    /// Reads the configuration through `lookup` (the environment in production, a map in
+    /// tests). Clap parses each variable found; the process environment is not read here,
+    /// so a map in a test is all there is.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let bind = get("BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
-        let bind: SocketAddr =
-            bind.parse().with_context(|| format!("BIND must be an address like 127.0.0.1:3000, got {bind:?}"))?;
-        let public_url = get("PUBLIC_URL").unwrap_or_else(|| "http://localhost:3000".into());
-        let public_url = public_url.trim_end_matches('/').to_owned();
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            anyhow::bail!("PUBLIC_URL must start with http:// or https://, got {public_url:?}");
+        let command = Environment::command().mut_args(|arg| arg.env(None::<&str>));
+        let mut given = Vec::new();
+        for arg in Environment::command().get_arguments() {
+            let (Some(name), Some(long)) = (arg.get_env().and_then(|n| n.to_str()), arg.get_long()) else { continue };
+            if let Some(value) = lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+                given.push(format!("--{long}={value}"));
+            }
         }
-        let stt_warm_decoders = match get("RINGLYPRO_STT_DECODERS") {
-            Some(v) => v.parse().with_context(|| format!("RINGLYPRO_STT_DECODERS must be a number, got {v:?}"))?,
-            None => 2,
-        };
-        let database_pool_size = match get("DATABASE_POOL_SIZE") {
-            Some(v) => match v.parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => anyhow::bail!("DATABASE_POOL_SIZE must be a positive number, got {v:?}"),
-            },
-            None => 20,
-        };
-        let shutdown_grace = match get("SHUTDOWN_GRACE_SECS") {
-            Some(v) => std::time::Duration::from_secs(
-                v.parse().with_context(|| format!("SHUTDOWN_GRACE_SECS must be a number, got {v:?}"))?,
-            ),
-            None => std::time::Duration::from_secs(280),
-        };
-        let providers = ProviderKeys {
-            deepgram_key: get("DEEPGRAM_API_KEY"),
-            deepgram_url: get("DEEPGRAM_URL").unwrap_or_else(|| "wss://api.deepgram.com".into()),
-            openai_key: get("OPENAI_API_KEY"),
-            openai_base_url: get("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
-            openai_model: get("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-            elevenlabs_key: get("ELEVENLABS_API_KEY"),
-            elevenlabs_url: get("ELEVENLABS_URL").unwrap_or_else(|| "wss://api.elevenlabs.io".into()),
-            elevenlabs_model: get("ELEVENLABS_MODEL").unwrap_or_else(|| "eleven_flash_v2_5".into()),
-        };
-        let relay_for_all = match get("VOICE_PATH").as_deref() {
-            None | Some("stream") => false,
-            Some("relay") => true,
-            Some(other) => anyhow::bail!("VOICE_PATH must be stream or relay, got {other:?}"),
-        };
-        let accounts = account_settings(&get)?;
+        let matches = command.try_get_matches_from(given).map_err(bad_value)?;
+        let env = Environment::from_arg_matches(&matches).map_err(bad_value)?;
         Ok(Self {
-            accounts,
-            relay_for_all,
-            providers,
-            shutdown_grace,
-            database_pool_size,
-            database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            redis_url: get("REDIS_URL"),
-            bind,
-            public_url,
-            twilio_account_sid: get("TWILIO_ACCOUNT_SID"),
-            twilio_auth_token: get("TWILIO_AUTH_TOKEN"),
-            key_prefix: get("RINGLYPRO_KEY_PREFIX").unwrap_or_else(|| "ringlypro:".into()),
-            stt_warm_decoders,
+            database_url: env.database_url,
+            redis_url: env.redis_url,
+            bind: env.bind,
+            public_url: env.public_url,
+            twilio_account_sid: env.twilio_account_sid,
+            twilio_auth_token: env.twilio_auth_token,
+            key_prefix: env.key_prefix,
+            stt_warm_decoders: env.stt_warm_decoders,
+            shutdown_grace: std::time::Duration::from_secs(env.shutdown_grace_secs),
+            database_pool_size: env.database_pool_size,
+            providers: ProviderKeys {
+                deepgram_key: env.deepgram_key,
+                deepgram_url: env.deepgram_url,
+                openai_key: env.openai_key,
+                openai_base_url: env.openai_base_url,
+                openai_model: env.openai_model,
+                elevenlabs_key: env.elevenlabs_key,
+                elevenlabs_url: env.elevenlabs_url,
+                elevenlabs_model: env.elevenlabs_model,
+            },
+            relay_for_all: env.relay_for_all,
+            accounts: AccountSettings {
+                password_cost: PasswordCost {
+                    memory_kib: env.password_memory_kib,
+                    iterations: env.password_iterations,
+                    parallelism: env.password_parallelism,
+                },
+                number_pool: env.number_pool.0,
+                attempts_per_ip_per_minute: env.attempts_per_ip_per_minute.max(1),
+                failures_per_account: env.failures_per_account.max(1),
+                client_ip_header: env.client_ip_header,
+            },
         })
     }
 
@@ -213,38 +325,7 @@ impl Config {
     }
 }
 
-fn account_settings(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<AccountSettings> {
-    let number = |name: &str, default: u32| -> anyhow::Result<u32> {
-        match get(name) {
-            Some(v) => v.parse().with_context(|| format!("{name} must be a whole number, got {v:?}")),
-            None => Ok(default),
-        }
-    };
-    let defaults = AccountSettings::default();
-    let password_cost = PasswordCost {
-        memory_kib: number("PASSWORD_HASH_MEMORY_KIB", defaults.password_cost.memory_kib)?,
-        iterations: number("PASSWORD_HASH_ITERATIONS", defaults.password_cost.iterations)?,
-        parallelism: number("PASSWORD_HASH_PARALLELISM", defaults.password_cost.parallelism)?,
-    };
-    let mut number_pool = Vec::new();
-    for raw in get("RINGLYPRO_NUMBER_POOL").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if !raw.starts_with('+') {
-            anyhow::bail!("RINGLYPRO_NUMBER_POOL entries must be E.164 numbers like +15550001111, got {raw:?}");
-        }
-        let parsed = crate::domain::phone::PhoneNumber::parse(raw)
-            .map_err(|e| anyhow::anyhow!("RINGLYPRO_NUMBER_POOL entry {raw:?}: {e}"))?;
-        number_pool.push(parsed.as_str().to_owned());
-    }
-    Ok(AccountSettings {
-        password_cost,
-        number_pool,
-        attempts_per_ip_per_minute: number("LOGIN_ATTEMPTS_PER_MINUTE", defaults.attempts_per_ip_per_minute)?.max(1),
-        failures_per_account: number("LOGIN_FAILURES_PER_ACCOUNT", defaults.failures_per_account)?.max(1),
-        client_ip_header: get("CLIENT_IP_HEADER"),
-    })
-}
-
-fn redact(value: &Option<String>) -> &'static str {
+fn redact(value: &Option<SecretString>) -> &'static str {
     if value.is_some() { "<set>" } else { "<unset>" }
 }
 
@@ -252,7 +333,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
-            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_url", &self.redis_url.as_ref().map(|u| redact_url(u.as_str())))
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
             .field("twilio_account_sid", &self.twilio_account_sid)
@@ -285,6 +366,7 @@ fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
@@ -346,5 +428,42 @@ mod tests {
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("verysecret"));
         assert!(!c.local_mode());
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_with_its_own_message() {
+        let message = |vars: &[(&str, &str)]| config(vars).unwrap_err().to_string();
+        assert_eq!(message(&[("BIND", "nonsense")]), r#"BIND must be an address like 127.0.0.1:3000, got "nonsense""#);
+        assert_eq!(message(&[("VOICE_PATH", "pigeon")]), r#"VOICE_PATH must be stream or relay, got "pigeon""#);
+        assert_eq!(message(&[("SHUTDOWN_GRACE_SECS", "soon")]), r#"SHUTDOWN_GRACE_SECS must be a number, got "soon""#);
+        assert_eq!(
+            message(&[("PASSWORD_HASH_ITERATIONS", "two")]),
+            r#"PASSWORD_HASH_ITERATIONS must be a whole number, got "two""#
+        );
+        assert_eq!(
+            message(&[("PUBLIC_URL", "ftp://rp.example.com/")]),
+            r#"PUBLIC_URL must start with http:// or https://, got "ftp://rp.example.com""#
+        );
+        assert!(message(&[("DEEPGRAM_URL", "not a url")]).starts_with("DEEPGRAM_URL must be a URL"));
+    }
+
+    #[test]
+    fn values_are_trimmed_and_empty_ones_count_as_unset() {
+        let c = config(&[("BIND", " 0.0.0.0:8080 "), ("VOICE_PATH", "relay"), ("TWILIO_AUTH_TOKEN", "  ")]).unwrap();
+        assert_eq!(c.bind.to_string(), "0.0.0.0:8080");
+        assert!(c.relay_for_all);
+        assert!(c.local_mode());
+        assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(280));
+    }
+
+    #[test]
+    fn provider_keys_are_secrets_and_endpoints_are_urls() {
+        let c = config(&[("OPENAI_API_KEY", "sk-verysecret"), ("DEEPGRAM_URL", "ws://127.0.0.1:9000")]).unwrap();
+        let key = c.providers.openai_key.as_ref().map(|k| k.expose_secret().to_owned());
+        assert_eq!(key.as_deref(), Some("sk-verysecret"));
+        assert!(!format!("{c:?}").contains("verysecret"));
+        assert_eq!(endpoint(&c.providers.deepgram_url), "ws://127.0.0.1:9000");
+        assert_eq!(endpoint(&c.providers.openai_base_url), "https://api.openai.com/v1");
+        assert_eq!(endpoint(&c.providers.elevenlabs_url), "wss://api.elevenlabs.io");
     }
 }

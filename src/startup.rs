@@ -8,15 +8,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use sqlx::PgPool;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::call::engines::Engines;
 use crate::call::registry::CallRegistry;
 use crate::call::{CallDeps, CallSettings};
-use crate::config::Config;
+use crate::config::{Config, endpoint};
 use crate::dialogue::prompts::Prompts;
 use crate::providers::llm::openai::{OpenAiConfig, OpenAiLlm};
 use crate::providers::stt::deepgram::{DeepgramConfig, DeepgramStt};
@@ -27,11 +26,10 @@ use crate::providers::tts::sentences::SentenceTts;
 use crate::services::passwords::Passwords;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::{self, numbers, sessions};
-use crate::telephony::{conversation_relay, webhooks};
-use crate::web;
-use crate::web::accounts;
-use crate::web::crm;
+use crate::telephony::request::MAX_BODY;
+use crate::telephony::{self, TelephonyState};
 use crate::web::limits::AttemptLimiter;
+use crate::web::{self, WebState};
 
 /// The offline engines: PocketSphinx for recognition, espeak-ng for speech, the local
 /// dialogue engine. Loading the recogniser blocks (it may first generate its language
@@ -53,15 +51,15 @@ pub async fn engines_from_config(config: &Config) -> anyhow::Result<Engines> {
     let keys = &config.providers;
     let mut engines = local.clone();
     if let Some(key) = &keys.deepgram_key {
-        let mut dg = DeepgramConfig::new(key.clone());
-        dg.base_url = keys.deepgram_url.clone();
+        let mut dg = DeepgramConfig::new(key.expose_secret().to_owned());
+        dg.base_url = endpoint(&keys.deepgram_url);
         dg.multi = true; // English and Spanish callers on one number
         engines.stt = Arc::new(DeepgramStt::new(dg));
         engines.stt_fallback = Some(local.stt.clone());
     }
     if let Some(key) = &keys.elevenlabs_key {
-        let mut el = ElevenLabsConfig::new(key.clone());
-        el.base_url = keys.elevenlabs_url.clone();
+        let mut el = ElevenLabsConfig::new(key.expose_secret().to_owned());
+        el.base_url = endpoint(&keys.elevenlabs_url);
         el.model = keys.elevenlabs_model.clone();
         // Past this with no audio the local voice takes over: no dead air over 2 s.
         el.first_audio_timeout = std::time::Duration::from_millis(1500);
@@ -69,35 +67,19 @@ pub async fn engines_from_config(config: &Config) -> anyhow::Result<Engines> {
         engines.tts_fallback = Some(local.tts.clone());
     }
     if let Some(key) = &keys.openai_key {
-        let mut oa = OpenAiConfig::new(key.clone());
-        oa.base_url = keys.openai_base_url.clone();
+        let mut oa = OpenAiConfig::new(key.expose_secret().to_owned());
+        oa.base_url = endpoint(&keys.openai_base_url);
         oa.model = keys.openai_model.clone();
         engines.llm = Some(Arc::new(OpenAiLlm::new(oa).context("configuring the language model")?));
     }
     Ok(engines)
 }
 
-/// What every request handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub pool: PgPool,
-    pub store: CallStateStore,
-    pub registry: CallRegistry,
-    pub call_deps: CallDeps,
-    /// Every page template, parsed once; render with [`web::render`].
-    pub templates: Arc<minijinja::Environment<'static>>,
-    /// Password hashing at the configured cost.
-    pub passwords: Passwords,
-    /// Attempts per client address at the credential forms.
-    pub attempt_limiter: Arc<AttemptLimiter>,
-}
-
 /// A built application: listening, not yet serving.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    state: AppState,
+    state: WebState,
 }
 
 impl Application {
@@ -117,7 +99,7 @@ impl Application {
         owner.close().await;
         let pool = postgres::connect_as_app(&config.database_url, config.database_pool_size).await?;
         let store = match &config.redis_url {
-            Some(url) => CallStateStore::redis(url, &config.key_prefix).await?,
+            Some(url) => CallStateStore::redis(url.as_str(), &config.key_prefix).await?,
             None => CallStateStore::memory(),
         };
         if config.local_mode() {
@@ -147,18 +129,23 @@ impl Application {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
         }
-        let call_deps = CallDeps { pool: pool.clone(), store: store.clone(), engines, prompts, settings };
-        let state = AppState {
+        let config = Arc::new(config);
+        let telephony_state = TelephonyState {
+            config: config.clone(),
+            pool: pool.clone(),
+            registry: registry.clone(),
+            call_deps: CallDeps { pool: pool.clone(), store: store.clone(), engines, prompts, settings },
+        };
+        let state = WebState {
             templates: Arc::new(web::shell::templates()?),
             passwords: Passwords::new(config.accounts.password_cost),
             attempt_limiter: Arc::new(AttemptLimiter::new(config.accounts.attempts_per_ip_per_minute)),
-            config: Arc::new(config.clone()),
+            config,
             pool,
             store,
             registry,
-            call_deps,
         };
-        Ok(Self { listener, router: router(state.clone()), state })
+        Ok(Self { listener, router: router(telephony_state, state.clone()), state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -166,7 +153,9 @@ impl Application {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
-    pub fn state(&self) -> &AppState {
+    /// The web edge's state: configuration, pool, call-state store and live registry, as
+    /// tests and benchmarks look into them.
+    pub fn state(&self) -> &WebState {
         &self.state
     }
 
@@ -205,94 +194,14 @@ impl Application {
     }
 }
 
-/// Every route.
-pub fn router(state: AppState) -> Router {
+/// Every route: Twilio's and the web's, each with its own state, behind the CSRF check
+/// and the body limit.
+pub fn router(telephony_state: TelephonyState, web_state: WebState) -> Router {
     Router::new()
-        .route("/twilio/voice", post(webhooks::voice))
-        .route("/twilio/after", post(webhooks::after_stream))
-        .route("/twilio/status", post(webhooks::status))
-        .route("/twilio/media", get(webhooks::media))
-        .route("/twilio/relay", get(conversation_relay::relay))
-        .route("/twilio/relay-ended", post(conversation_relay::relay_ended))
-        .route("/health", get(web::pages::health))
-        .route("/metrics", get(web::pages::metrics))
-        .route("/calls/{call_sid}", get(web::pages::call_json))
-        .route("/", get(web::today::home))
-        .route("/app", get(web::today::page))
-        .route("/app/rachel", post(web::today::set_rachel))
-        .route("/settings", get(web::settings::short_address))
-        .route("/app/settings", get(web::settings::show).post(web::settings::submit))
-        .route("/app/settings/rachel", post(web::settings::set_rachel))
-        .route("/app/settings/recording", post(web::settings::set_recording))
-        .route("/api/settings", get(web::settings::get_api).patch(web::settings::patch_api))
-        .route("/admin", get(web::admin::list_page))
-        .route("/admin/tenants/{id}", get(web::admin::tenant_page))
-        .route("/admin/tenants/{id}/notes", post(web::admin::note_form))
-        .route("/admin/tenants/{id}/sms", post(web::admin::sms_form))
-        .route("/api/admin/tenants", get(web::admin::list_api))
-        .route("/api/admin/tenants/{id}", get(web::admin::detail_api))
-        .route("/api/admin/tenants/{id}/notes", post(web::admin::note_api))
-        .route("/api/admin/tenants/{id}/sms", post(web::admin::sms_api))
-        .route("/api/openapi.json", get(web::openapi::json))
-        .route("/api/docs", get(web::openapi::docs))
-        .route("/static/api-docs.js", get(web::openapi::docs_script))
-        .route("/calls", get(|| async { axum::response::Redirect::permanent("/app/calls") }))
-        .route("/live", get(|| async { axum::response::Redirect::permanent("/app/live") }))
-        .route("/app/calls", get(web::calls::page))
-        .route("/app/calls/{call_sid}", get(web::calls::call_page))
-        .route("/app/calls/{call_sid}/recording", get(web::calls::recording))
-        .route("/app/calls/{call_sid}/delete", get(web::calls::confirm_delete).post(web::calls::delete_page))
-        .route("/api/calls", get(web::calls::api_list))
-        .route("/api/calls/{call_sid}", get(web::calls::api_call).delete(web::calls::api_delete))
-        .route("/api/calls/{call_sid}/recording", get(web::calls::recording))
-        .route("/app/live", get(web::live::page))
-        .route("/app/live/events", get(web::live::events))
-        .route("/api/live", get(web::live::api_live))
-        .route("/api/live/events", get(web::live::events))
-        .route("/static/live.js", get(web::shell::live_script))
-        .route("/signup", get(accounts::pages::signup_form).post(accounts::pages::signup))
-        .route("/login", get(accounts::pages::login_form).post(accounts::pages::login))
-        .route("/logout", post(accounts::pages::logout))
-        .route("/password/forgot", get(accounts::pages::forgot_form).post(accounts::pages::forgot))
-        .route("/password/reset", get(accounts::pages::reset_form).post(accounts::pages::reset))
-        .route("/api/auth/signup", post(accounts::api::signup))
-        .route("/api/auth/login", post(accounts::api::login))
-        .route("/api/auth/logout", post(accounts::api::logout))
-        .route("/api/auth/me", get(accounts::api::me))
-        .route("/api/auth/password/forgot", post(accounts::api::forgot))
-        .route("/api/auth/password/reset", post(accounts::api::reset))
-        .route("/contacts", get(crm::to_contacts))
-        .route("/appointments", get(crm::to_appointments))
-        .route("/messages", get(crm::to_messages))
-        .route("/app/contacts", get(crm::contacts::page).post(crm::contacts::create))
-        .route("/app/contacts/{id}", get(crm::contacts::show).post(crm::contacts::update))
-        .route("/app/contacts/{id}/delete", post(crm::contacts::delete))
-        .route("/app/appointments", get(crm::appointments::page).post(crm::appointments::create))
-        .route("/app/appointments/{id}", get(crm::appointments::show).post(crm::appointments::update))
-        .route("/app/appointments/{id}/status", post(crm::appointments::set_status))
-        .route("/app/messages", get(crm::messages::page).post(crm::messages::create))
-        .route("/app/messages/{contact_id}", get(crm::messages::thread))
-        .route("/api/contacts", get(crm::contacts::api_list).post(crm::contacts::api_create))
-        .route(
-            "/api/contacts/{id}",
-            get(crm::contacts::api_show).patch(crm::contacts::api_update).delete(crm::contacts::api_delete),
-        )
-        .route("/api/appointments", get(crm::appointments::api_list).post(crm::appointments::api_create))
-        .route(
-            "/api/appointments/{id}",
-            get(crm::appointments::api_show).patch(crm::appointments::api_update).delete(crm::appointments::api_cancel),
-        )
-        .route("/api/messages", get(crm::messages::api_threads).post(crm::messages::api_send))
-        .route("/api/messages/{contact_id}", get(crm::messages::api_thread))
-        .route("/static/app.css", get(web::shell::stylesheet))
-        .route("/static/app.js", get(web::shell::script))
-        .route("/static/icon.svg", get(web::shell::icon))
-        .route("/manifest.webmanifest", get(web::shell::manifest))
-        .route("/sw.js", get(web::shell::service_worker))
-        .route("/offline", get(web::shell::offline))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), web::auth::protect_state_changes))
-        .layer(DefaultBodyLimit::max(webhooks::MAX_BODY))
-        .with_state(state)
+        .merge(telephony::routes().with_state(telephony_state))
+        .merge(web::routes().with_state(web_state.clone()))
+        .layer(axum::middleware::from_fn_with_state(web_state, web::auth::protect_state_changes))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
 
 use crate::call::CallSettings;
 use crate::config::Config;
@@ -159,9 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve().await,
         Command::Migrate => {
-            let config = Config::from_env()?;
-            let pool = postgres::connect(&config.database_url).await?;
-            postgres::migrate(&pool).await?;
+            database().await?;
             println!("migrations applied");
             Ok(())
         }
@@ -169,9 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Call(args) => call(args).await,
         Command::Nlu(args) => nlu_command(args),
         Command::Tenant(TenantCommand::Add(args)) => {
-            let config = Config::from_env()?;
-            let pool = postgres::connect(&config.database_url).await?;
-            postgres::migrate(&pool).await?;
+            let (config, pool) = database().await?;
             let id = add_tenant(&pool, &args).await?;
             if let (Some(email), Some(password)) = (&args.email, &args.password) {
                 let passwords = Passwords::new(config.accounts.password_cost);
@@ -183,9 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Numbers(command) => numbers_command(command).await,
         Command::Admin(AdminCommand::Grant { email }) => {
-            let config = Config::from_env()?;
-            let pool = postgres::connect(&config.database_url).await?;
-            postgres::migrate(&pool).await?;
+            let (config, pool) = database().await?;
             if !admin::grant(&pool, &email).await? {
                 bail!("no user signs in with {email:?}; sign up first, then grant");
             }
@@ -193,9 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tenant(TenantCommand::List) => {
-            let config = Config::from_env()?;
-            let pool = postgres::connect(&config.database_url).await?;
-            postgres::migrate(&pool).await?;
+            let (_, pool) = database().await?;
             for t in tenants::list(&pool).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{} {}-{}\tagent {}",
@@ -214,10 +208,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn numbers_command(command: NumbersCommand) -> anyhow::Result<()> {
+/// The configuration and a connection to its database, migrated: what every command
+/// that touches the database starts from.
+async fn database() -> anyhow::Result<(Config, PgPool)> {
     let config = Config::from_env()?;
     let pool = postgres::connect(&config.database_url).await?;
     postgres::migrate(&pool).await?;
+    Ok((config, pool))
+}
+
+async fn numbers_command(command: NumbersCommand) -> anyhow::Result<()> {
+    let (_, pool) = database().await?;
     match command {
         NumbersCommand::Add { numbers: wanted } => {
             // Every number is checked before any is added.
@@ -256,7 +257,7 @@ async fn serve() -> anyhow::Result<()> {
 }
 
 /// Validates and creates a tenant. Nothing is written when any field is invalid.
-pub async fn add_tenant(pool: &sqlx::PgPool, args: &TenantAddArgs) -> anyhow::Result<TenantId> {
+pub async fn add_tenant(pool: &PgPool, args: &TenantAddArgs) -> anyhow::Result<TenantId> {
     let name = args.name.trim();
     if name.is_empty() {
         bail!("--name must not be empty");
@@ -339,7 +340,7 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let base = args.url.clone().unwrap_or_else(|| config.public_url.clone());
     let mut script = Script::new(&base, &args.to, &args.from, parse_lines(&args.say));
-    script.auth_token = config.twilio_auth_token.clone();
+    script.auth_token = config.twilio_auth_token.as_ref().map(|t| t.expose_secret().to_owned());
     script.hang_up_after_last_line = args.hang_up;
     let report = sim::place_call(&script, Arc::new(FliteTts::default())).await?;
     print!("{}", report.transcript());
@@ -354,9 +355,7 @@ pub const DEMO_EMAIL: &str = "owner@brightsmile.example";
 pub const DEMO_PASSWORD: &str = "bright-smile-demo";
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let mut config = Config::from_env()?;
-    let pool = postgres::connect(&config.database_url).await?;
-    postgres::migrate(&pool).await?;
+    let (mut config, pool) = database().await?;
     if tenants::find_by_number(&pool, DEMO_NUMBER).await?.is_none() {
         let id = add_tenant(
             &pool,
@@ -410,7 +409,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "No, that is all. Thank you.".into(),
     ]);
     let mut script = Script::new(&base, DEMO_NUMBER, "+15557654321", lines);
-    script.auth_token = config.twilio_auth_token.clone();
+    script.auth_token = config.twilio_auth_token.as_ref().map(|t| t.expose_secret().to_owned());
     let report = sim::place_call(&script, Arc::new(FliteTts::default())).await;
     match &report {
         Ok(report) => {

@@ -1,14 +1,13 @@
 //! The simulated caller: plays Twilio's part exactly — a signed voice webhook, then the
 //! Media Streams socket with real-time 20 ms μ-law frames, playing the agent's audio back
 //! at real-time speed, echoing marks when their audio has "played" and honouring `clear`.
+//! Frames are written and read with telephony's own wire types, never by hand here.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -17,6 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::domain::language::Language;
 use crate::providers::tts::{TextToSpeech, TtsRequest};
+use crate::telephony::media_stream::{self, OutboundEvent, TwilioStream};
 use crate::telephony::{signature, twiml};
 
 const FRAME: usize = 160; // 20 ms of 8 kHz μ-law
@@ -318,22 +318,9 @@ async fn converse(
             .await
             .context("media stream connect")?;
     let (mut tx, mut rx) = socket.split();
-    let stream_sid = random_sid("MZ");
-    let custom: serde_json::Map<String, Value> =
-        parameters.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-    tx.send(Message::text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string())).await?;
-    tx.send(Message::text(
-        json!({
-            "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-            "start": {
-                "accountSid": account_sid, "streamSid": stream_sid, "callSid": call_sid,
-                "tracks": ["inbound"], "customParameters": custom,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-            }
-        })
-        .to_string(),
-    ))
-    .await?;
+    let mut twilio = TwilioStream::new(&random_sid("MZ"), call_sid, account_sid);
+    tx.send(Message::text(twilio.connected())).await?;
+    tx.send(Message::text(twilio.start(parameters.iter().cloned().collect()))).await?;
 
     // Synthesize every line up front so speaking never waits on the voice engine.
     let mut lines = VecDeque::new();
@@ -345,8 +332,6 @@ async fn converse(
     let mut speaking: Option<(Vec<u8>, usize)> = None;
     let mut agent_spoke_since_line = false;
     let mut agent_turn_started: Option<Instant> = None;
-    let mut seq: u64 = 2;
-    let mut chunk: u64 = 0;
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -365,35 +350,29 @@ async fn converse(
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { server_closed = true; break; }
                     Some(Ok(_)) => continue,
                 };
-                let frame: Value = match serde_json::from_str(&text) { Ok(v) => v, Err(_) => continue };
-                match frame["event"].as_str() {
-                    Some("media") => {
+                match media_stream::parse_outbound(&text) {
+                    Ok(OutboundEvent::Media(bytes)) => {
                         report.received.push("media".into());
-                        if let Some(payload) = frame["media"]["payload"].as_str()
-                            && let Ok(bytes) = STANDARD.decode(payload) {
-                                if player.buffer.is_empty() && agent_turn_started.is_none() {
-                                    agent_turn_started = Some(Instant::now());
-                                }
-                                report.agent_audio_ms += bytes.len() as u64 / 8;
-                                if let Some(ended) = line_ended_at.take() {
-                                    report.response_times.push(ended.elapsed());
-                                }
-                                player.push_audio(&bytes);
-                                agent_spoke_since_line = true;
-                            }
-                    }
-                    Some("mark") => {
-                        if let Some(name) = frame["mark"]["name"].as_str() {
-                            let generation = name.split('-').next().and_then(|g| g.parse::<u64>().ok());
-                            if generation.is_some() && generation <= cleared_generation {
-                                report.marks_after_clear += 1;
-                            }
-                            last_generation = generation.or(last_generation);
-                            report.received.push(format!("mark:{name}"));
-                            player.push_mark(name.to_owned());
+                        if player.buffer.is_empty() && agent_turn_started.is_none() {
+                            agent_turn_started = Some(Instant::now());
                         }
+                        report.agent_audio_ms += bytes.len() as u64 / 8;
+                        if let Some(ended) = line_ended_at.take() {
+                            report.response_times.push(ended.elapsed());
+                        }
+                        player.push_audio(&bytes);
+                        agent_spoke_since_line = true;
                     }
-                    Some("clear") => {
+                    Ok(OutboundEvent::Mark(name)) => {
+                        let generation = name.split('-').next().and_then(|g| g.parse::<u64>().ok());
+                        if generation.is_some() && generation <= cleared_generation {
+                            report.marks_after_clear += 1;
+                        }
+                        last_generation = generation.or(last_generation);
+                        report.received.push(format!("mark:{name}"));
+                        player.push_mark(name);
+                    }
+                    Ok(OutboundEvent::Clear) => {
                         report.clears += 1;
                         report.received.push("clear".into());
                         if let Some(t) = barge_started.take() {
@@ -403,17 +382,18 @@ async fn converse(
                         let (dropped, marks) = player.clear();
                         report.cleared_audio_ms += dropped as u64 / 8;
                         for name in marks {
-                            echo_mark(&mut tx, &stream_sid, &mut seq, &name).await?;
+                            tx.send(Message::text(twilio.mark(&name))).await?;
                             report.marks_echoed += 1;
                         }
                     }
-                    _ => {}
+                    // Whatever the server sends that Twilio would not act on.
+                    Err(_) => {}
                 }
             }
             _ = tick.tick() => {
                 let now = Instant::now();
                 for name in player.play_frame(now) {
-                    echo_mark(&mut tx, &stream_sid, &mut seq, &name).await?;
+                    tx.send(Message::text(twilio.mark(&name))).await?;
                     report.marks_echoed += 1;
                 }
                 if player.idle_for(now).is_some_and(|idle| idle > Duration::from_millis(300)) {
@@ -453,14 +433,7 @@ async fn converse(
                     }
                     None => vec![SILENCE; FRAME],
                 };
-                chunk += 1;
-                let media = json!({
-                    "event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
-                    "media": {"track": "inbound", "chunk": chunk.to_string(),
-                              "timestamp": (chunk * 20).to_string(), "payload": STANDARD.encode(&frame)}
-                });
-                seq += 1;
-                if tx.send(Message::text(media.to_string())).await.is_err() {
+                if tx.send(Message::text(twilio.media(&frame))).await.is_err() {
                     server_closed = true;
                     break;
                 }
@@ -473,23 +446,9 @@ async fn converse(
     report.late_frames = player.late_frames;
     if !server_closed {
         // The caller hangs up: Twilio sends `stop` and closes.
-        let stop = json!({"event": "stop", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
-                          "stop": {"accountSid": account_sid, "callSid": call_sid}});
-        let _ = tx.send(Message::text(stop.to_string())).await;
+        let _ = tx.send(Message::text(twilio.stop())).await;
         let _ = tx.close().await;
     }
-    Ok(())
-}
-
-async fn echo_mark<S>(tx: &mut S, stream_sid: &str, seq: &mut u64, name: &str) -> anyhow::Result<()>
-where
-    S: futures::Sink<Message> + Unpin,
-    S::Error: std::error::Error + Send + Sync + 'static,
-{
-    let frame =
-        json!({"event": "mark", "sequenceNumber": seq.to_string(), "streamSid": stream_sid, "mark": {"name": name}});
-    *seq += 1;
-    tx.send(Message::text(frame.to_string())).await?;
     Ok(())
 }
 

@@ -1,27 +1,24 @@
 //! Twilio ConversationRelay: Twilio recognises the caller and speaks our replies; we
 //! exchange text over a WebSocket (`setup`/`prompt`/`dtmf`/`interrupt` in, `text`/`end`
-//! out). The same call actor converses, with its speech stages switched off.
+//! out), each message typed once here for both ends. The same call actor converses, with
+//! its speech stages switched off.
 
+use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{OriginalUri, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use minijinja::context;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::call::events::{Handoff, HandoffReason};
-use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::call::{CallInput, CallOutput};
 use crate::dialogue::policy::Outcome;
-use crate::domain::ids::TenantId;
-use crate::startup::AppState;
 use crate::storage::postgres::tenants::Tenant;
 use crate::storage::postgres::{calls, tenants};
+use crate::telephony::request::{TwilioError, TwilioRequest, xml};
 use crate::telephony::session::{self, Inbound, Outbound};
-use crate::telephony::twiml;
-use crate::telephony::webhooks::{TwilioForm, verify, xml};
-use crate::web::Error;
+use crate::telephony::{TelephonyState, twiml};
 
 /// What Twilio tells us, in our terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +40,8 @@ pub enum RelayEvent {
     Error(String),
 }
 
-#[derive(Deserialize)]
+/// A message Twilio sends, as it is on the wire.
+#[derive(Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum Frame {
     #[serde(rename_all = "camelCase")]
@@ -78,6 +76,45 @@ fn yes() -> bool {
     true
 }
 
+/// Writes the message Twilio sends for `event` (what a simulated Twilio speaks).
+pub fn write(event: &RelayEvent) -> String {
+    let frame = match event.clone() {
+        RelayEvent::Setup { call_sid, from, parameters } => {
+            Frame::Setup { call_sid, from, custom_parameters: parameters }
+        }
+        RelayEvent::Prompt { text, last } => Frame::Prompt { voice_prompt: text, last },
+        RelayEvent::Dtmf(digit) => Frame::Dtmf { digit: digit.to_string() },
+        RelayEvent::Interrupt { heard } => Frame::Interrupt { utterance_until_interrupt: heard },
+        RelayEvent::Error(description) => Frame::Error { description },
+    };
+    // Strings, booleans and a map of JSON values: serialising them cannot fail.
+    serde_json::to_string(&frame).unwrap_or_default()
+}
+
+/// What we tell Twilio, as it is on the wire.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RelayReply {
+    /// A piece of the reply for Twilio to speak; `last` closes the reply.
+    Text { token: String, last: bool },
+    /// End the session; Twilio posts `handoff_data` to the `<Connect action>` URL.
+    #[serde(rename_all = "camelCase")]
+    End { handoff_data: String },
+}
+
+impl RelayReply {
+    /// The message in wire form.
+    pub fn to_json(&self) -> String {
+        // Strings and a boolean: serialising them cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads one message we sent (what Twilio, or a simulated Twilio, reads).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a ConversationRelay reply: {e}"))
+    }
+}
+
 /// Parses one text frame from Twilio.
 pub fn parse(text: &str) -> Result<RelayEvent, String> {
     let frame: Frame = serde_json::from_str(text).map_err(|e| format!("not a ConversationRelay message: {e}"))?;
@@ -99,7 +136,7 @@ pub fn parse(text: &str) -> Result<RelayEvent, String> {
 }
 
 /// The greeting Twilio speaks when the session opens (the actor records the same line).
-pub fn welcome_greeting(app: &AppState, tenant: &Tenant) -> String {
+pub fn welcome_greeting(app: &TelephonyState, tenant: &Tenant) -> String {
     let lang = tenant.default_language();
     let greeting = tenant.custom_greeting.as_deref().filter(|g| !g.trim().is_empty());
     app.call_deps.prompts.render(
@@ -110,24 +147,20 @@ pub fn welcome_greeting(app: &AppState, tenant: &Tenant) -> String {
 }
 
 /// `GET /twilio/relay`: the ConversationRelay WebSocket.
-pub async fn relay(
-    State(app): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Result<Response, Error> {
-    verify(&app, &headers, &uri, &[], true)?;
-    Ok(session::configure(ws)
+/// The signature covers the `wss://` URL alone.
+pub async fn relay(State(app): State<TelephonyState>, ws: WebSocketUpgrade, _signed: TwilioRequest) -> Response {
+    session::configure(ws)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "relay upgrade failed"))
-        .on_upgrade(move |socket| relay_session(app, socket)))
+        .on_upgrade(move |socket| relay_session(app, socket))
 }
 
 /// `POST /twilio/relay-ended`: the session ended; transfer to the owner or hang up.
-pub async fn relay_ended(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
-    let handoff = hook.params.iter().find(|(k, _)| k == "HandoffData").map(|(_, v)| v.as_str()).unwrap_or("");
+pub async fn relay_ended(State(app): State<TelephonyState>, hook: TwilioRequest) -> Result<Response, TwilioError> {
+    let call_sid = hook.call_sid()?;
+    let handoff = hook.field("HandoffData").unwrap_or("");
     let wants_transfer = Handoff::from_json(handoff).is_some_and(|h| h.reason == HandoffReason::Transfer);
     if wants_transfer
-        && let Some(call) = calls::find_by_sid(&app.pool, &hook.call_sid).await?
+        && let Some(call) = calls::find_by_sid(&app.pool, call_sid).await?
         && let Some(tenant) = tenants::find(&app.pool, call.client_id).await?
     {
         let caller = Some(call.from_number.as_str()).filter(|f| !f.is_empty());
@@ -136,7 +169,7 @@ pub async fn relay_ended(State(app): State<AppState>, hook: TwilioForm) -> Resul
     Ok(xml(twiml::hang_up()))
 }
 
-async fn relay_session(app: AppState, socket: WebSocket) {
+async fn relay_session(app: TelephonyState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let setup = session::opening_message(&mut stream, |text| match parse(text) {
         Ok(setup @ RelayEvent::Setup { .. }) => Some(setup),
@@ -151,12 +184,14 @@ async fn relay_session(app: AppState, socket: WebSocket) {
         tracing::warn!("relay socket closed before its setup message");
         return;
     };
-    let setup = match resolve(&app, &call_sid, &parameters).await {
+    let claimed_tenant = parameters.get("tenant_id").and_then(Value::as_str);
+    let setup = match session::resolve_call(&app.pool, &call_sid, claimed_tenant, "", true).await {
         Ok(setup) => setup,
         Err(e) => {
             tracing::warn!(call_sid, error = %e, "relay session for an unknown call; closing");
-            let end = json!({"type": "end", "handoffData": Handoff { reason: HandoffReason::UnknownCall, outcome: Outcome::None }.to_json()});
-            let _ = sink.send(Message::Text(end.to_string().into())).await;
+            let handoff = Handoff { reason: HandoffReason::UnknownCall, outcome: Outcome::None };
+            let end = RelayReply::End { handoff_data: handoff.to_json() };
+            let _ = sink.send(Message::Text(end.to_json().into())).await;
             let _ = sink.close().await;
             return;
         }
@@ -176,12 +211,8 @@ async fn relay_session(app: AppState, socket: WebSocket) {
         }
     };
     let write = |out: CallOutput| match out {
-        CallOutput::Text { token, last } => {
-            Outbound::Frame(json!({"type": "text", "token": token, "last": last}).to_string())
-        }
-        CallOutput::End { handoff } => {
-            Outbound::Frame(json!({"type": "end", "handoffData": handoff.to_json()}).to_string())
-        }
+        CallOutput::Text { token, last } => Outbound::Frame(RelayReply::Text { token, last }.to_json()),
+        CallOutput::End { handoff } => Outbound::Frame(RelayReply::End { handoff_data: handoff.to_json() }.to_json()),
         CallOutput::Close => Outbound::Close,
         // Audio never flows on this path.
         CallOutput::Audio(_) | CallOutput::Mark(_) | CallOutput::Clear => Outbound::Skip,
@@ -189,35 +220,10 @@ async fn relay_session(app: AppState, socket: WebSocket) {
     session::run(app, setup, sink, stream, read, write).await;
 }
 
-async fn resolve(
-    app: &AppState,
-    call_sid: &str,
-    parameters: &serde_json::Map<String, Value>,
-) -> anyhow::Result<CallSetup> {
-    let call = calls::find_by_sid(&app.pool, call_sid)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no call record for {call_sid}"))?;
-    if let Some(tenant_id) = parameters.get("tenant_id").and_then(Value::as_str)
-        && tenant_id.parse::<TenantId>().ok() != Some(call.client_id)
-    {
-        anyhow::bail!("session parameters name another tenant than the call record");
-    }
-    let tenant = tenants::find(&app.pool, call.client_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;
-    Ok(CallSetup {
-        tenant,
-        call_id: call.id,
-        call_sid: call.call_sid,
-        stream_sid: String::new(),
-        caller: call.from_number,
-        relay: true,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn relay_messages_are_read_in_their_real_shapes() {
@@ -243,5 +249,32 @@ mod tests {
         for bad in ["", "{}", r#"{"type":"prompt"}"#, r#"{"type":"dtmf","digit":"12"}"#, r#"{"type":"nope"}"#, "[]"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn what_twilio_writes_reads_back_as_the_same_event() {
+        let mut parameters = serde_json::Map::new();
+        parameters.insert("tenant_id".into(), "7".into());
+        for event in [
+            RelayEvent::Setup { call_sid: "CA1".into(), from: "+15557654321".into(), parameters },
+            RelayEvent::Prompt { text: "I'd like to book".into(), last: false },
+            RelayEvent::Dtmf('#'),
+            RelayEvent::Interrupt { heard: "I have Tuesday".into() },
+            RelayEvent::Error("bad".into()),
+        ] {
+            assert_eq!(parse(&write(&event)), Ok(event.clone()), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn our_replies_have_twilios_exact_shape_and_read_back() {
+        let text = RelayReply::Text { token: "Hello".into(), last: true };
+        let end = RelayReply::End { handoff_data: r#"{"reason":"transfer"}"#.into() };
+        let shape = |reply: &RelayReply| serde_json::from_str::<Value>(&reply.to_json()).unwrap();
+        assert_eq!(shape(&text), json!({"type": "text", "token": "Hello", "last": true}));
+        assert_eq!(shape(&end), json!({"type": "end", "handoffData": r#"{"reason":"transfer"}"#}));
+        assert_eq!(RelayReply::parse(&text.to_json()), Ok(text));
+        assert_eq!(RelayReply::parse(&end.to_json()), Ok(end));
+        assert!(RelayReply::parse(r#"{"type":"prompt"}"#).is_err());
     }
 }

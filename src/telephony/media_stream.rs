@@ -1,11 +1,14 @@
 //! Twilio Media Streams wire format (bidirectional `<Connect><Stream>`): JSON text frames
-//! in, JSON text frames out. Frames become [`StreamEvent`]s here and nowhere else.
+//! in, JSON text frames out, one typed definition for both ends. The server reads
+//! Twilio's frames ([`parse`]) and writes its own ([`Outbound`]); the simulated caller
+//! writes Twilio's ([`TwilioStream`]) and reads the server's ([`parse_outbound`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What Twilio tells us, in our own terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,23 +51,41 @@ pub enum FrameError {
     Digit(String),
 }
 
-#[derive(Deserialize)]
+/// One frame on the wire, either way. Reading borrows what it can (a media payload is
+/// not copied before it is decoded); fields only Twilio's side writes and nobody reads
+/// (sequence numbers, chunk numbers, tracks) are skipped when reading.
+#[derive(Deserialize, Serialize, Default)]
 struct Frame<'a> {
     #[serde(borrow)]
     event: &'a str,
-    #[serde(default, rename = "streamSid")]
-    stream_sid: Option<String>,
-    #[serde(default)]
+    #[serde(rename = "sequenceNumber", skip_deserializing, skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<String>,
+    #[serde(default, rename = "streamSid", borrow, skip_serializing_if = "Option::is_none")]
+    stream_sid: Option<Cow<'a, str>>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'a str>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     start: Option<StartPayload>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     media: Option<MediaPayload<'a>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     dtmf: Option<DtmfPayload>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     mark: Option<MarkPayload>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    stop: Option<StopPayload>,
 }
 
-#[derive(Deserialize)]
+impl Frame<'_> {
+    fn to_json(&self) -> String {
+        // Plain strings, numbers and maps: serialising them cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StartPayload {
     #[serde(default)]
@@ -73,30 +94,49 @@ struct StartPayload {
     call_sid: String,
     #[serde(default)]
     account_sid: String,
+    #[serde(skip_deserializing)]
+    tracks: Vec<String>,
     #[serde(default)]
     custom_parameters: HashMap<String, String>,
     #[serde(default)]
     media_format: Option<MediaFormat>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MediaFormat {
     #[serde(default)]
     encoding: String,
     #[serde(default)]
     sample_rate: u32,
+    #[serde(skip_deserializing)]
+    channels: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct MediaPayload<'a> {
-    #[serde(borrow)]
-    payload: std::borrow::Cow<'a, str>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     track: Option<String>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    chunk: Option<String>,
     /// Milliseconds since the stream started: a decimal string (a number is taken too).
-    #[serde(default, deserialize_with = "lenient_millis")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_millis",
+        serialize_with = "millis_as_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     timestamp: Option<u64>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+/// Twilio writes its millisecond counts as decimal strings.
+fn millis_as_text<S: serde::Serializer>(millis: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match millis {
+        Some(ms) => s.collect_str(ms),
+        None => s.serialize_none(),
+    }
 }
 
 /// Reads a millisecond count given as a string or a number; anything unreadable is `None`,
@@ -127,14 +167,21 @@ fn lenient_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>,
     d.deserialize_any(Millis)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct DtmfPayload {
     digit: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct MarkPayload {
     name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StopPayload {
+    account_sid: String,
+    call_sid: String,
 }
 
 /// Parses one text frame from Twilio.
@@ -150,7 +197,7 @@ pub fn parse(text: &str) -> Result<StreamEvent, FrameError> {
                 .map(|f| (f.encoding, f.sample_rate))
                 .unwrap_or_else(|| ("audio/x-mulaw".into(), 8000));
             Ok(StreamEvent::Start(StreamStart {
-                stream_sid: start.stream_sid.or(frame.stream_sid).unwrap_or_default(),
+                stream_sid: start.stream_sid.or(frame.stream_sid.map(Cow::into_owned)).unwrap_or_default(),
                 call_sid: start.call_sid,
                 account_sid: start.account_sid,
                 parameters: start.custom_parameters,
@@ -198,12 +245,118 @@ impl Outbound {
 
     /// A `mark` frame; Twilio echoes it once everything sent before it has played.
     pub fn mark(stream_sid: &str, name: &str) -> String {
-        serde_json::json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}).to_string()
+        let mark = Some(MarkPayload { name: name.to_owned() });
+        Frame { event: "mark", stream_sid: Some(stream_sid.into()), mark, ..Frame::default() }.to_json()
     }
 
     /// A `clear` frame: Twilio drops its queued audio and echoes every pending mark.
     pub fn clear(stream_sid: &str) -> String {
-        serde_json::json!({"event": "clear", "streamSid": stream_sid}).to_string()
+        Frame { event: "clear", stream_sid: Some(stream_sid.into()), ..Frame::default() }.to_json()
+    }
+}
+
+/// What the server tells Twilio, as Twilio's side reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboundEvent {
+    /// 8 kHz μ-law audio to play.
+    Media(Vec<u8>),
+    /// Echo this name back once the audio before it has played.
+    Mark(String),
+    /// Drop the queued audio and echo every pending mark.
+    Clear,
+}
+
+/// Parses one text frame the server sent (what Twilio, or the simulated caller, reads).
+pub fn parse_outbound(text: &str) -> Result<OutboundEvent, FrameError> {
+    let frame: Frame<'_> = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    let missing = |what: &str| FrameError::Json(format!("{} event without its {what} object", frame.event));
+    match frame.event {
+        "media" => {
+            let media = frame.media.ok_or_else(|| missing("media"))?;
+            Ok(OutboundEvent::Media(STANDARD.decode(media.payload.as_bytes()).map_err(|_| FrameError::Base64)?))
+        }
+        "mark" => Ok(OutboundEvent::Mark(frame.mark.ok_or_else(|| missing("mark"))?.name)),
+        "clear" => Ok(OutboundEvent::Clear),
+        other => Err(FrameError::UnknownEvent(other.to_owned())),
+    }
+}
+
+/// Writes the frames Twilio sends on one stream, numbered as Twilio numbers them: what
+/// the simulated caller speaks into the server.
+#[derive(Debug, Clone)]
+pub struct TwilioStream {
+    stream_sid: String,
+    call_sid: String,
+    account_sid: String,
+    sequence: u64,
+    /// Media chunks sent; each is 20 ms, so this also dates them.
+    chunks: u64,
+}
+
+impl TwilioStream {
+    pub fn new(stream_sid: &str, call_sid: &str, account_sid: &str) -> Self {
+        Self {
+            stream_sid: stream_sid.to_owned(),
+            call_sid: call_sid.to_owned(),
+            account_sid: account_sid.to_owned(),
+            sequence: 0,
+            chunks: 0,
+        }
+    }
+
+    fn next_sequence(&mut self) -> Option<String> {
+        self.sequence += 1;
+        Some(self.sequence.to_string())
+    }
+
+    fn frame<'a>(&'a self, event: &'a str) -> Frame<'a> {
+        Frame { event, stream_sid: Some(Cow::Borrowed(&self.stream_sid)), ..Frame::default() }
+    }
+
+    /// The `connected` frame that opens the socket.
+    pub fn connected(&self) -> String {
+        Frame { event: "connected", protocol: Some("Call"), version: Some("1.0.0"), ..Frame::default() }.to_json()
+    }
+
+    /// The `start` frame: the call, and the `<Parameter>`s of the TwiML that opened it.
+    pub fn start(&mut self, parameters: HashMap<String, String>) -> String {
+        let sequence_number = self.next_sequence();
+        let start = StartPayload {
+            stream_sid: Some(self.stream_sid.clone()),
+            call_sid: self.call_sid.clone(),
+            account_sid: self.account_sid.clone(),
+            tracks: vec!["inbound".to_owned()],
+            custom_parameters: parameters,
+            media_format: Some(MediaFormat { encoding: "audio/x-mulaw".to_owned(), sample_rate: 8000, channels: 1 }),
+        };
+        Frame { sequence_number, start: Some(start), ..self.frame("start") }.to_json()
+    }
+
+    /// A `media` frame of the caller's 8 kHz μ-law audio (20 ms).
+    pub fn media(&mut self, mulaw: &[u8]) -> String {
+        let sequence_number = self.next_sequence();
+        self.chunks += 1;
+        let media = MediaPayload {
+            track: Some("inbound".to_owned()),
+            chunk: Some(self.chunks.to_string()),
+            timestamp: Some(self.chunks * 20),
+            payload: Cow::Owned(STANDARD.encode(mulaw)),
+        };
+        Frame { sequence_number, media: Some(media), ..self.frame("media") }.to_json()
+    }
+
+    /// A `mark` frame echoing one the server sent, once its audio has played.
+    pub fn mark(&mut self, name: &str) -> String {
+        let sequence_number = self.next_sequence();
+        let mark = Some(MarkPayload { name: name.to_owned() });
+        Frame { sequence_number, mark, ..self.frame("mark") }.to_json()
+    }
+
+    /// The `stop` frame: the caller hung up.
+    pub fn stop(&mut self) -> String {
+        let sequence_number = self.next_sequence();
+        let stop = Some(StopPayload { account_sid: self.account_sid.clone(), call_sid: self.call_sid.clone() });
+        Frame { sequence_number, stop, ..self.frame("stop") }.to_json()
     }
 }
 
@@ -293,5 +446,71 @@ mod tests {
         assert_eq!(mark, serde_json::json!({"event":"mark","streamSid":"MZ1","mark":{"name":"2-5"}}));
         let clear: serde_json::Value = serde_json::from_str(&Outbound::clear("MZ1")).unwrap();
         assert_eq!(clear, serde_json::json!({"event":"clear","streamSid":"MZ1"}));
+    }
+
+    #[test]
+    fn what_twilios_side_writes_the_server_reads() {
+        let mut twilio = TwilioStream::new("MZ1", "CA1", "AC1");
+        assert_eq!(parse(&twilio.connected()), Ok(StreamEvent::Connected));
+        let parameters = HashMap::from([("tenant_id".to_owned(), "42".to_owned())]);
+        let StreamEvent::Start(start) = parse(&twilio.start(parameters.clone())).unwrap() else {
+            panic!("not a start")
+        };
+        assert_eq!(
+            start,
+            StreamStart {
+                stream_sid: "MZ1".into(),
+                call_sid: "CA1".into(),
+                account_sid: "AC1".into(),
+                parameters,
+                encoding: "audio/x-mulaw".into(),
+                sample_rate: 8000,
+            }
+        );
+        assert_eq!(
+            parse(&twilio.media(&[1, 2, 3])),
+            Ok(StreamEvent::Audio { bytes: vec![1, 2, 3], timestamp_ms: Some(20) })
+        );
+        assert_eq!(parse(&twilio.media(&[4])), Ok(StreamEvent::Audio { bytes: vec![4], timestamp_ms: Some(40) }));
+        assert_eq!(parse(&twilio.mark("1-2")), Ok(StreamEvent::Mark("1-2".into())));
+        assert_eq!(parse(&twilio.stop()), Ok(StreamEvent::Stop));
+    }
+
+    #[test]
+    fn twilios_side_numbers_its_frames_as_twilio_does() {
+        let mut twilio = TwilioStream::new("MZ1", "CA1", "AC1");
+        let connected: serde_json::Value = serde_json::from_str(&twilio.connected()).unwrap();
+        assert_eq!(connected, serde_json::json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}));
+        let start: serde_json::Value = serde_json::from_str(&twilio.start(HashMap::new())).unwrap();
+        assert_eq!(start["sequenceNumber"], "1");
+        assert_eq!(start["start"]["tracks"], serde_json::json!(["inbound"]));
+        assert_eq!(start["start"]["mediaFormat"]["channels"], 1);
+        let media: serde_json::Value = serde_json::from_str(&twilio.media(&[0xff])).unwrap();
+        assert_eq!(
+            media,
+            serde_json::json!({"event": "media", "sequenceNumber": "2", "streamSid": "MZ1",
+                "media": {"track": "inbound", "chunk": "1", "timestamp": "20", "payload": "/w=="}})
+        );
+        let stop: serde_json::Value = serde_json::from_str(&twilio.stop()).unwrap();
+        assert_eq!(
+            stop,
+            serde_json::json!({"event": "stop", "sequenceNumber": "3", "streamSid": "MZ1",
+                "stop": {"accountSid": "AC1", "callSid": "CA1"}})
+        );
+    }
+
+    #[test]
+    fn what_the_server_writes_twilios_side_reads() {
+        assert_eq!(
+            parse_outbound(&Outbound::media("MZ\"1", &[0xff, 0x0f, 0xff])),
+            Ok(OutboundEvent::Media(vec![0xff, 0x0f, 0xff]))
+        );
+        assert_eq!(parse_outbound(&Outbound::mark("MZ1", "2-5")), Ok(OutboundEvent::Mark("2-5".into())));
+        assert_eq!(parse_outbound(&Outbound::clear("MZ1")), Ok(OutboundEvent::Clear));
+        for bad in
+            ["", "{}", r#"{"event":"media"}"#, r#"{"event":"media","media":{"payload":"!!"}}"#, r#"{"event":"start"}"#]
+        {
+            assert!(parse_outbound(bad).is_err(), "{bad:?} should be rejected");
+        }
     }
 }

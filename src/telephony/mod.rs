@@ -1,8 +1,21 @@
 //! The only code that knows Twilio: webhook handlers and TwiML, the request-signature
-//! check, and the Media Streams wire format. Nothing outside sees Twilio's JSON.
+//! check, and the Media Streams wire format. Nothing outside sees Twilio's JSON. Owns its
+//! state and its routes; knows nothing of how the server is built.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use sqlx::PgPool;
+
+use crate::call::CallDeps;
+use crate::call::registry::CallRegistry;
+use crate::config::Config;
 
 pub mod conversation_relay;
 pub mod media_stream;
+pub mod request;
 pub mod session;
 pub mod signature;
 pub mod twiml;
@@ -16,4 +29,26 @@ pub fn client_socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSo
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
+}
+
+/// What Twilio's webhooks and call sockets can reach.
+#[derive(Clone, FromRef)]
+pub struct TelephonyState {
+    pub config: Arc<Config>,
+    pub pool: PgPool,
+    /// The calls live in this process: each socket registers its call here.
+    pub registry: CallRegistry,
+    /// What each call's actor is started with.
+    pub call_deps: CallDeps,
+}
+
+/// Twilio's webhooks and the two call sockets.
+pub fn routes() -> Router<TelephonyState> {
+    Router::new()
+        .route("/twilio/voice", post(webhooks::voice))
+        .route("/twilio/after", post(webhooks::after_stream))
+        .route("/twilio/status", post(webhooks::status))
+        .route("/twilio/media", get(webhooks::media))
+        .route("/twilio/relay", get(conversation_relay::relay))
+        .route("/twilio/relay-ended", post(conversation_relay::relay_ended))
 }

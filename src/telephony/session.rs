@@ -7,11 +7,14 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
-use crate::startup::AppState;
+use crate::domain::ids::TenantId;
+use crate::storage::postgres::{calls, tenants};
+use crate::telephony::TelephonyState;
 
 /// Limits and buffers of a Twilio call socket. Frames are small (a 20 ms media frame is
 /// about 300 bytes), so small buffers keep the memory of a thousand live calls down.
@@ -65,10 +68,40 @@ pub async fn opening_message<T>(
     }
 }
 
+/// Finds the call a socket belongs to, from the call SID of its opening message. The
+/// tenant comes from our own call record (made by the signed voice webhook); the tenant a
+/// socket's parameters claim must be that one.
+pub async fn resolve_call(
+    pool: &PgPool,
+    call_sid: &str,
+    claimed_tenant: Option<&str>,
+    stream_sid: &str,
+    relay: bool,
+) -> anyhow::Result<CallSetup> {
+    let call =
+        calls::find_by_sid(pool, call_sid).await?.ok_or_else(|| anyhow::anyhow!("no call record for {call_sid}"))?;
+    if let Some(tenant_id) = claimed_tenant
+        && tenant_id.parse::<TenantId>().ok() != Some(call.client_id)
+    {
+        anyhow::bail!("the socket's parameters name another tenant than the call record");
+    }
+    let tenant = tenants::find(pool, call.client_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;
+    Ok(CallSetup {
+        tenant,
+        call_id: call.id,
+        call_sid: call.call_sid,
+        stream_sid: stream_sid.to_owned(),
+        caller: call.from_number,
+        relay,
+    })
+}
+
 /// Runs the call: registers it as live, spawns the reader and writer, runs the actor to
 /// the end (which saves the call), then tears the socket down.
 pub async fn run(
-    app: AppState,
+    app: TelephonyState,
     setup: CallSetup,
     mut sink: SplitSink<WebSocket, Message>,
     mut stream: SplitStream<WebSocket>,

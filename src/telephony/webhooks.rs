@@ -1,98 +1,27 @@
 //! Twilio's webhooks (incoming call, after-stream, status callback) and the Media Streams
 //! WebSocket. Every request is signature-checked when an Auth Token is configured.
 
-use std::collections::HashMap;
-
-use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequest, OriginalUri, Request, State};
-use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
-use crate::call::{CallInput, CallOutput, CallSetup};
+use crate::call::{CallInput, CallOutput};
 use crate::domain::calls::{HandledBy, Outcome};
-use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
-use crate::startup::AppState;
-use crate::storage::postgres::calls;
-use crate::storage::postgres::tenants::{self, VoicePath};
-use crate::telephony::media_stream::{self, Outbound, StreamEvent, StreamStart};
+use crate::domain::tenants::VoicePath;
+use crate::storage::postgres::{calls, tenants};
+use crate::telephony::media_stream::{self, Outbound, StreamEvent};
+use crate::telephony::request::{TwilioError, TwilioRequest, xml};
 use crate::telephony::session::{self, Inbound};
-use crate::telephony::{signature, twiml};
-use crate::web::Error;
-
-/// The header Twilio signs requests with.
-pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
-
-/// Largest webhook body accepted (Twilio's are a few hundred bytes).
-pub const MAX_BODY: usize = 64 * 1024;
-
-/// Checks `X-Twilio-Signature` against the public URL of this request (rebuilt from
-/// configuration, never from the Host header). In local mode there is nothing to check.
-pub fn verify(
-    app: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    params: &[(String, String)],
-    websocket: bool,
-) -> Result<(), Error> {
-    let Some(token) = app.config.twilio_auth_token.as_deref() else {
-        return Ok(());
-    };
-    let base = if websocket { app.config.public_ws_url() } else { app.config.public_url.clone() };
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("{base}{path}");
-    let given = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if signature::is_valid(token, &url, params, given) {
-        Ok(())
-    } else {
-        tracing::warn!(url, "rejected a request with a missing or invalid Twilio signature");
-        Err(Error::Forbidden)
-    }
-}
-
-fn form(body: &Bytes) -> Result<Vec<(String, String)>, Error> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|_| Error::BadRequest("body must be application/x-www-form-urlencoded".into()))
-}
-
-fn field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
-}
-
-/// A signature-checked Twilio form webhook that names its call.
-pub struct TwilioForm {
-    pub params: Vec<(String, String)>,
-    pub call_sid: String,
-}
-
-impl FromRequest<AppState> for TwilioForm {
-    type Rejection = Error;
-
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, Error> {
-        let (parts, body) = req.into_parts();
-        let uri = parts.extensions.get::<OriginalUri>().map(|o| o.0.clone()).unwrap_or_else(|| parts.uri.clone());
-        let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| Error::PayloadTooLarge)?;
-        let params = form(&body)?;
-        verify(app, &parts.headers, &uri, &params, false)?;
-        let call_sid =
-            field(&params, "CallSid").ok_or_else(|| Error::BadRequest("CallSid is required".into()))?.to_owned();
-        Ok(Self { params, call_sid })
-    }
-}
-
-/// A TwiML response.
-pub(crate) fn xml(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/xml")], body).into_response()
-}
+use crate::telephony::{TelephonyState, twiml};
 
 /// `POST /twilio/voice`: an incoming call. Finds the tenant by the number dialled.
-pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
-    let (params, call_sid) = (&hook.params, hook.call_sid.as_str());
-    let to = field(params, "To").unwrap_or("");
-    let from = field(params, "From").unwrap_or("");
+pub async fn voice(State(app): State<TelephonyState>, hook: TwilioRequest) -> Result<Response, TwilioError> {
+    let call_sid = hook.call_sid()?;
+    let to = hook.field("To").unwrap_or("");
+    let from = hook.field("From").unwrap_or("");
     let to_normalised = PhoneNumber::parse(to).map(|p| p.as_str().to_owned()).unwrap_or_else(|_| to.to_owned());
     let Some(tenant) = tenants::find_by_number(&app.pool, &to_normalised).await? else {
         tracing::warn!(call_sid, to, from, "call to a number no tenant owns");
@@ -111,7 +40,7 @@ pub async fn voice(State(app): State<AppState>, hook: TwilioForm) -> Result<Resp
             from_number: from,
             to_number: &to_normalised,
             handled_by,
-            status: field(params, "CallStatus").unwrap_or("ringing"),
+            status: hook.field("CallStatus").unwrap_or("ringing"),
         },
     )
     .await?;
@@ -152,8 +81,8 @@ const RACHEL_VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
 const LINA_VOICE: &str = "ThT5KcBeYPX3keUQqHPh";
 
 /// `POST /twilio/after`: TwiML fetched when our stream closes — transfer or hang up.
-pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
-    let call_sid = hook.call_sid.as_str();
+pub async fn after_stream(State(app): State<TelephonyState>, hook: TwilioRequest) -> Result<Response, TwilioError> {
+    let call_sid = hook.call_sid()?;
     let Some(call) = calls::find_by_sid(&app.pool, call_sid).await? else {
         return Ok(xml(twiml::hang_up()));
     };
@@ -170,11 +99,13 @@ pub async fn after_stream(State(app): State<AppState>, hook: TwilioForm) -> Resu
 
 /// `POST /twilio/status`: the call's final status and billed duration. Twilio retries
 /// callbacks; applying one twice changes nothing.
-pub async fn status(State(app): State<AppState>, hook: TwilioForm) -> Result<Response, Error> {
-    let (params, call_sid) = (&hook.params, hook.call_sid.as_str());
-    let status = field(params, "CallStatus").ok_or_else(|| Error::BadRequest("CallStatus is required".into()))?;
-    let duration = match field(params, "CallDuration") {
-        Some(d) => Some(d.parse::<i32>().map_err(|_| Error::BadRequest("CallDuration must be whole seconds".into()))?),
+pub async fn status(State(app): State<TelephonyState>, hook: TwilioRequest) -> Result<Response, TwilioError> {
+    let call_sid = hook.call_sid()?;
+    let status = hook.required("CallStatus")?;
+    let duration = match hook.field("CallDuration") {
+        Some(d) => {
+            Some(d.parse::<i32>().map_err(|_| TwilioError::BadRequest("CallDuration must be whole seconds".into()))?)
+        }
         None => None,
     };
     if !calls::record_status(&app.pool, call_sid, status, duration).await? {
@@ -184,21 +115,16 @@ pub async fn status(State(app): State<AppState>, hook: TwilioForm) -> Result<Res
 }
 
 /// `GET /twilio/media`: the Media Streams WebSocket.
-pub async fn media(
-    State(app): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Result<Response, Error> {
-    verify(&app, &headers, &uri, &[], true)?;
-    Ok(session::configure(ws)
+/// The signature covers the `wss://` URL alone.
+pub async fn media(State(app): State<TelephonyState>, ws: WebSocketUpgrade, _signed: TwilioRequest) -> Response {
+    session::configure(ws)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "media stream upgrade failed"))
-        .on_upgrade(move |socket| media_session(app, socket)))
+        .on_upgrade(move |socket| media_session(app, socket))
 }
 
 /// Waits for the `start` frame, then runs the call's actor with a reader and a writer
 /// translating between Twilio's frames and the actor's messages.
-async fn media_session(app: AppState, socket: WebSocket) {
+async fn media_session(app: TelephonyState, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let start = session::opening_message(&mut stream, |text| match media_stream::parse(text) {
         Ok(StreamEvent::Start(start)) => Some(start),
@@ -213,7 +139,9 @@ async fn media_session(app: AppState, socket: WebSocket) {
         tracing::warn!("media stream closed before its start frame");
         return;
     };
-    let setup = match resolve_call(&app, &start).await {
+    let claimed_tenant = start.parameters.get("tenant_id").map(String::as_str);
+    let setup = match session::resolve_call(&app.pool, &start.call_sid, claimed_tenant, &start.stream_sid, false).await
+    {
         Ok(setup) => setup,
         Err(e) => {
             tracing::warn!(call_sid = %start.call_sid, error = %e, "media stream for an unknown call; closing");
@@ -244,29 +172,4 @@ async fn media_session(app: AppState, socket: WebSocket) {
         CallOutput::Text { .. } | CallOutput::End { .. } => session::Outbound::Skip,
     };
     session::run(app, setup, sink, stream, read, write).await;
-}
-
-/// Finds the call the stream belongs to. The tenant comes from our own call record (made
-/// by the signed voice webhook), not from the stream's parameters alone.
-async fn resolve_call(app: &AppState, start: &StreamStart) -> anyhow::Result<CallSetup> {
-    let params: &HashMap<String, String> = &start.parameters;
-    let call = calls::find_by_sid(&app.pool, &start.call_sid)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no call record for {}", start.call_sid))?;
-    if let Some(tenant_id) = params.get("tenant_id")
-        && tenant_id.parse::<TenantId>().ok() != Some(call.client_id)
-    {
-        anyhow::bail!("stream parameters name another tenant than the call record");
-    }
-    let tenant = tenants::find(&app.pool, call.client_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("tenant {} no longer exists", call.client_id))?;
-    Ok(CallSetup {
-        tenant,
-        call_id: call.id,
-        call_sid: call.call_sid,
-        stream_sid: start.stream_sid.clone(),
-        caller: call.from_number,
-        relay: false,
-    })
 }

@@ -3,7 +3,6 @@
 //! Only [`Admin`] users reach it; nothing here is ever shown to a tenant.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,11 +14,12 @@ use utoipa::ToSchema;
 
 use crate::domain::accounts::FieldError;
 use crate::domain::ids::TenantId;
-use crate::startup::AppState;
 use crate::storage::postgres::admin::{self, Note, TenantUsage};
 use crate::storage::postgres::{begin_tenant, messages};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Admin;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 use crate::web::today::money;
 
@@ -72,11 +72,11 @@ fn check_text(text: &str, what: &str, max: usize) -> Result<String, Error> {
     Ok(text.to_owned())
 }
 
-async fn tenant_or_404(app: &AppState, id: TenantId) -> Result<TenantUsage, Error> {
+async fn tenant_or_404(app: &WebState, id: TenantId) -> Result<TenantUsage, Error> {
     admin::tenant(&app.pool, id).await?.ok_or_else(|| Error::NotFound(format!("there is no tenant {id}")))
 }
 
-async fn owner_sms(app: &AppState, client_id: TenantId) -> Result<Vec<OwnerSms>, Error> {
+async fn owner_sms(app: &WebState, client_id: TenantId) -> Result<Vec<OwnerSms>, Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let sent = sqlx::query_as(
         "SELECT id, to_number, body, status, created_at FROM messages \
@@ -89,14 +89,14 @@ async fn owner_sms(app: &AppState, client_id: TenantId) -> Result<Vec<OwnerSms>,
     Ok(sent)
 }
 
-async fn detail(app: &AppState, id: TenantId) -> Result<TenantDetail, Error> {
+async fn detail(app: &WebState, id: TenantId) -> Result<TenantDetail, Error> {
     let tenant = tenant_or_404(app, id).await?;
     let notes = admin::notes(&app.pool, id).await?;
     let sms = owner_sms(app, id).await?;
     Ok(TenantDetail { tenant, notes, sms })
 }
 
-async fn add_note(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Result<Note, Error> {
+async fn add_note(app: &WebState, admin: &Admin, id: TenantId, body: &str) -> Result<Note, Error> {
     let body = check_text(body, "note", MAX_NOTE)?;
     tenant_or_404(app, id).await?;
     let note = admin::add_note(&app.pool, id, admin.0.user_id, &body).await?;
@@ -105,7 +105,7 @@ async fn add_note(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Re
 }
 
 /// Queues a text to the tenant's owner in the outbox (sent once SMS sending is set up).
-async fn send_sms(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Result<OwnerSms, Error> {
+async fn send_sms(app: &WebState, admin: &Admin, id: TenantId, body: &str) -> Result<OwnerSms, Error> {
     let body = check_text(body, "text", MAX_SMS)?;
     let tenant = tenant_or_404(app, id).await?;
     let mut tx = begin_tenant(&app.pool, id).await?;
@@ -134,12 +134,6 @@ async fn send_sms(app: &AppState, admin: &Admin, id: TenantId, body: &str) -> Re
     Ok(sms)
 }
 
-fn json_body(payload: Result<Json<TextBody>, JsonRejection>) -> Result<TextBody, Error> {
-    payload
-        .map(|Json(b)| b)
-        .map_err(|e| Error::BadRequest(format!("the request body must be {{\"body\": \"...\"}}: {}", e.body_text())))
-}
-
 /// `GET /api/admin/tenants`
 #[utoipa::path(
     get,
@@ -153,7 +147,7 @@ fn json_body(payload: Result<Json<TextBody>, JsonRejection>) -> Result<TextBody,
     ),
     security(("session" = []))
 )]
-pub async fn list_api(State(app): State<AppState>, _admin: Admin) -> Result<Json<Vec<TenantUsage>>, Error> {
+pub async fn list_api(State(app): State<WebState>, _admin: Admin) -> Result<Json<Vec<TenantUsage>>, Error> {
     Ok(Json(admin::tenants(&app.pool).await?))
 }
 
@@ -173,7 +167,7 @@ pub async fn list_api(State(app): State<AppState>, _admin: Admin) -> Result<Json
     security(("session" = []))
 )]
 pub async fn detail_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     _admin: Admin,
     Path(id): Path<TenantId>,
 ) -> Result<Json<TenantDetail>, Error> {
@@ -197,13 +191,12 @@ pub async fn detail_api(
     security(("session" = [], "csrf" = []))
 )]
 pub async fn note_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<TenantId>,
-    payload: Result<Json<TextBody>, JsonRejection>,
+    JsonBody(input): JsonBody<TextBody>,
 ) -> Result<Response, Error> {
-    let body = json_body(payload)?;
-    let note = add_note(&app, &admin, id, &body.body).await?;
+    let note = add_note(&app, &admin, id, &input.body).await?;
     Ok((StatusCode::CREATED, Json(note)).into_response())
 }
 
@@ -224,13 +217,12 @@ pub async fn note_api(
     security(("session" = [], "csrf" = []))
 )]
 pub async fn sms_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<TenantId>,
-    payload: Result<Json<TextBody>, JsonRejection>,
+    JsonBody(input): JsonBody<TextBody>,
 ) -> Result<Response, Error> {
-    let body = json_body(payload)?;
-    let sms = send_sms(&app, &admin, id, &body.body).await?;
+    let sms = send_sms(&app, &admin, id, &input.body).await?;
     Ok((StatusCode::ACCEPTED, Json(sms)).into_response())
 }
 
@@ -258,7 +250,7 @@ fn row(t: &TenantUsage) -> minijinja::Value {
 }
 
 /// `GET /admin`
-pub async fn list_page(State(app): State<AppState>, admin: Admin) -> Result<Response, Error> {
+pub async fn list_page(State(app): State<WebState>, admin: Admin) -> Result<Response, Error> {
     let tenants = admin::tenants(&app.pool).await?;
     let rows: Vec<minijinja::Value> = tenants.iter().map(row).collect();
     render(
@@ -281,7 +273,7 @@ struct Typed<'a> {
     notice: Option<&'a str>,
 }
 
-async fn detail_page(app: &AppState, admin: &Admin, id: TenantId, typed: Typed<'_>) -> Result<Response, Error> {
+async fn detail_page(app: &WebState, admin: &Admin, id: TenantId, typed: Typed<'_>) -> Result<Response, Error> {
     let d = detail(app, id).await?;
     // Shown in the tenant's time zone, like every time in the dashboard.
     let tz = d.tenant.timezone;
@@ -321,7 +313,7 @@ pub struct DetailQuery {
 
 /// `GET /admin/tenants/{id}`
 pub async fn tenant_page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<TenantId>,
     axum::extract::Query(query): axum::extract::Query<DetailQuery>,
@@ -342,36 +334,43 @@ pub struct TextForm {
 
 /// `POST /admin/tenants/{id}/notes` (`body`, with the CSRF token)
 pub async fn note_form(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<TenantId>,
     axum::Form(form): axum::Form<TextForm>,
 ) -> Result<Response, Error> {
-    match add_note(&app, &admin, id, &form.body).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done=note")).into_response()),
-        Err(Error::Invalid(e)) => {
-            let typed =
-                Typed { note: &form.body, note_error: e.first().map(|e| e.message.clone()), ..Typed::default() };
-            let mut page = detail_page(&app, &admin, id, typed).await?;
-            *page.status_mut() = StatusCode::BAD_REQUEST;
-            Ok(page)
-        }
-        Err(e) => Err(e),
-    }
+    let outcome = add_note(&app, &admin, id, &form.body).await;
+    let retyped = |note_error| Typed { note: &form.body, note_error, ..Typed::default() };
+    after_form(&app, &admin, id, outcome, "note", retyped).await
 }
 
 /// `POST /admin/tenants/{id}/sms` (`body`, with the CSRF token)
 pub async fn sms_form(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     admin: Admin,
     Path(id): Path<TenantId>,
     axum::Form(form): axum::Form<TextForm>,
 ) -> Result<Response, Error> {
-    match send_sms(&app, &admin, id, &form.body).await {
-        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done=sms")).into_response()),
+    let outcome = send_sms(&app, &admin, id, &form.body).await;
+    let retyped = |sms_error| Typed { sms: &form.body, sms_error, ..Typed::default() };
+    after_form(&app, &admin, id, outcome, "sms", retyped).await
+}
+
+/// Where a form on the tenant's page leads: back to the page saying `done`; after a
+/// mistake, the page again with a 400, what was typed and the message `retyped` places.
+async fn after_form<'a, T>(
+    app: &WebState,
+    admin: &Admin,
+    id: TenantId,
+    outcome: Result<T, Error>,
+    done: &str,
+    retyped: impl FnOnce(Option<String>) -> Typed<'a>,
+) -> Result<Response, Error> {
+    match outcome {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/tenants/{id}?done={done}")).into_response()),
         Err(Error::Invalid(e)) => {
-            let typed = Typed { sms: &form.body, sms_error: e.first().map(|e| e.message.clone()), ..Typed::default() };
-            let mut page = detail_page(&app, &admin, id, typed).await?;
+            let typed = retyped(e.first().map(|e| e.message.clone()));
+            let mut page = detail_page(app, admin, id, typed).await?;
             *page.status_mut() = StatusCode::BAD_REQUEST;
             Ok(page)
         }

@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::config::Config;
 use crate::domain::ids::{TenantId, UserId};
 use crate::services::accounts::{SESSION_DAYS, token_hash};
-use crate::startup::AppState;
 use crate::storage::postgres::sessions::{self, SessionOwner};
 use crate::web::Error;
+use crate::web::WebState;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ringlypro_session";
@@ -128,7 +128,7 @@ pub fn cleared_cookie(config: &Config) -> HeaderValue {
     }
 }
 
-async fn session_of(parts: &mut Parts, app: &AppState) -> Result<Option<SessionOwner>, AuthRejection> {
+async fn session_of(parts: &mut Parts, app: &WebState) -> Result<Option<SessionOwner>, AuthRejection> {
     if let Some(ResolvedSession(session)) = parts.extensions.get::<ResolvedSession>() {
         return Ok(Some(session.clone()));
     }
@@ -142,7 +142,7 @@ async fn session_of(parts: &mut Parts, app: &AppState) -> Result<Option<SessionO
     Ok(found)
 }
 
-fn signed_out(parts: &Parts, app: &AppState) -> AuthRejection {
+fn signed_out(parts: &Parts, app: &WebState) -> AuthRejection {
     let next = if parts.method == Method::GET {
         parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/app".into())
     } else {
@@ -152,10 +152,10 @@ fn signed_out(parts: &Parts, app: &AppState) -> AuthRejection {
     AuthRejection::SignedOut { api: is_api(parts.uri.path()), next, clear_cookie }
 }
 
-impl FromRequestParts<AppState> for Owner {
+impl FromRequestParts<WebState> for Owner {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &WebState) -> Result<Self, Self::Rejection> {
         let Some(session) = session_of(parts, app).await? else {
             return Err(signed_out(parts, app));
         };
@@ -176,11 +176,11 @@ impl FromRequestParts<AppState> for Owner {
 }
 
 /// `Option<Owner>`: `None` for anonymous requests instead of a redirect.
-impl OptionalFromRequestParts<AppState> for Owner {
+impl OptionalFromRequestParts<WebState> for Owner {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Option<Self>, Self::Rejection> {
-        match <Owner as FromRequestParts<AppState>>::from_request_parts(parts, app).await {
+    async fn from_request_parts(parts: &mut Parts, app: &WebState) -> Result<Option<Self>, Self::Rejection> {
+        match <Owner as FromRequestParts<WebState>>::from_request_parts(parts, app).await {
             Ok(owner) => Ok(Some(owner)),
             Err(AuthRejection::SignedOut { .. } | AuthRejection::Forbidden { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -188,11 +188,11 @@ impl OptionalFromRequestParts<AppState> for Owner {
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<WebState> for Admin {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
-        let owner = <Owner as FromRequestParts<AppState>>::from_request_parts(parts, app).await?;
+    async fn from_request_parts(parts: &mut Parts, app: &WebState) -> Result<Self, Self::Rejection> {
+        let owner = <Owner as FromRequestParts<WebState>>::from_request_parts(parts, app).await?;
         if !owner.is_admin {
             return Err(AuthRejection::Forbidden {
                 api: is_api(parts.uri.path()),
@@ -208,10 +208,10 @@ impl FromRequestParts<AppState> for Admin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl FromRequestParts<WebState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &WebState) -> Result<Self, Self::Rejection> {
         let from_header = app
             .config
             .accounts
@@ -260,7 +260,7 @@ fn denied(path: &str, message: &str) -> Response {
 /// when it names one, and when it carries a live session cookie it must carry that
 /// session's CSRF token (`X-CSRF-Token` header, or the `csrf_token` field of a
 /// urlencoded form). Rejected requests reach no handler, so nothing changes.
-pub async fn protect_state_changes(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn protect_state_changes(State(app): State<WebState>, request: Request, next: Next) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
         return next.run(request).await;
     }

@@ -17,11 +17,11 @@ use crate::domain::appointments::AppointmentStatus;
 use crate::domain::calls::{HandledBy, Outcome, Speaker};
 use crate::domain::ids::TenantId;
 use crate::domain::messages::Direction;
-use crate::startup::AppState;
 use crate::storage::postgres::call_history::{self, HistoryFilter, HistoryRow};
 use crate::storage::postgres::calls::{self, Turn};
 use crate::storage::postgres::{begin_tenant, today};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
 use crate::web::shell::render;
 use crate::web::today::day_bounds;
@@ -171,7 +171,7 @@ async fn timezone(tx: &mut sqlx::PgConnection, client_id: TenantId) -> Result<Tz
 }
 
 async fn history(
-    app: &AppState,
+    app: &WebState,
     client_id: TenantId,
     query: &HistoryQuery,
 ) -> Result<(Tz, Result<CallPage, Vec<FieldError>>), Error> {
@@ -223,7 +223,7 @@ fn page_link(query: &HistoryQuery, page: i64) -> String {
 
 /// `GET /app/calls`: the history, newest first, with its filter form.
 pub async fn page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, Error> {
@@ -281,7 +281,7 @@ pub async fn page(
 #[utoipa::path(get, path = "/api/calls", tag = "calls", params(HistoryQuery),
     responses((status = 200, body = CallPage), (status = 400, description = "a filter is not valid"), (status = 401)))]
 pub async fn api_list(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<CallPage>, Error> {
@@ -412,12 +412,12 @@ fn not_found(call_sid: &str) -> Error {
     Error::NotFound(format!("no call {call_sid} in your call history"))
 }
 
-async fn is_live(app: &AppState, client_id: TenantId, call_sid: &str) -> bool {
+async fn is_live(app: &WebState, client_id: TenantId, call_sid: &str) -> bool {
     app.registry.is_live(call_sid)
         || app.store.live_calls(client_id).await.map(|calls| calls.iter().any(|c| c == call_sid)).unwrap_or(false)
 }
 
-async fn detail(app: &AppState, client_id: TenantId, call_sid: &str) -> Result<(Tz, CallDetail), Error> {
+async fn detail(app: &WebState, client_id: TenantId, call_sid: &str) -> Result<(Tz, CallDetail), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let tz = timezone(&mut tx, client_id).await?;
     let (call, contact_name) =
@@ -539,7 +539,7 @@ fn detail_context(owner: &Owner, tz: Tz, call: &CallDetail, confirm_delete: bool
 
 /// `GET /app/calls/{call_sid}`
 pub async fn call_page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(call_sid): Path<String>,
 ) -> Result<Response, Error> {
@@ -552,7 +552,7 @@ pub async fn call_page(
     params(("call_sid" = String, Path, description = "Twilio's CallSid")),
     responses((status = 200, body = CallDetail), (status = 401), (status = 404, description = "no such call for this business")))]
 pub async fn api_call(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(call_sid): Path<String>,
 ) -> Result<Json<CallDetail>, Error> {
@@ -561,7 +561,7 @@ pub async fn api_call(
 
 /// `GET /app/calls/{call_sid}/delete`: asks before deleting (works without JavaScript).
 pub async fn confirm_delete(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(call_sid): Path<String>,
 ) -> Result<Response, Error> {
@@ -569,7 +569,7 @@ pub async fn confirm_delete(
     render(&app.templates, "call.html", detail_context(&owner, tz, &call, true))
 }
 
-async fn delete_call(app: &AppState, client_id: TenantId, call_sid: &str) -> Result<(), Error> {
+async fn delete_call(app: &WebState, client_id: TenantId, call_sid: &str) -> Result<(), Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let (call, _) = call_history::find(&mut tx, client_id, call_sid).await?.ok_or_else(|| not_found(call_sid))?;
     tx.commit().await?;
@@ -590,7 +590,7 @@ async fn delete_call(app: &AppState, client_id: TenantId, call_sid: &str) -> Res
 /// `POST /app/calls/{call_sid}/delete` (with the CSRF token): deletes the call, its
 /// transcript and its recording, then shows the history.
 pub async fn delete_page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(call_sid): Path<String>,
 ) -> Result<Response, Error> {
@@ -604,7 +604,7 @@ pub async fn delete_page(
     responses((status = 204, description = "deleted"), (status = 401), (status = 403, description = "CSRF token missing"),
         (status = 404, description = "no such call for this business"), (status = 409, description = "the call is in progress")))]
 pub async fn api_delete(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(call_sid): Path<String>,
 ) -> Result<StatusCode, Error> {
@@ -618,7 +618,7 @@ pub async fn api_delete(
     responses((status = 200, content_type = "audio/ogg", description = "the recording"), (status = 206, description = "a byte range"),
         (status = 401), (status = 404, description = "no such call, or not recorded")))]
 pub async fn recording(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(call_sid): Path<String>,
     headers: HeaderMap,

@@ -17,8 +17,6 @@ pub enum Error {
     /// Not signed in, or the credentials were wrong.
     #[error("{0}")]
     Unauthorized(String),
-    #[error("request signature is missing or invalid")]
-    Forbidden,
     /// Signed in but not allowed, or a request that failed its CSRF/origin check.
     #[error("{0}")]
     Denied(String),
@@ -48,7 +46,7 @@ impl Error {
         match self {
             Error::BadRequest(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden | Error::Denied(_) => StatusCode::FORBIDDEN,
+            Error::Denied(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

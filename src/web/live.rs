@@ -22,9 +22,9 @@ use crate::domain::calls::Speaker;
 use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::scheduling::Slot;
-use crate::startup::AppState;
 use crate::storage::postgres::{begin_tenant, call_history, today};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
 use crate::web::shell::render;
 
@@ -77,7 +77,7 @@ pub struct LiveCalls {
 
 /// The tenant's calls in progress: the store's live index (shared by every instance when
 /// Redis is configured), each call's row, and its latest checkpoint.
-async fn snapshot(app: &AppState, client_id: TenantId) -> Result<LiveCalls, Error> {
+async fn snapshot(app: &WebState, client_id: TenantId) -> Result<LiveCalls, Error> {
     let sids = app.store.live_calls(client_id).await?;
     let mut calls = Vec::with_capacity(sids.len());
     let mut tx = begin_tenant(&app.pool, client_id).await?;
@@ -137,7 +137,7 @@ fn so_far(checkpoint: Checkpoint<'_>) -> (LiveSlots, Vec<LiveLine>) {
 }
 
 /// `GET /app/live`: the live calls as they stand, kept up to date by `/static/live.js`.
-pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
+pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
     let live = snapshot(&app, owner.client_id).await?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let tz = today::tenant_header(&mut tx, owner.client_id)
@@ -169,7 +169,7 @@ pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response,
 
 /// The tenant's calls in progress, with what has been said so far.
 #[utoipa::path(get, path = "/api/live", tag = "live", responses((status = 200, body = LiveCalls), (status = 401)))]
-pub async fn api_live(State(app): State<AppState>, owner: Owner) -> Result<Json<LiveCalls>, Error> {
+pub async fn api_live(State(app): State<WebState>, owner: Owner) -> Result<Json<LiveCalls>, Error> {
     Ok(Json(snapshot(&app, owner.client_id).await?))
 }
 
@@ -186,7 +186,7 @@ fn feed_event(raw: &str) -> Option<Event> {
 /// 15 s keeps the stream open. Only the signed-in tenant's calls.
 #[utoipa::path(get, path = "/api/live/events", tag = "live",
     responses((status = 200, content_type = "text/event-stream", description = "snapshot, turn and ended events"), (status = 401)))]
-pub async fn events(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
+pub async fn events(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
     // Subscribe before reading the snapshot, so no line falls between the two (a line in
     // both is sent twice with its seq; the page keeps one).
     let feed = app.store.subscribe(owner.client_id).await?;

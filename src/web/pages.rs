@@ -2,18 +2,18 @@
 //! signed with the Twilio token like a webhook).
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::startup::AppState;
 use crate::storage::postgres::{self, appointments, calls, messages};
-use crate::telephony::webhooks;
+use crate::telephony::request::TwilioRequest;
 use crate::web::Error;
+use crate::web::WebState;
 
 /// `GET /health`: 200 when the database (and Redis, when configured) answer; 503 otherwise.
-pub async fn health(State(app): State<AppState>) -> Response {
+pub async fn health(State(app): State<WebState>) -> Response {
     let database = postgres::ping(&app.pool).await;
     let store = app.store.ping().await;
     let status = if database && store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -27,7 +27,7 @@ pub async fn health(State(app): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> Response {
+pub async fn metrics(State(app): State<WebState>) -> Response {
     let handle = crate::telemetry::metrics();
     metrics::gauge!("ringlypro_active_calls").set(app.registry.active() as f64);
     let body = handle.render();
@@ -37,12 +37,10 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 /// `GET /calls/{call_sid}`: the call as recorded — transcript, appointments, messages.
 /// Open in local mode; otherwise the request must be signed with the Twilio Auth Token.
 pub async fn call_json(
-    State(app): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    State(app): State<WebState>,
     Path(call_sid): Path<String>,
+    _signed: TwilioRequest,
 ) -> Result<Json<serde_json::Value>, Error> {
-    webhooks::verify(&app, &headers, &uri, &[], false)?;
     let call = calls::find_by_sid(&app.pool, &call_sid)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no call with CallSid {call_sid}")))?;

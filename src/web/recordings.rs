@@ -17,7 +17,7 @@ use crate::web::Error;
 ///
 /// Not routed on its own: it trusts `client_id`. Wire it behind the signed-in owner's
 /// extractor, for example
-/// `.route("/api/calls/{call_sid}/recording", get(|owner: Owner, State(app): State<AppState>,
+/// `.route("/api/calls/{call_sid}/recording", get(|owner: Owner, State(app): State<WebState>,
 /// Path(sid): Path<String>, headers: HeaderMap| async move {
 /// recordings::serve(&app.pool, owner.client_id, &sid, &headers).await }))`.
 pub async fn serve(pool: &PgPool, client_id: TenantId, call_sid: &str, headers: &HeaderMap) -> Response {

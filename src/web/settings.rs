@@ -3,7 +3,6 @@
 //! and recording switches, and the carrier codes that forward calls to RinglyPro.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,12 +15,13 @@ use crate::domain::forwarding;
 use crate::domain::ids::TenantId;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::settings::SettingsForm;
-use crate::startup::AppState;
 use crate::storage::postgres::settings::{self, Settings, Switches};
 use crate::storage::postgres::{begin_tenant, tenants};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::accounts::COMMON_TIMEZONES;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 /// One carrier's forwarding codes, the RinglyPro number filled in.
@@ -157,7 +157,7 @@ impl SettingsPatch {
     }
 }
 
-async fn load(app: &AppState, client_id: TenantId) -> Result<Settings, Error> {
+async fn load(app: &WebState, client_id: TenantId) -> Result<Settings, Error> {
     let mut tx = begin_tenant(&app.pool, client_id).await?;
     let found = settings::load(&mut tx, client_id).await?;
     tx.commit().await?;
@@ -165,7 +165,7 @@ async fn load(app: &AppState, client_id: TenantId) -> Result<Settings, Error> {
 }
 
 /// Validates `form` and saves it with `switches`, all or nothing.
-async fn save(app: &AppState, owner: &Owner, form: &SettingsForm, switches: Switches) -> Result<(), Error> {
+async fn save(app: &WebState, owner: &Owner, form: &SettingsForm, switches: Switches) -> Result<(), Error> {
     let valid = form.validate().map_err(Error::Invalid)?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let saved = settings::save(&mut tx, owner.client_id, &valid, switches).await?;
@@ -189,7 +189,7 @@ async fn save(app: &AppState, owner: &Owner, form: &SettingsForm, switches: Swit
     ),
     security(("session" = []))
 )]
-pub async fn get_api(State(app): State<AppState>, owner: Owner) -> Result<Json<SettingsView>, Error> {
+pub async fn get_api(State(app): State<WebState>, owner: Owner) -> Result<Json<SettingsView>, Error> {
     Ok(Json(load(&app, owner.client_id).await?.into()))
 }
 
@@ -209,13 +209,10 @@ pub async fn get_api(State(app): State<AppState>, owner: Owner) -> Result<Json<S
     security(("session" = [], "csrf" = []))
 )]
 pub async fn patch_api(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<SettingsPatch>, JsonRejection>,
+    JsonBody(patch): JsonBody<SettingsPatch>,
 ) -> Result<Json<SettingsView>, Error> {
-    let Json(patch) = payload.map_err(|e| {
-        Error::BadRequest(format!("the request body must be a JSON object of settings: {}", e.body_text()))
-    })?;
     let mut form = load(&app, owner.client_id).await?.form();
     let switches = patch.apply(&mut form);
     save(&app, &owner, &form, switches).await?;
@@ -228,7 +225,7 @@ pub struct PageQuery {
 }
 
 fn page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     stored: &Settings,
     form: &SettingsForm,
@@ -265,7 +262,7 @@ fn page(
 
 /// `GET /app/settings`
 pub async fn show(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Error> {
@@ -304,7 +301,7 @@ fn form_from(fields: Vec<(String, String)>) -> SettingsForm {
 /// `POST /app/settings` (the whole form, with the CSRF token). A mistake re-shows the
 /// form with everything typed and a message at each wrong field.
 pub async fn submit(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Result<Response, Error> {
@@ -321,27 +318,28 @@ pub async fn submit(
     }
 }
 
+/// An on/off switch as a form sends it.
 #[derive(Debug, Deserialize)]
 pub struct SwitchForm {
     /// The state wanted (not "flip"), so a double tap cannot undo itself.
     enabled: String,
 }
 
-fn switch_state(form: &SwitchForm) -> Result<bool, Error> {
-    match form.enabled.as_str() {
-        "true" | "on" | "1" => Ok(true),
-        "false" | "off" | "0" => Ok(false),
-        other => Err(Error::BadRequest(format!("enabled must be true or false, got {other:?}"))),
+impl SwitchForm {
+    /// `true|on|1` or `false|off|0`; anything else is the sender's mistake.
+    fn wanted(&self) -> Result<bool, Error> {
+        match self.enabled.as_str() {
+            "true" | "on" | "1" => Ok(true),
+            "false" | "off" | "0" => Ok(false),
+            other => Err(Error::BadRequest(format!("enabled must be true or false, got {other:?}"))),
+        }
     }
 }
 
-/// `POST /app/settings/rachel` (`enabled=true|false`): the same switch as the Today page's.
-pub async fn set_rachel(
-    State(app): State<AppState>,
-    owner: Owner,
-    axum::Form(form): axum::Form<SwitchForm>,
-) -> Result<Response, Error> {
-    let enabled = switch_state(&form)?;
+/// Turns the voice agent on or off for the owner's tenant from its next call: the one
+/// switch behind the Today page's and the settings page's.
+pub(crate) async fn switch_rachel(app: &WebState, owner: &Owner, form: &SwitchForm) -> Result<(), Error> {
+    let enabled = form.wanted()?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let changed = tenants::set_rachel_enabled(&mut tx, owner.client_id, enabled).await?;
     tx.commit().await?;
@@ -349,16 +347,26 @@ pub async fn set_rachel(
         return Err(Error::NotFound("this account's business no longer exists".into()));
     }
     tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "Rachel switched");
+    Ok(())
+}
+
+/// `POST /app/settings/rachel` (`enabled=true|false`): the same switch as the Today page's.
+pub async fn set_rachel(
+    State(app): State<WebState>,
+    owner: Owner,
+    axum::Form(form): axum::Form<SwitchForm>,
+) -> Result<Response, Error> {
+    switch_rachel(&app, &owner, &form).await?;
     Ok(Redirect::to("/app/settings?saved=rachel").into_response())
 }
 
 /// `POST /app/settings/recording` (`enabled=true|false`).
 pub async fn set_recording(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     axum::Form(form): axum::Form<SwitchForm>,
 ) -> Result<Response, Error> {
-    let enabled = switch_state(&form)?;
+    let enabled = form.wanted()?;
     tenants::set_recording_enabled(&app.pool, owner.client_id, enabled).await?;
     tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "call recording switched");
     Ok(Redirect::to("/app/settings?saved=recording").into_response())

@@ -126,7 +126,7 @@ pub async fn service_worker() -> Response {
 }
 
 /// `GET /offline`: what the service worker shows when a page cannot be fetched.
-pub async fn offline(axum::extract::State(app): axum::extract::State<crate::startup::AppState>) -> Response {
+pub async fn offline(axum::extract::State(app): axum::extract::State<crate::web::WebState>) -> Response {
     render(&app.templates, "offline.html", minijinja::context! {}).unwrap_or_else(IntoResponse::into_response)
 }
 

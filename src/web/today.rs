@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use minijinja::context;
-use serde::Deserialize;
 
 use crate::domain::calls::HandledBy;
 use crate::domain::phone::PhoneNumber;
-use crate::startup::AppState;
-use crate::storage::postgres::{begin_tenant, tenants, today};
+use crate::storage::postgres::{begin_tenant, today};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::settings::{SwitchForm, switch_rachel};
 use crate::web::shell::render;
 
 /// The start of `date` in `tz`, as UTC. A midnight that does not exist (a DST jump at
@@ -45,7 +45,7 @@ fn minutes_and_seconds(seconds: i32) -> String {
 }
 
 /// `GET /app`
-pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
+pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let tenant = today::tenant_header(&mut tx, owner.client_id)
         .await?
@@ -117,31 +117,14 @@ pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response,
     )
 }
 
-#[derive(Debug, Deserialize)]
-pub struct RachelForm {
-    /// The state wanted (not "flip"), so a double tap cannot undo itself.
-    enabled: String,
-}
-
 /// `POST /app/rachel` (`enabled=true|false`, with the CSRF token): turns the voice
 /// agent on or off for the signed-in tenant from its next call.
 pub async fn set_rachel(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
-    Form(form): Form<RachelForm>,
+    Form(form): Form<SwitchForm>,
 ) -> Result<Response, Error> {
-    let enabled = match form.enabled.as_str() {
-        "true" | "on" | "1" => true,
-        "false" | "off" | "0" => false,
-        other => return Err(Error::BadRequest(format!("enabled must be true or false, got {other:?}"))),
-    };
-    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
-    let changed = tenants::set_rachel_enabled(&mut tx, owner.client_id, enabled).await?;
-    tx.commit().await?;
-    if !changed {
-        return Err(Error::NotFound("this account's business no longer exists".into()));
-    }
-    tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "Rachel switched");
+    switch_rachel(&app, &owner, &form).await?;
     Ok(Redirect::to("/app").into_response())
 }
 

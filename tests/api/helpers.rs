@@ -13,8 +13,9 @@ use ringlypro::providers::stt::SpeechToText;
 use ringlypro::providers::stt::sphinx::{SphinxConfig, SphinxStt};
 use ringlypro::providers::tts::espeak::EspeakTts;
 use ringlypro::providers::tts::sentences::SentenceTts;
-use ringlypro::startup::{AppState, Application};
+use ringlypro::startup::Application;
 use ringlypro::storage::postgres::{self, tenants};
+use ringlypro::web::WebState;
 use sqlx::PgPool;
 
 pub fn base_database_url() -> String {
@@ -56,7 +57,7 @@ pub fn local_engines() -> Engines {
 pub struct TestApp {
     pub base_url: String,
     pub pool: PgPool,
-    pub state: AppState,
+    pub state: WebState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }

@@ -58,10 +58,10 @@ async fn a_tenant_transaction_sees_only_its_own_rows_without_any_where_clause() 
     assert_eq!(updated, 1, "an unscoped update touches only the tenant's own row");
 }
 
-/// Every route of the router that takes an id, read from `src/startup.rs`, with the
-/// methods it answers: (path, methods).
+/// Every route of the router that takes an id, read from the edges' `routes()` (web and
+/// telephony), with the methods it answers: (path, methods).
 fn id_routes() -> Vec<(String, Vec<&'static str>)> {
-    let source = include_str!("../../src/startup.rs");
+    let source = [include_str!("../../src/web/mod.rs"), include_str!("../../src/telephony/mod.rs")].concat();
     let mut routes = Vec::new();
     for chunk in source.split(".route(").skip(1) {
         let Some(path) = chunk.trim_start().strip_prefix('"').and_then(|rest| rest.split('"').next()) else { continue };

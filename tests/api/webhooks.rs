@@ -217,7 +217,7 @@ async fn health_is_503_when_the_database_is_unreachable() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, ringlypro::startup::router(state)).await });
+    let server = tokio::spawn(async move { axum::serve(listener, ringlypro::web::routes().with_state(state)).await });
     let resp = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(resp.status(), 503);
     let body: serde_json::Value = resp.json().await.unwrap();

@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,20 +13,15 @@ use super::limit;
 use crate::domain::accounts::{Email, FieldError, SignupForm};
 use crate::domain::ids::UserId;
 use crate::services::accounts::{self, LoginError, ResetError, SignupError, token_hash};
-use crate::startup::AppState;
 use crate::storage::postgres::{sessions, tenants};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::{ClientIp, Owner, SESSION_COOKIE, cleared_cookie, cookie, session_cookie};
-
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
-    payload
-        .map(|Json(value)| value)
-        .map_err(|e| Error::BadRequest(format!("the request body must be a JSON object: {}", e.body_text())))
-}
+use crate::web::json_body::JsonBody;
 
 /// A fresh session for `user_id`, answered with who signed in and the CSRF token.
 async fn signed_in(
-    app: &AppState,
+    app: &WebState,
     status: StatusCode,
     user_id: UserId,
     extra: serde_json::Value,
@@ -66,12 +60,11 @@ async fn signed_in(
     )
 )]
 pub async fn signup(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     ClientIp(ip): ClientIp,
-    payload: Result<Json<SignupForm>, JsonRejection>,
+    JsonBody(form): JsonBody<SignupForm>,
 ) -> Result<Response, Error> {
     limit(&app, "signup", ip)?;
-    let form = body(payload)?;
     let done = accounts::signup(&app.pool, &app.passwords, &form).await.map_err(|e| match e {
         SignupError::Invalid(fields) => Error::Invalid(fields),
         SignupError::Unexpected(e) => Error::Unexpected(e),
@@ -105,12 +98,11 @@ pub struct Credentials {
     )
 )]
 pub async fn login(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     ClientIp(ip): ClientIp,
-    payload: Result<Json<Credentials>, JsonRejection>,
+    JsonBody(form): JsonBody<Credentials>,
 ) -> Result<Response, Error> {
     limit(&app, "login", ip)?;
-    let form = body(payload)?;
     if form.email.trim().is_empty() {
         return Err(Error::Invalid(vec![FieldError::new("email", "enter your email")]));
     }
@@ -141,7 +133,7 @@ pub async fn login(
     ),
     security(("session" = [], "csrf" = []))
 )]
-pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn logout(State(app): State<WebState>, headers: HeaderMap) -> Result<Response, Error> {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         accounts::close_session(&app.pool, token).await?;
     }
@@ -162,7 +154,7 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<R
     ),
     security(("session" = []))
 )]
-pub async fn me(State(app): State<AppState>, owner: Owner) -> Result<Json<serde_json::Value>, Error> {
+pub async fn me(State(app): State<WebState>, owner: Owner) -> Result<Json<serde_json::Value>, Error> {
     let tenant = tenants::find(&app.pool, owner.client_id).await?;
     Ok(Json(json!({
         "user_id": owner.user_id,
@@ -196,12 +188,11 @@ pub struct ForgotRequest {
     )
 )]
 pub async fn forgot(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     ClientIp(ip): ClientIp,
-    payload: Result<Json<ForgotRequest>, JsonRejection>,
+    JsonBody(form): JsonBody<ForgotRequest>,
 ) -> Result<Response, Error> {
     limit(&app, "forgot", ip)?;
-    let form = body(payload)?;
     let email = Email::parse(&form.email).map_err(|e| Error::Invalid(vec![FieldError::new("email", e.to_string())]))?;
     accounts::request_password_reset(&app.pool, &app.config.public_url, &email).await?;
     let message = format!(
@@ -230,10 +221,9 @@ pub struct ResetRequest {
     )
 )]
 pub async fn reset(
-    State(app): State<AppState>,
-    payload: Result<Json<ResetRequest>, JsonRejection>,
+    State(app): State<WebState>,
+    JsonBody(form): JsonBody<ResetRequest>,
 ) -> Result<Json<serde_json::Value>, Error> {
-    let form = body(payload)?;
     accounts::reset_password(&app.pool, &app.passwords, &form.token, &form.password).await.map_err(|e| match e {
         ResetError::WeakPassword(e) => Error::Invalid(vec![FieldError::new("password", e.to_string())]),
         ResetError::Unexpected(e) => Error::Unexpected(e),

@@ -8,8 +8,8 @@ pub mod pages;
 use std::net::IpAddr;
 
 use crate::services::accounts::wait_words;
-use crate::startup::AppState;
 use crate::web::Error;
+use crate::web::WebState;
 
 /// Time zones offered first on the signup form (any IANA name is accepted).
 pub const COMMON_TIMEZONES: &[&str] = &[
@@ -30,7 +30,7 @@ pub const COMMON_TIMEZONES: &[&str] = &[
 ];
 
 /// Counts an attempt at `action` from `ip`; over the limit, a 429 saying when to retry.
-pub(crate) fn limit(app: &AppState, action: &'static str, ip: IpAddr) -> Result<(), Error> {
+pub(crate) fn limit(app: &WebState, action: &'static str, ip: IpAddr) -> Result<(), Error> {
     app.attempt_limiter.attempt(action, ip).map_err(|wait| {
         let secs = wait.as_secs().max(1);
         tracing::warn!(action, ip = %ip, "attempt limit reached");

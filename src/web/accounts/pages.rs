@@ -14,8 +14,8 @@ use super::{COMMON_TIMEZONES, limit};
 use crate::domain::accounts::{Email, SignupForm};
 use crate::domain::ids::UserId;
 use crate::services::accounts::{self, LoginError, ResetError, SignupError};
-use crate::startup::AppState;
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::{ClientIp, Owner, SESSION_COOKIE, cleared_cookie, cookie, safe_next, session_cookie};
 use crate::web::shell::render;
 
@@ -30,7 +30,7 @@ fn with_status(status: StatusCode, page: Result<Response, Error>) -> Response {
 }
 
 /// A page telling the person what happened (a 429, an expired link).
-fn notice(app: &AppState, status: StatusCode, title: &str, message: &str, offer_new_reset_link: bool) -> Response {
+fn notice(app: &WebState, status: StatusCode, title: &str, message: &str, offer_new_reset_link: bool) -> Response {
     let is_error = status.is_client_error();
     with_status(
         status,
@@ -38,7 +38,7 @@ fn notice(app: &AppState, status: StatusCode, title: &str, message: &str, offer_
     )
 }
 
-fn limited(app: &AppState, error: Error) -> Response {
+fn limited(app: &WebState, error: Error) -> Response {
     match error {
         Error::TooManyRequests { message, retry_after_secs } => {
             let mut response = notice(app, StatusCode::TOO_MANY_REQUESTS, "Please wait a moment", &message, false);
@@ -50,14 +50,14 @@ fn limited(app: &AppState, error: Error) -> Response {
 }
 
 /// Signs the user in: a new session, its cookie, and a redirect to `next`.
-async fn signed_in(app: &AppState, user_id: UserId, next: &str) -> Result<Response, Error> {
+async fn signed_in(app: &WebState, user_id: UserId, next: &str) -> Result<Response, Error> {
     let session = accounts::open_session(&app.pool, user_id).await?;
     let mut response = Redirect::to(next).into_response();
     response.headers_mut().append(header::SET_COOKIE, session_cookie(&app.config, &session.token));
     Ok(response)
 }
 
-fn signup_page(app: &AppState, form: &SignupForm, errors: HashMap<&'static str, String>) -> Result<Response, Error> {
+fn signup_page(app: &WebState, form: &SignupForm, errors: HashMap<&'static str, String>) -> Result<Response, Error> {
     render(
         &app.templates,
         "signup.html",
@@ -74,7 +74,7 @@ fn signup_page(app: &AppState, form: &SignupForm, errors: HashMap<&'static str, 
 }
 
 /// `GET /signup`
-pub async fn signup_form(State(app): State<AppState>, owner: Option<Owner>) -> Result<Response, Error> {
+pub async fn signup_form(State(app): State<WebState>, owner: Option<Owner>) -> Result<Response, Error> {
     if owner.is_some() {
         return Ok(Redirect::to("/app").into_response());
     }
@@ -82,7 +82,7 @@ pub async fn signup_form(State(app): State<AppState>, owner: Option<Owner>) -> R
 }
 
 /// `POST /signup`
-pub async fn signup(State(app): State<AppState>, ClientIp(ip): ClientIp, Form(form): Form<SignupForm>) -> Response {
+pub async fn signup(State(app): State<WebState>, ClientIp(ip): ClientIp, Form(form): Form<SignupForm>) -> Response {
     if let Err(e) = limit(&app, "signup", ip) {
         return limited(&app, e);
     }
@@ -103,7 +103,7 @@ pub struct LoginQuery {
 }
 
 fn login_page(
-    app: &AppState,
+    app: &WebState,
     email: &str,
     next: &str,
     error: Option<&str>,
@@ -114,7 +114,7 @@ fn login_page(
 
 /// `GET /login?next=/somewhere`
 pub async fn login_form(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Option<Owner>,
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, Error> {
@@ -135,7 +135,7 @@ pub struct LoginForm {
 }
 
 /// `POST /login`
-pub async fn login(State(app): State<AppState>, ClientIp(ip): ClientIp, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(State(app): State<WebState>, ClientIp(ip): ClientIp, Form(form): Form<LoginForm>) -> Response {
     if let Err(e) = limit(&app, "login", ip) {
         return limited(&app, e);
     }
@@ -158,7 +158,7 @@ pub async fn login(State(app): State<AppState>, ClientIp(ip): ClientIp, Form(for
 
 /// `POST /logout`: ends this session (the CSRF check has already passed) and forgets
 /// the cookie.
-pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn logout(State(app): State<WebState>, headers: HeaderMap) -> Response {
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = accounts::close_session(&app.pool, token).await
     {
@@ -176,12 +176,12 @@ pub struct ForgotForm {
 }
 
 /// `GET /password/forgot`
-pub async fn forgot_form(State(app): State<AppState>) -> Result<Response, Error> {
+pub async fn forgot_form(State(app): State<WebState>) -> Result<Response, Error> {
     render(&app.templates, "forgot.html", context! { email => "", sent => false })
 }
 
 /// `POST /password/forgot`: the same answer whether or not the address has an account.
-pub async fn forgot(State(app): State<AppState>, ClientIp(ip): ClientIp, Form(form): Form<ForgotForm>) -> Response {
+pub async fn forgot(State(app): State<WebState>, ClientIp(ip): ClientIp, Form(form): Form<ForgotForm>) -> Response {
     if let Err(e) = limit(&app, "forgot", ip) {
         return limited(&app, e);
     }
@@ -209,12 +209,12 @@ pub struct ResetQuery {
     pub token: String,
 }
 
-fn reset_refused(app: &AppState, error: &ResetError) -> Response {
+fn reset_refused(app: &WebState, error: &ResetError) -> Response {
     notice(app, StatusCode::GONE, "This link cannot be used", &error.to_string(), true)
 }
 
 /// `GET /password/reset?token=...`: the new-password form, or why the link is dead.
-pub async fn reset_form(State(app): State<AppState>, Query(query): Query<ResetQuery>) -> Response {
+pub async fn reset_form(State(app): State<WebState>, Query(query): Query<ResetQuery>) -> Response {
     match accounts::check_reset_token(&app.pool, &query.token).await {
         Ok(_) => render(&app.templates, "reset.html", context! { token => query.token })
             .unwrap_or_else(IntoResponse::into_response),
@@ -231,7 +231,7 @@ pub struct ResetForm {
 }
 
 /// `POST /password/reset`
-pub async fn reset(State(app): State<AppState>, Form(form): Form<ResetForm>) -> Response {
+pub async fn reset(State(app): State<WebState>, Form(form): Form<ResetForm>) -> Response {
     match accounts::reset_password(&app.pool, &app.passwords, &form.token, &form.password).await {
         Ok(_) => {
             let mut response = Redirect::to("/login?reset=1").into_response();

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,18 +15,19 @@ use chrono_tz::Tz;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
+use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::dialogue::phrasing::SpokenHours;
 use crate::domain::accounts::FieldError;
 use crate::domain::appointments::AppointmentStatus;
 use crate::domain::phone::PhoneNumber;
 use crate::services::agenda::{self, AgendaError, Change, ManualBooking};
-use crate::startup::AppState;
 use crate::storage::postgres::appointments::{self, Appointment};
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::tenants::Tenant;
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 /// Days the agenda shows by default: today and the next 14.
@@ -293,7 +293,7 @@ fn range(tenant: &Tenant, query: &RangeQuery) -> Result<(NaiveDate, NaiveDate), 
 }
 
 async fn between(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     tz: Tz,
     from: NaiveDate,
@@ -305,7 +305,7 @@ async fn between(
     Ok(found)
 }
 
-async fn find(app: &AppState, owner: &Owner, id: i64) -> Result<Appointment, Error> {
+async fn find(app: &WebState, owner: &Owner, id: i64) -> Result<Appointment, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let found = appointments::find(&mut tx, owner.client_id, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
@@ -316,7 +316,7 @@ async fn find(app: &AppState, owner: &Owner, id: i64) -> Result<Appointment, Err
 #[utoipa::path(get, path = "/api/appointments", tag = "crm", params(RangeQuery),
     responses((status = 200, body = AppointmentList), (status = 400, body = super::ApiError)))]
 pub async fn api_list(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<RangeQuery>,
 ) -> Result<Json<AppointmentList>, Error> {
@@ -332,11 +332,10 @@ pub async fn api_list(
     responses((status = 201, body = AppointmentView), (status = 400, body = super::ApiError),
               (status = 409, description = "the time overlaps another appointment", body = super::ApiError)))]
 pub async fn api_create(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<AppointmentInput>, JsonRejection>,
+    JsonBody(input): JsonBody<AppointmentInput>,
 ) -> Result<Response, Error> {
-    let input = json_body(payload)?;
     let tenant = tenant_of(&app, &owner).await?;
     let booking = validate_new(&tenant, &input).map_err(Error::Invalid)?;
     let booked = agenda::book(&app.pool, owner.client_id, &booking).await.map_err(|e| agenda_error(&tenant, e))?;
@@ -347,7 +346,7 @@ pub async fn api_create(
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "crm", params(("id" = i64, Path)),
     responses((status = 200, body = AppointmentView), (status = 404, body = super::ApiError)))]
 pub async fn api_show(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
 ) -> Result<Json<AppointmentView>, Error> {
@@ -361,12 +360,11 @@ pub async fn api_show(
     responses((status = 200, body = AppointmentView), (status = 400, body = super::ApiError),
               (status = 404, body = super::ApiError), (status = 409, body = super::ApiError)))]
 pub async fn api_update(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
-    payload: Result<Json<AppointmentChange>, JsonRejection>,
+    JsonBody(input): JsonBody<AppointmentChange>,
 ) -> Result<Json<AppointmentView>, Error> {
-    let input = json_body(payload)?;
     let tenant = tenant_of(&app, &owner).await?;
     let current = find(&app, &owner, id).await?;
     let change = validate_change(&tenant, &current, &input).map_err(Error::Invalid)?;
@@ -379,7 +377,7 @@ pub async fn api_update(
 #[utoipa::path(delete, path = "/api/appointments/{id}", tag = "crm", params(("id" = i64, Path)),
     responses((status = 200, body = AppointmentView), (status = 404, body = super::ApiError)))]
 pub async fn api_cancel(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
 ) -> Result<Json<AppointmentView>, Error> {
@@ -423,7 +421,7 @@ fn month_grid(first: NaiveDate, counts: &BTreeMap<NaiveDate, usize>) -> Vec<Vec<
 }
 
 async fn agenda_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     query: &RangeQuery,
     form: &AppointmentInput,
@@ -497,7 +495,7 @@ pub struct PageQuery {
 
 /// `GET /app/appointments?from=&days=[&name=&phone=]`: the agenda.
 pub async fn page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Error> {
@@ -513,7 +511,7 @@ pub async fn page(
 /// `POST /app/appointments`: books and opens the appointment; mistakes (an overlap
 /// included) come back on the form with what was typed.
 pub async fn create(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Form(form): Form<AppointmentInput>,
 ) -> Result<Response, Error> {
@@ -535,7 +533,7 @@ pub async fn create(
 }
 
 async fn appointment_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     id: i64,
     form: Option<&AppointmentChange>,
@@ -565,11 +563,11 @@ async fn appointment_page(
 }
 
 /// `GET /app/appointments/{id}`
-pub async fn show(State(app): State<AppState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
+pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
     appointment_page(&app, &owner, id, None, HashMap::new()).await
 }
 
-async fn apply(app: &AppState, owner: &Owner, id: i64, form: &AppointmentChange) -> Result<Response, Error> {
+async fn apply(app: &WebState, owner: &Owner, id: i64, form: &AppointmentChange) -> Result<Response, Error> {
     let tenant = tenant_of(app, owner).await?;
     let current = find(app, owner, id).await?;
     let result = match validate_change(&tenant, &current, form) {
@@ -589,7 +587,7 @@ async fn apply(app: &AppState, owner: &Owner, id: i64, form: &AppointmentChange)
 
 /// `POST /app/appointments/{id}`: reschedules (date, time, length).
 pub async fn update(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
     Form(mut form): Form<AppointmentChange>,
@@ -606,7 +604,7 @@ pub struct StatusForm {
 
 /// `POST /app/appointments/{id}/status`: completed, no-show, cancelled or confirmed.
 pub async fn set_status(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
     Form(form): Form<StatusForm>,

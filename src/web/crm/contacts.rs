@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,14 +13,15 @@ use chrono_tz::Tz;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
+use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::{Email, FieldError};
 use crate::domain::phone::PhoneNumber;
-use crate::startup::AppState;
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, Contact, ContactError, ContactFields, Event};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 const LIST_LIMIT: i64 = 200;
@@ -174,7 +174,7 @@ fn phone_taken(existing: &Contact) -> Error {
 }
 
 /// Saves a new contact (`id` None) or new fields of one; duplicates by phone are refused.
-async fn save(app: &AppState, owner: &Owner, id: Option<i64>, valid: &Valid) -> Result<Contact, Error> {
+async fn save(app: &WebState, owner: &Owner, id: Option<i64>, valid: &Valid) -> Result<Contact, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     if let Some(existing) = contacts::find_by_phone(&mut tx, owner.client_id, valid.phone.as_str()).await?
         && Some(existing.id) != id
@@ -218,7 +218,7 @@ fn not_found() -> Error {
     Error::NotFound("no such contact".into())
 }
 
-async fn detail(app: &AppState, owner: &Owner, id: i64) -> Result<(Contact, Vec<Event>), Error> {
+async fn detail(app: &WebState, owner: &Owner, id: i64) -> Result<(Contact, Vec<Event>), Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let contact = contacts::find(&mut tx, owner.client_id, id).await?.ok_or_else(not_found)?;
     let events = contacts::timeline(&mut tx, owner.client_id, id, &contact.phone, TIMELINE_LIMIT).await?;
@@ -226,7 +226,7 @@ async fn detail(app: &AppState, owner: &Owner, id: i64) -> Result<(Contact, Vec<
     Ok((contact, events))
 }
 
-async fn search(app: &AppState, owner: &Owner, q: &str) -> Result<Vec<Contact>, Error> {
+async fn search(app: &WebState, owner: &Owner, q: &str) -> Result<Vec<Contact>, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let found = contacts::search(&mut tx, owner.client_id, q, LIST_LIMIT).await?;
     tx.commit().await?;
@@ -237,7 +237,7 @@ async fn search(app: &AppState, owner: &Owner, q: &str) -> Result<Vec<Contact>, 
 #[utoipa::path(get, path = "/api/contacts", tag = "crm", params(SearchQuery),
     responses((status = 200, body = ContactList), (status = 401, body = super::ApiError)))]
 pub async fn api_list(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<ContactList>, Error> {
@@ -249,11 +249,11 @@ pub async fn api_list(
     responses((status = 201, body = Contact), (status = 400, body = super::ApiError),
               (status = 409, description = "another contact has this phone", body = super::ApiError)))]
 pub async fn api_create(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<ContactInput>, JsonRejection>,
+    JsonBody(input): JsonBody<ContactInput>,
 ) -> Result<Response, Error> {
-    let valid = json_body(payload)?.validate().map_err(Error::Invalid)?;
+    let valid = input.validate().map_err(Error::Invalid)?;
     let contact = save(&app, &owner, None, &valid).await?;
     Ok((StatusCode::CREATED, Json(contact)).into_response())
 }
@@ -262,7 +262,7 @@ pub async fn api_create(
 #[utoipa::path(get, path = "/api/contacts/{id}", tag = "crm", params(("id" = i64, Path)),
     responses((status = 200, body = ContactDetail), (status = 404, body = super::ApiError)))]
 pub async fn api_show(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
 ) -> Result<Json<ContactDetail>, Error> {
@@ -277,12 +277,11 @@ pub async fn api_show(
     responses((status = 200, body = Contact), (status = 400, body = super::ApiError),
               (status = 404, body = super::ApiError), (status = 409, body = super::ApiError)))]
 pub async fn api_update(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
-    payload: Result<Json<ContactInput>, JsonRejection>,
+    JsonBody(input): JsonBody<ContactInput>,
 ) -> Result<Json<Contact>, Error> {
-    let input = json_body(payload)?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let current = contacts::find(&mut tx, owner.client_id, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
@@ -293,7 +292,7 @@ pub async fn api_update(
 /// `DELETE /api/contacts/{id}`: the contact goes; its history stays, unlinked.
 #[utoipa::path(delete, path = "/api/contacts/{id}", tag = "crm", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = super::ApiError)))]
-pub async fn api_delete(State(app): State<AppState>, owner: Owner, Path(id): Path<i64>) -> Result<StatusCode, Error> {
+pub async fn api_delete(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<StatusCode, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let deleted = contacts::delete(&mut tx, owner.client_id, id).await?;
     tx.commit().await?;
@@ -313,7 +312,7 @@ fn errors_of(error: &Error) -> Option<(StatusCode, HashMap<&'static str, String>
 }
 
 async fn list_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     q: &str,
     form: &ContactInput,
@@ -344,7 +343,7 @@ async fn list_page(
 
 /// `GET /app/contacts?q=`
 pub async fn page(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Query(query): Query<SearchQuery>,
 ) -> Result<Response, Error> {
@@ -353,7 +352,7 @@ pub async fn page(
 
 /// `POST /app/contacts`: adds a contact and opens it; mistakes come back on the form.
 pub async fn create(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Form(form): Form<ContactInput>,
 ) -> Result<Response, Error> {
@@ -373,7 +372,7 @@ pub async fn create(
 }
 
 async fn contact_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     id: i64,
     form: Option<&ContactInput>,
@@ -399,13 +398,13 @@ async fn contact_page(
 }
 
 /// `GET /app/contacts/{id}`: the contact, its edit form and its timeline.
-pub async fn show(State(app): State<AppState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
+pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
     contact_page(&app, &owner, id, None, HashMap::new(), None).await
 }
 
 /// `POST /app/contacts/{id}`: saves the edit form.
 pub async fn update(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(id): Path<i64>,
     Form(form): Form<ContactInput>,
@@ -426,7 +425,7 @@ pub async fn update(
 }
 
 /// `POST /app/contacts/{id}/delete`
-pub async fn delete(State(app): State<AppState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
+pub async fn delete(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let deleted = contacts::delete(&mut tx, owner.client_id, id).await?;
     tx.commit().await?;

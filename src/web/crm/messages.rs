@@ -6,24 +6,24 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, local_time, owner_value, tenant_of, value, with_status, zone};
+use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::FieldError;
 use crate::domain::phone::PhoneNumber;
-use crate::startup::AppState;
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, Contact, ContactError, ContactFields};
 use crate::storage::postgres::email_outbox::{self, WaitingEmail};
 use crate::storage::postgres::messages::{self, Line, NewMessage, Thread};
 use crate::storage::postgres::tenants::Tenant;
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 
 /// The longest text accepted (ten SMS segments).
@@ -105,7 +105,7 @@ fn validate(input: &SendInput) -> Result<Option<PhoneNumber>, Vec<FieldError>> {
 
 /// Queues the text in the outbox; the contact is the one named, or found (or created)
 /// by the number.
-async fn send(app: &AppState, owner: &Owner, tenant: &Tenant, input: &SendInput) -> Result<Line, Error> {
+async fn send(app: &WebState, owner: &Owner, tenant: &Tenant, input: &SendInput) -> Result<Line, Error> {
     let phone = validate(input).map_err(Error::Invalid)?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let contact = match (input.contact_id, phone) {
@@ -151,7 +151,7 @@ async fn send(app: &AppState, owner: &Owner, tenant: &Tenant, input: &SendInput)
     Ok(line)
 }
 
-async fn overview(app: &AppState, owner: &Owner) -> Result<ThreadList, Error> {
+async fn overview(app: &WebState, owner: &Owner) -> Result<ThreadList, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let threads = messages::threads(&mut tx, owner.client_id, THREADS_LIMIT).await?;
     let other = messages::without_contact(&mut tx, owner.client_id, OTHERS_LIMIT).await?;
@@ -160,7 +160,7 @@ async fn overview(app: &AppState, owner: &Owner) -> Result<ThreadList, Error> {
     Ok(ThreadList { threads, other, emails_waiting })
 }
 
-async fn conversation(app: &AppState, owner: &Owner, contact_id: i64) -> Result<ThreadView, Error> {
+async fn conversation(app: &WebState, owner: &Owner, contact_id: i64) -> Result<ThreadView, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let contact = contacts::find(&mut tx, owner.client_id, contact_id).await?.ok_or_else(no_contact)?;
     let messages = messages::thread(&mut tx, owner.client_id, contact_id, THREAD_LIMIT).await?;
@@ -171,7 +171,7 @@ async fn conversation(app: &AppState, owner: &Owner, contact_id: i64) -> Result<
 /// `GET /api/messages`
 #[utoipa::path(get, path = "/api/messages", tag = "crm",
     responses((status = 200, body = ThreadList), (status = 401, body = super::ApiError)))]
-pub async fn api_threads(State(app): State<AppState>, owner: Owner) -> Result<Json<ThreadList>, Error> {
+pub async fn api_threads(State(app): State<WebState>, owner: Owner) -> Result<Json<ThreadList>, Error> {
     Ok(Json(overview(&app, &owner).await?))
 }
 
@@ -179,7 +179,7 @@ pub async fn api_threads(State(app): State<AppState>, owner: Owner) -> Result<Js
 #[utoipa::path(get, path = "/api/messages/{contact_id}", tag = "crm", params(("contact_id" = i64, Path)),
     responses((status = 200, body = ThreadView), (status = 404, body = super::ApiError)))]
 pub async fn api_thread(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(contact_id): Path<i64>,
 ) -> Result<Json<ThreadView>, Error> {
@@ -190,11 +190,10 @@ pub async fn api_thread(
 #[utoipa::path(post, path = "/api/messages", tag = "crm", request_body = SendInput,
     responses((status = 202, body = Sent), (status = 400, body = super::ApiError), (status = 404, body = super::ApiError)))]
 pub async fn api_send(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
-    payload: Result<Json<SendInput>, JsonRejection>,
+    JsonBody(input): JsonBody<SendInput>,
 ) -> Result<Response, Error> {
-    let input = json_body(payload)?;
     let tenant = tenant_of(&app, &owner).await?;
     let message = send(&app, &owner, &tenant, &input).await?;
     Ok((StatusCode::ACCEPTED, Json(Sent { message, notice: QUEUED_NOTICE.to_owned() })).into_response())
@@ -225,7 +224,7 @@ fn lines(tenant: &Tenant, lines: &[Line]) -> Vec<minijinja::Value> {
 }
 
 async fn list_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     form: &SendInput,
     errors: HashMap<&'static str, String>,
@@ -263,12 +262,12 @@ async fn list_page(
 }
 
 /// `GET /app/messages`
-pub async fn page(State(app): State<AppState>, owner: Owner) -> Result<Response, Error> {
+pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
     list_page(&app, &owner, &SendInput::default(), HashMap::new()).await
 }
 
 async fn thread_page(
-    app: &AppState,
+    app: &WebState,
     owner: &Owner,
     contact_id: i64,
     body: &str,
@@ -296,7 +295,7 @@ pub struct ThreadQuery {
 
 /// `GET /app/messages/{contact_id}`
 pub async fn thread(
-    State(app): State<AppState>,
+    State(app): State<WebState>,
     owner: Owner,
     Path(contact_id): Path<i64>,
     axum::extract::Query(query): axum::extract::Query<ThreadQuery>,
@@ -315,7 +314,7 @@ pub struct SendForm {
 
 /// `POST /app/messages`: queues the text and opens its conversation; mistakes come
 /// back on the form that was used, with the text kept.
-pub async fn create(State(app): State<AppState>, owner: Owner, Form(form): Form<SendForm>) -> Result<Response, Error> {
+pub async fn create(State(app): State<WebState>, owner: Owner, Form(form): Form<SendForm>) -> Result<Response, Error> {
     let contact_id = form.contact_id.trim().parse::<i64>().ok();
     let input = SendInput { contact_id, to: Some(form.to.clone()), body: form.body.clone() };
     let tenant = tenant_of(&app, &owner).await?;

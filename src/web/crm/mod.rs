@@ -6,17 +6,15 @@ pub mod appointments;
 pub mod contacts;
 pub mod messages;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::Value;
 
-use crate::startup::AppState;
 use crate::storage::postgres::tenants::{self, Tenant};
 use crate::web::Error;
+use crate::web::WebState;
 use crate::web::auth::Owner;
 
 /// The OpenAPI description of the CRM's JSON routes.
@@ -73,7 +71,7 @@ pub struct ApiError {
 }
 
 /// The signed-in owner's tenant.
-pub(crate) async fn tenant_of(app: &AppState, owner: &Owner) -> Result<Tenant, Error> {
+pub(crate) async fn tenant_of(app: &WebState, owner: &Owner) -> Result<Tenant, Error> {
     tenants::find(&app.pool, owner.client_id)
         .await?
         .ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))
@@ -87,13 +85,6 @@ pub(crate) fn zone(tenant: &Tenant) -> Tz {
 /// An instant as the owner reads it: `Tue Mar 4, 2:30 PM`.
 pub(crate) fn local_time(tz: Tz, at: DateTime<Utc>) -> String {
     at.with_timezone(&tz).format("%a %b %-d, %-I:%M %p").to_string()
-}
-
-/// A JSON body, or a 400 that says what is wrong with it.
-pub(crate) fn json_body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Error> {
-    payload
-        .map(|Json(value)| value)
-        .map_err(|e| Error::BadRequest(format!("the request body must be a JSON object: {}", e.body_text())))
 }
 
 /// The owner, for templates (the layout's nav and every form's CSRF token).
