@@ -13,6 +13,7 @@ use crate::dialogue::nlu::{self, Intent, Reading};
 use crate::dialogue::phrasing::{self, SpokenHours};
 use crate::dialogue::prompts::Prompts;
 use crate::domain::confirmation;
+use crate::domain::ids::AppointmentId;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::{self, Calendar, Preference, Slot};
@@ -51,7 +52,7 @@ pub use crate::domain::calls::Outcome;
 /// An appointment found for the caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoundAppointment {
-    pub id: i64,
+    pub id: AppointmentId,
     pub name: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -64,7 +65,7 @@ pub enum ToolCall {
     CheckAvailability(Preference),
     Book { slot: Slot, name: String, phone: String },
     FindAppointment { phone: Option<String>, code: Option<String> },
-    Cancel { appointment_id: i64 },
+    Cancel { appointment_id: AppointmentId },
     TakeMessage { text: String },
 }
 
@@ -819,7 +820,7 @@ mod tests {
         assert_eq!(step, Step::Tool(ToolCall::FindAppointment { phone: Some("+15557654321".into()), code: None }));
         let slot = w.slots()[0];
         let found = FoundAppointment {
-            id: 7,
+            id: AppointmentId(7),
             name: "Ann".into(),
             starts_at: slot.starts_at,
             ends_at: slot.ends_at,
@@ -828,7 +829,7 @@ mod tests {
         let step = p.on_tool_result(&ctx, ToolResult::Found(Some(found)));
         assert!(text(&step).contains("cancel it"), "{step:?}");
         let step = p.on_utterance(&ctx, "yes please");
-        assert_eq!(step, Step::Tool(ToolCall::Cancel { appointment_id: 7 }));
+        assert_eq!(step, Step::Tool(ToolCall::Cancel { appointment_id: AppointmentId(7) }));
         let step = p.on_tool_result(&ctx, ToolResult::Cancelled(true));
         assert!(text(&step).contains("is cancelled"));
         assert_eq!(p.outcome, Outcome::Cancelled);
@@ -843,7 +844,7 @@ mod tests {
         assert!(matches!(step, Step::Tool(ToolCall::FindAppointment { .. })));
         let old = w.slots()[0];
         let found = FoundAppointment {
-            id: 7,
+            id: AppointmentId(7),
             name: "Ann Lee".into(),
             starts_at: old.starts_at,
             ends_at: old.ends_at,
@@ -858,7 +859,7 @@ mod tests {
         let Step::Tool(ToolCall::Book { slot, name, .. }) = step else { panic!("{step:?}") };
         assert_eq!(name, "Ann Lee");
         let step = p.on_tool_result(&ctx, ToolResult::Booked { code: "AAAAAA".into(), slot });
-        assert_eq!(step, Step::Tool(ToolCall::Cancel { appointment_id: 7 }));
+        assert_eq!(step, Step::Tool(ToolCall::Cancel { appointment_id: AppointmentId(7) }));
         let step = p.on_tool_result(&ctx, ToolResult::Cancelled(true));
         assert!(text(&step).contains("all set"));
         assert_eq!(p.outcome, Outcome::Rescheduled);

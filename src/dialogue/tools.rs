@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::dialogue::phrasing;
 use crate::dialogue::policy::{FoundAppointment, ToolCall, ToolResult};
 use crate::domain::confirmation;
+use crate::domain::ids::AppointmentId;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::{Calendar, DayPart, Preference, Slot};
@@ -20,7 +21,7 @@ pub enum ModelTool {
     /// Work the local engine can ask for too.
     Call(ToolCall),
     Reschedule {
-        appointment_id: i64,
+        appointment_id: AppointmentId,
         slot: Slot,
     },
     BusinessInfo,
@@ -130,12 +131,12 @@ struct FindArgs {
 
 #[derive(Deserialize)]
 struct AppointmentArgs {
-    appointment_id: i64,
+    appointment_id: AppointmentId,
 }
 
 #[derive(Deserialize)]
 struct RescheduleArgs {
-    appointment_id: i64,
+    appointment_id: AppointmentId,
     #[serde(flatten)]
     slot: SlotArgs,
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool};
 
 use crate::domain::appointments::{AppointmentStatus, BookingSource};
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{AppointmentId, ContactId, TenantId};
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::begin_tenant;
@@ -45,7 +45,12 @@ pub struct Change {
 }
 
 /// The tenant's contact with this number, created with `name` when there is none.
-async fn contact_for(conn: &mut PgConnection, client_id: TenantId, phone: &str, name: &str) -> anyhow::Result<i64> {
+async fn contact_for(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    phone: &str,
+    name: &str,
+) -> anyhow::Result<ContactId> {
     if let Some(found) = contacts::find_by_phone(conn, client_id, phone).await? {
         return Ok(found.id);
     }
@@ -98,7 +103,7 @@ async fn overlap(
     client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    except: Option<i64>,
+    except: Option<AppointmentId>,
 ) -> AgendaError {
     match appointments::first_overlapping(conn, client_id, from, to, except).await {
         Ok(Some(other)) => AgendaError::Overlaps(Box::new(other)),
@@ -110,7 +115,12 @@ async fn overlap(
 
 /// Moves an appointment and/or sets its status in one transaction. Moving it (or
 /// bringing a cancelled one back) onto a taken time changes nothing.
-pub async fn change(pool: &PgPool, client_id: TenantId, id: i64, change: &Change) -> Result<Appointment, AgendaError> {
+pub async fn change(
+    pool: &PgPool,
+    client_id: TenantId,
+    id: AppointmentId,
+    change: &Change,
+) -> Result<Appointment, AgendaError> {
     let mut tx = begin_tenant(pool, client_id).await.context("opening a tenant transaction")?;
     let current = appointments::find(&mut tx, client_id, id).await.context("reading")?.ok_or(AgendaError::NotFound)?;
     let starts_at = change.starts_at.unwrap_or(current.starts_at);

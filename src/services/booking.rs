@@ -10,7 +10,7 @@ use crate::dialogue::phrasing;
 use crate::dialogue::prompts::written;
 use crate::domain::appointments::BookingSource;
 use crate::domain::calls::Outcome;
-use crate::domain::ids::CallId;
+use crate::domain::ids::{AppointmentId, CallId, ContactId, MessageId};
 use crate::domain::language::Language;
 use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
@@ -74,7 +74,7 @@ pub struct BookingRequest {
 #[derive(Debug, Clone)]
 pub struct Booked {
     pub appointment: Appointment,
-    pub contact_id: i64,
+    pub contact_id: ContactId,
 }
 
 /// Books `req.slot` for the tenant in one transaction: the contact (created or matched by
@@ -98,7 +98,7 @@ pub async fn book(
 pub async fn reschedule(
     pool: &PgPool,
     tenant: &Tenant,
-    appointment_id: i64,
+    appointment_id: AppointmentId,
     req: &BookingRequest,
     now: DateTime<Utc>,
 ) -> Result<Booked, BookingError> {
@@ -201,13 +201,14 @@ pub async fn find(
 pub async fn cancel(
     pool: &PgPool,
     tenant: &Tenant,
-    appointment_id: i64,
+    appointment_id: AppointmentId,
     call_id: Option<CallId>,
 ) -> anyhow::Result<bool> {
     let mut tx = begin_tenant(pool, tenant.id).await?;
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
-        let body = written(OWNER_LANGUAGE, "owner_cancellation_alert", &context! { appointment_id })?;
+        let body =
+            written(OWNER_LANGUAGE, "owner_cancellation_alert", &context! { appointment_id => appointment_id.get() })?;
         alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;
         if let Some(call_id) = call_id {
             calls::set_outcome(&mut tx, call_id, Outcome::Cancelled).await?;
@@ -258,7 +259,7 @@ async fn alert_owner(
     call_id: Option<CallId>,
     kind: &str,
     body: &str,
-) -> sqlx::Result<i64> {
+) -> sqlx::Result<MessageId> {
     messages::queue(
         conn,
         &messages::NewMessage {

@@ -13,7 +13,7 @@ use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use crate::domain::accounts::FieldError;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{MessageId, TenantId};
 use crate::storage::postgres::admin::{self, Note, TenantUsage};
 use crate::storage::postgres::{begin_tenant, messages};
 use crate::web::Error;
@@ -33,7 +33,8 @@ const SMS_SENDER: &str = "RinglyPro";
 /// A text from RinglyPro's team to a tenant's owner, as the outbox holds it.
 #[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
 pub struct OwnerSms {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: MessageId,
     pub to_number: String,
     pub body: String,
     /// `queued` until SMS sending is configured.
@@ -130,7 +131,7 @@ async fn send_sms(app: &WebState, admin: &Admin, id: TenantId, body: &str) -> Re
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;
-    tracing::info!(tenant_id = %id, user_id = %admin.0.user_id, message_id, "text to the owner queued");
+    tracing::info!(tenant_id = %id, user_id = %admin.0.user_id, message_id = message_id.get(), "text to the owner queued");
     Ok(sms)
 }
 

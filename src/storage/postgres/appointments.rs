@@ -6,15 +6,17 @@ use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 
 use crate::domain::appointments::{AppointmentStatus, BookingSource};
 use crate::domain::confirmation;
-use crate::domain::ids::{CallId, TenantId};
+use crate::domain::ids::{AppointmentId, CallId, ContactId, TenantId};
 use crate::domain::scheduling::Busy;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Appointment {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: AppointmentId,
     #[schema(value_type = i64)]
     pub client_id: TenantId,
-    pub contact_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub contact_id: Option<ContactId>,
     #[schema(value_type = Option<i64>)]
     pub call_id: Option<CallId>,
     pub customer_name: String,
@@ -34,7 +36,7 @@ const COLUMNS: &str = "id, client_id, contact_id, call_id, customer_name, custom
 #[derive(Debug, Clone)]
 pub struct NewAppointment<'a> {
     pub client_id: TenantId,
-    pub contact_id: Option<i64>,
+    pub contact_id: Option<ContactId>,
     pub call_id: Option<CallId>,
     pub customer_name: &'a str,
     pub customer_phone: &'a str,
@@ -156,7 +158,7 @@ pub async fn next_for_caller(
     .await
 }
 
-pub async fn cancel(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<bool> {
+pub async fn cancel(conn: &mut PgConnection, client_id: TenantId, id: AppointmentId) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "UPDATE appointments SET status = 'cancelled', updated_at = now() \
          WHERE client_id = $1 AND id = $2 AND status <> 'cancelled'",
@@ -184,7 +186,11 @@ pub async fn for_tenant(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Vec<
     .await
 }
 
-pub async fn find(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Appointment>> {
+pub async fn find(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    id: AppointmentId,
+) -> sqlx::Result<Option<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)
@@ -217,7 +223,7 @@ pub async fn first_overlapping(
     client_id: TenantId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    except: Option<i64>,
+    except: Option<AppointmentId>,
 ) -> sqlx::Result<Option<Appointment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM appointments WHERE client_id = $1 AND status <> 'cancelled' \
@@ -236,7 +242,7 @@ pub async fn first_overlapping(
 pub async fn change(
     conn: &mut PgConnection,
     client_id: TenantId,
-    id: i64,
+    id: AppointmentId,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     status: AppointmentStatus,

@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::domain::calls::{HandledBy, Outcome, Speaker};
-use crate::domain::ids::{CallId, TenantId};
+use crate::domain::ids::{CallId, ContactId, TenantId};
 
 /// A call row.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Call {
     pub id: CallId,
     pub client_id: TenantId,
-    pub contact_id: Option<i64>,
+    pub contact_id: Option<ContactId>,
     pub call_sid: String,
     pub from_number: String,
     pub to_number: String,
@@ -122,7 +122,7 @@ pub async fn set_outcome(conn: &mut PgConnection, call_id: CallId, outcome: Outc
         .map(|_| ())
 }
 
-pub async fn set_contact(conn: &mut PgConnection, call_id: CallId, contact_id: i64) -> sqlx::Result<()> {
+pub async fn set_contact(conn: &mut PgConnection, call_id: CallId, contact_id: ContactId) -> sqlx::Result<()> {
     sqlx::query("UPDATE calls SET contact_id = $2 WHERE id = $1")
         .bind(call_id)
         .bind(contact_id)

@@ -1,7 +1,7 @@
 //! Contacts: the people who call a tenant, one per phone number per tenant. Callers are
 //! matched by phone here; the owner's CRM pages list, search, edit and delete them.
 
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{ContactId, TenantId};
 use sqlx::PgConnection;
 
 /// Finds the tenant's contact with this phone or creates it; a known name is kept unless
@@ -11,7 +11,7 @@ pub async fn upsert_by_phone(
     client_id: TenantId,
     phone: &str,
     name: &str,
-) -> sqlx::Result<i64> {
+) -> sqlx::Result<ContactId> {
     sqlx::query_scalar(
         "INSERT INTO contacts (client_id, phone, name, last_contacted_at) VALUES ($1, $2, $3, now()) \
          ON CONFLICT (client_id, phone) DO UPDATE SET \
@@ -29,7 +29,8 @@ pub async fn upsert_by_phone(
 /// A contact as the CRM pages show it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Contact {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ContactId,
     pub name: String,
     /// E.164, unique within the tenant.
     pub phone: String,
@@ -101,7 +102,7 @@ pub async fn search(
     .await
 }
 
-pub async fn find(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Contact>> {
+pub async fn find(conn: &mut PgConnection, client_id: TenantId, id: ContactId) -> sqlx::Result<Option<Contact>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)
@@ -143,7 +144,7 @@ pub async fn insert(
 pub async fn update(
     conn: &mut PgConnection,
     client_id: TenantId,
-    id: i64,
+    id: ContactId,
     fields: &ContactFields<'_>,
 ) -> Result<Option<Contact>, ContactError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -162,7 +163,7 @@ pub async fn update(
 }
 
 /// Deletes a contact; its calls, messages and appointments stay, unlinked.
-pub async fn delete(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<bool> {
+pub async fn delete(conn: &mut PgConnection, client_id: TenantId, id: ContactId) -> sqlx::Result<bool> {
     let done = sqlx::query("DELETE FROM contacts WHERE client_id = $1 AND id = $2")
         .bind(client_id)
         .bind(id)
@@ -191,7 +192,7 @@ pub struct Event {
 pub async fn timeline(
     conn: &mut PgConnection,
     client_id: TenantId,
-    contact_id: i64,
+    contact_id: ContactId,
     phone: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<Event>> {

@@ -1,7 +1,7 @@
 //! Messages: SMS in and out. Without Twilio credentials outbound ones stay `queued`
 //! here (the outbox), so nothing is silently dropped.
 
-use crate::domain::ids::{CallId, TenantId};
+use crate::domain::ids::{CallId, ContactId, MessageId, TenantId};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -10,7 +10,7 @@ pub use crate::domain::messages::Direction;
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
     pub client_id: TenantId,
-    pub contact_id: Option<i64>,
+    pub contact_id: Option<ContactId>,
     pub call_id: Option<CallId>,
     pub direction: Direction,
     pub kind: &'a str,
@@ -21,7 +21,7 @@ pub struct NewMessage<'a> {
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Message {
-    pub id: i64,
+    pub id: MessageId,
     pub client_id: TenantId,
     pub call_id: Option<CallId>,
     pub direction: Direction,
@@ -34,7 +34,7 @@ pub struct Message {
 }
 
 /// Queues a message in the outbox.
-pub async fn queue(conn: &mut PgConnection, m: &NewMessage<'_>) -> sqlx::Result<i64> {
+pub async fn queue(conn: &mut PgConnection, m: &NewMessage<'_>) -> sqlx::Result<MessageId> {
     sqlx::query_scalar(
         "INSERT INTO messages (client_id, contact_id, call_id, direction, kind, to_number, from_number, body, status) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
@@ -65,7 +65,8 @@ pub async fn for_call(pool: &PgPool, call_id: CallId) -> sqlx::Result<Vec<Messag
 /// The latest message of one contact's conversation.
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Thread {
-    pub contact_id: i64,
+    #[schema(value_type = i64)]
+    pub contact_id: ContactId,
     pub contact_name: String,
     pub contact_phone: String,
     pub messages: i64,
@@ -79,8 +80,10 @@ pub struct Thread {
 /// One message of a conversation as the CRM shows it.
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Line {
-    pub id: i64,
-    pub contact_id: Option<i64>,
+    #[schema(value_type = i64)]
+    pub id: MessageId,
+    #[schema(value_type = Option<i64>)]
+    pub contact_id: Option<ContactId>,
     /// `inbound` or `outbound`.
     #[schema(value_type = String)]
     pub direction: Direction,
@@ -119,7 +122,7 @@ pub async fn threads(conn: &mut PgConnection, client_id: TenantId, limit: i64) -
 pub async fn thread(
     conn: &mut PgConnection,
     client_id: TenantId,
-    contact_id: i64,
+    contact_id: ContactId,
     limit: i64,
 ) -> sqlx::Result<Vec<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -146,7 +149,7 @@ pub async fn without_contact(conn: &mut PgConnection, client_id: TenantId, limit
     .await
 }
 
-pub async fn find_line(conn: &mut PgConnection, client_id: TenantId, id: i64) -> sqlx::Result<Option<Line>> {
+pub async fn find_line(conn: &mut PgConnection, client_id: TenantId, id: MessageId) -> sqlx::Result<Option<Line>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {LINE_COLUMNS} FROM messages WHERE client_id = $1 AND id = $2")))
         .bind(client_id)
         .bind(id)

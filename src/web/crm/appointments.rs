@@ -19,6 +19,7 @@ use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::dialogue::phrasing::SpokenHours;
 use crate::domain::accounts::FieldError;
 use crate::domain::appointments::AppointmentStatus;
+use crate::domain::ids::{AppointmentId, ContactId};
 use crate::domain::phone::PhoneNumber;
 use crate::services::agenda::{self, AgendaError, Change, ManualBooking};
 use crate::storage::postgres::appointments::{self, Appointment};
@@ -305,7 +306,7 @@ async fn between(
     Ok(found)
 }
 
-async fn find(app: &WebState, owner: &Owner, id: i64) -> Result<Appointment, Error> {
+async fn find(app: &WebState, owner: &Owner, id: AppointmentId) -> Result<Appointment, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let found = appointments::find(&mut tx, owner.client_id, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
@@ -348,7 +349,7 @@ pub async fn api_create(
 pub async fn api_show(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<AppointmentId>,
 ) -> Result<Json<AppointmentView>, Error> {
     let tenant = tenant_of(&app, &owner).await?;
     Ok(Json(view(&tenant, find(&app, &owner, id).await?)))
@@ -362,7 +363,7 @@ pub async fn api_show(
 pub async fn api_update(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<AppointmentId>,
     JsonBody(input): JsonBody<AppointmentChange>,
 ) -> Result<Json<AppointmentView>, Error> {
     let tenant = tenant_of(&app, &owner).await?;
@@ -379,7 +380,7 @@ pub async fn api_update(
 pub async fn api_cancel(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<AppointmentId>,
 ) -> Result<Json<AppointmentView>, Error> {
     let tenant = tenant_of(&app, &owner).await?;
     let change = Change { status: Some(AppointmentStatus::Cancelled), ..Change::default() };
@@ -442,10 +443,10 @@ async fn agenda_page(
         let date = a.starts_at.with_timezone(&tz).date_naive();
         let v = view(&tenant, a);
         days.entry(date).or_default().push(context! {
-            id => v.appointment.id, time => v.appointment.starts_at.with_timezone(&tz).format("%-I:%M %p").to_string(),
+            id => v.appointment.id.get(), time => v.appointment.starts_at.with_timezone(&tz).format("%-I:%M %p").to_string(),
             minutes => v.duration_minutes, name => v.appointment.customer_name, phone => v.appointment.customer_phone,
             status => v.appointment.status.as_str().replace('_', " "), cancelled => v.appointment.status == AppointmentStatus::Cancelled,
-            warning => v.warning.is_some(), contact_id => v.appointment.contact_id,
+            warning => v.warning.is_some(), contact_id => v.appointment.contact_id.map(ContactId::get),
         });
     }
     let days: Vec<_> = days
@@ -535,7 +536,7 @@ pub async fn create(
 async fn appointment_page(
     app: &WebState,
     owner: &Owner,
-    id: i64,
+    id: AppointmentId,
     form: Option<&AppointmentChange>,
     errors: HashMap<&'static str, String>,
 ) -> Result<Response, Error> {
@@ -563,11 +564,11 @@ async fn appointment_page(
 }
 
 /// `GET /app/appointments/{id}`
-pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
+pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<AppointmentId>) -> Result<Response, Error> {
     appointment_page(&app, &owner, id, None, HashMap::new()).await
 }
 
-async fn apply(app: &WebState, owner: &Owner, id: i64, form: &AppointmentChange) -> Result<Response, Error> {
+async fn apply(app: &WebState, owner: &Owner, id: AppointmentId, form: &AppointmentChange) -> Result<Response, Error> {
     let tenant = tenant_of(app, owner).await?;
     let current = find(app, owner, id).await?;
     let result = match validate_change(&tenant, &current, form) {
@@ -589,7 +590,7 @@ async fn apply(app: &WebState, owner: &Owner, id: i64, form: &AppointmentChange)
 pub async fn update(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<AppointmentId>,
     Form(mut form): Form<AppointmentChange>,
 ) -> Result<Response, Error> {
     form.status = None;
@@ -606,7 +607,7 @@ pub struct StatusForm {
 pub async fn set_status(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<AppointmentId>,
     Form(form): Form<StatusForm>,
 ) -> Result<Response, Error> {
     let change = AppointmentChange { status: Some(form.status), ..AppointmentChange::default() };

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::{Email, FieldError};
+use crate::domain::ids::ContactId;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, Contact, ContactError, ContactFields, Event};
@@ -174,7 +175,7 @@ fn phone_taken(existing: &Contact) -> Error {
 }
 
 /// Saves a new contact (`id` None) or new fields of one; duplicates by phone are refused.
-async fn save(app: &WebState, owner: &Owner, id: Option<i64>, valid: &Valid) -> Result<Contact, Error> {
+async fn save(app: &WebState, owner: &Owner, id: Option<ContactId>, valid: &Valid) -> Result<Contact, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     if let Some(existing) = contacts::find_by_phone(&mut tx, owner.client_id, valid.phone.as_str()).await?
         && Some(existing.id) != id
@@ -218,7 +219,7 @@ fn not_found() -> Error {
     Error::NotFound("no such contact".into())
 }
 
-async fn detail(app: &WebState, owner: &Owner, id: i64) -> Result<(Contact, Vec<Event>), Error> {
+async fn detail(app: &WebState, owner: &Owner, id: ContactId) -> Result<(Contact, Vec<Event>), Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let contact = contacts::find(&mut tx, owner.client_id, id).await?.ok_or_else(not_found)?;
     let events = contacts::timeline(&mut tx, owner.client_id, id, &contact.phone, TIMELINE_LIMIT).await?;
@@ -264,7 +265,7 @@ pub async fn api_create(
 pub async fn api_show(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<ContactId>,
 ) -> Result<Json<ContactDetail>, Error> {
     let tenant = tenant_of(&app, &owner).await?;
     let (contact, events) = detail(&app, &owner, id).await?;
@@ -279,7 +280,7 @@ pub async fn api_show(
 pub async fn api_update(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<ContactId>,
     JsonBody(input): JsonBody<ContactInput>,
 ) -> Result<Json<Contact>, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
@@ -292,7 +293,11 @@ pub async fn api_update(
 /// `DELETE /api/contacts/{id}`: the contact goes; its history stays, unlinked.
 #[utoipa::path(delete, path = "/api/contacts/{id}", tag = "crm", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = super::ApiError)))]
-pub async fn api_delete(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<StatusCode, Error> {
+pub async fn api_delete(
+    State(app): State<WebState>,
+    owner: Owner,
+    Path(id): Path<ContactId>,
+) -> Result<StatusCode, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let deleted = contacts::delete(&mut tx, owner.client_id, id).await?;
     tx.commit().await?;
@@ -326,7 +331,7 @@ async fn list_page(
         .iter()
         .map(|c| {
             context! {
-                id => c.id, name => c.name.as_str(), phone => c.phone.as_str(),
+                id => c.id.get(), name => c.name.as_str(), phone => c.phone.as_str(),
                 formatted => PhoneNumber::parse(&c.phone).map(|p| p.formatted()).unwrap_or_else(|_| c.phone.clone()),
                 email => c.email.as_deref(),
                 last => c.last_contacted_at.map(|t| local_time(tz, t)),
@@ -374,7 +379,7 @@ pub async fn create(
 async fn contact_page(
     app: &WebState,
     owner: &Owner,
-    id: i64,
+    id: ContactId,
     form: Option<&ContactInput>,
     errors: HashMap<&'static str, String>,
     existing_link: Option<String>,
@@ -398,7 +403,7 @@ async fn contact_page(
 }
 
 /// `GET /app/contacts/{id}`: the contact, its edit form and its timeline.
-pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
+pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<ContactId>) -> Result<Response, Error> {
     contact_page(&app, &owner, id, None, HashMap::new(), None).await
 }
 
@@ -406,7 +411,7 @@ pub async fn show(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>
 pub async fn update(
     State(app): State<WebState>,
     owner: Owner,
-    Path(id): Path<i64>,
+    Path(id): Path<ContactId>,
     Form(form): Form<ContactInput>,
 ) -> Result<Response, Error> {
     let result = match form.validate() {
@@ -425,7 +430,7 @@ pub async fn update(
 }
 
 /// `POST /app/contacts/{id}/delete`
-pub async fn delete(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
+pub async fn delete(State(app): State<WebState>, owner: Owner, Path(id): Path<ContactId>) -> Result<Response, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let deleted = contacts::delete(&mut tx, owner.client_id, id).await?;
     tx.commit().await?;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::FieldError;
+use crate::domain::ids::ContactId;
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, Contact, ContactError, ContactFields};
@@ -41,7 +42,8 @@ const QUEUED_NOTICE: &str = "Queued: text sending is not switched on yet, so thi
 #[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SendInput {
-    pub contact_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub contact_id: Option<ContactId>,
     pub to: Option<String>,
     /// 1 to 1600 characters.
     pub body: String,
@@ -147,7 +149,7 @@ async fn send(app: &WebState, owner: &Owner, tenant: &Tenant, input: &SendInput)
         .await?
         .ok_or_else(|| anyhow::anyhow!("a message just queued cannot be read back"))?;
     tx.commit().await?;
-    tracing::info!(tenant_id = %owner.client_id, message_id = id, "text queued in the outbox");
+    tracing::info!(tenant_id = %owner.client_id, message_id = id.get(), "text queued in the outbox");
     Ok(line)
 }
 
@@ -160,7 +162,7 @@ async fn overview(app: &WebState, owner: &Owner) -> Result<ThreadList, Error> {
     Ok(ThreadList { threads, other, emails_waiting })
 }
 
-async fn conversation(app: &WebState, owner: &Owner, contact_id: i64) -> Result<ThreadView, Error> {
+async fn conversation(app: &WebState, owner: &Owner, contact_id: ContactId) -> Result<ThreadView, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let contact = contacts::find(&mut tx, owner.client_id, contact_id).await?.ok_or_else(no_contact)?;
     let messages = messages::thread(&mut tx, owner.client_id, contact_id, THREAD_LIMIT).await?;
@@ -181,7 +183,7 @@ pub async fn api_threads(State(app): State<WebState>, owner: Owner) -> Result<Js
 pub async fn api_thread(
     State(app): State<WebState>,
     owner: Owner,
-    Path(contact_id): Path<i64>,
+    Path(contact_id): Path<ContactId>,
 ) -> Result<Json<ThreadView>, Error> {
     Ok(Json(conversation(&app, &owner, contact_id).await?))
 }
@@ -215,9 +217,9 @@ fn lines(tenant: &Tenant, lines: &[Line]) -> Vec<minijinja::Value> {
         .iter()
         .map(|m| {
             context! {
-                id => m.id, outbound => m.direction == messages::Direction::Outbound, body => m.body.as_str(), status => m.status.as_str(),
+                id => m.id.get(), outbound => m.direction == messages::Direction::Outbound, body => m.body.as_str(), status => m.status.as_str(),
                 kind => m.kind.replace('_', " "), to => m.to_number.as_str(), from => m.from_number.as_str(),
-                time => local_time(tz, m.created_at), contact_id => m.contact_id,
+                time => local_time(tz, m.created_at), contact_id => m.contact_id.map(ContactId::get),
             }
         })
         .collect()
@@ -237,7 +239,7 @@ async fn list_page(
         .iter()
         .map(|t| {
             context! {
-                contact_id => t.contact_id, name => t.contact_name.as_str(), phone => t.contact_phone.as_str(),
+                contact_id => t.contact_id.get(), name => t.contact_name.as_str(), phone => t.contact_phone.as_str(),
                 count => t.messages, preview => preview(&t.last_body), outbound => t.last_direction == messages::Direction::Outbound,
                 status => t.last_status.as_str(), time => local_time(tz, t.last_at),
             }
@@ -269,7 +271,7 @@ pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response,
 async fn thread_page(
     app: &WebState,
     owner: &Owner,
-    contact_id: i64,
+    contact_id: ContactId,
     body: &str,
     errors: HashMap<&'static str, String>,
     queued: bool,
@@ -297,7 +299,7 @@ pub struct ThreadQuery {
 pub async fn thread(
     State(app): State<WebState>,
     owner: Owner,
-    Path(contact_id): Path<i64>,
+    Path(contact_id): Path<ContactId>,
     axum::extract::Query(query): axum::extract::Query<ThreadQuery>,
 ) -> Result<Response, Error> {
     thread_page(&app, &owner, contact_id, "", HashMap::new(), query.queued.is_some()).await
@@ -315,7 +317,7 @@ pub struct SendForm {
 /// `POST /app/messages`: queues the text and opens its conversation; mistakes come
 /// back on the form that was used, with the text kept.
 pub async fn create(State(app): State<WebState>, owner: Owner, Form(form): Form<SendForm>) -> Result<Response, Error> {
-    let contact_id = form.contact_id.trim().parse::<i64>().ok();
+    let contact_id = form.contact_id.trim().parse::<ContactId>().ok();
     let input = SendInput { contact_id, to: Some(form.to.clone()), body: form.body.clone() };
     let tenant = tenant_of(&app, &owner).await?;
     match send(&app, &owner, &tenant, &input).await {
