@@ -143,8 +143,8 @@ async fn send_sms(app: &WebState, admin: &Admin, id: TenantId, body: &str) -> Re
     summary = "Every tenant with this month's calls, minutes and bookings, credit and switches",
     responses(
         (status = 200, body = Vec<TenantUsage>),
-        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
-        (status = 403, description = "not an administrator", body = crate::web::openapi::ErrorBody),
+        (status = 401, description = "not signed in", body = crate::web::error::ErrorBody),
+        (status = 403, description = "not an administrator", body = crate::web::error::ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -161,9 +161,9 @@ pub async fn list_api(State(app): State<WebState>, _admin: Admin) -> Result<Json
     params(("id" = i64, Path, description = "the tenant's id")),
     responses(
         (status = 200, body = TenantDetail),
-        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
-        (status = 403, description = "not an administrator", body = crate::web::openapi::ErrorBody),
-        (status = 404, description = "no such tenant", body = crate::web::openapi::ErrorBody),
+        (status = 401, description = "not signed in", body = crate::web::error::ErrorBody),
+        (status = 403, description = "not an administrator", body = crate::web::error::ErrorBody),
+        (status = 404, description = "no such tenant", body = crate::web::error::ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -185,9 +185,9 @@ pub async fn detail_api(
     request_body = TextBody,
     responses(
         (status = 201, body = Note),
-        (status = 400, description = "empty or too long", body = crate::web::openapi::ErrorBody),
-        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::openapi::ErrorBody),
-        (status = 404, description = "no such tenant", body = crate::web::openapi::ErrorBody),
+        (status = 400, description = "empty or too long", body = crate::web::error::ErrorBody),
+        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::error::ErrorBody),
+        (status = 404, description = "no such tenant", body = crate::web::error::ErrorBody),
     ),
     security(("session" = [], "csrf" = []))
 )]
@@ -211,9 +211,9 @@ pub async fn note_api(
     request_body = TextBody,
     responses(
         (status = 202, body = OwnerSms),
-        (status = 400, description = "empty or too long", body = crate::web::openapi::ErrorBody),
-        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::openapi::ErrorBody),
-        (status = 404, description = "no such tenant", body = crate::web::openapi::ErrorBody),
+        (status = 400, description = "empty or too long", body = crate::web::error::ErrorBody),
+        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::error::ErrorBody),
+        (status = 404, description = "no such tenant", body = crate::web::error::ErrorBody),
     ),
     security(("session" = [], "csrf" = []))
 )]

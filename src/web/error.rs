@@ -4,8 +4,32 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::accounts::FieldError;
+
+/// Every `/api` error as it is sent: a message a person can act on, and the field at fault
+/// if any.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    /// The first form field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldErrorBody>>,
+    /// Where the thing in the way of a conflicting change is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    pub field: String,
+    pub message: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -70,20 +94,21 @@ impl IntoResponse for Error {
         if let Error::Unexpected(e) = &self {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
-        let mut body = serde_json::json!({ "error": self.public_message() });
+        let mut body = ErrorBody { error: self.public_message(), field: None, fields: None, link: None };
         if let Error::Invalid(fields) = &self
             && let Some(first) = fields.first()
         {
-            body["field"] = first.field.into();
-            body["fields"] = serde_json::to_value(fields).unwrap_or_default();
+            body.field = Some(first.field.to_owned());
+            body.fields = Some(
+                fields
+                    .iter()
+                    .map(|f| FieldErrorBody { field: f.field.to_owned(), message: f.message.clone() })
+                    .collect(),
+            );
         }
         if let Error::Conflict { field, link, .. } = &self {
-            if let Some(field) = field {
-                body["field"] = (*field).into();
-            }
-            if let Some(link) = link {
-                body["link"] = link.as_str().into();
-            }
+            body.field = field.map(str::to_owned);
+            body.link.clone_from(link);
         }
         let mut response = (status, Json(body)).into_response();
         if let Error::TooManyRequests { retry_after_secs, .. } = &self {

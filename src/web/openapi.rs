@@ -4,27 +4,10 @@
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::web::auth::SESSION_COOKIE;
-
-/// Every `/api` error: a message a person can act on, and the field at fault if any.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-    /// The first form field at fault.
-    pub field: Option<String>,
-    /// Every field at fault.
-    pub fields: Option<Vec<FieldErrorBody>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FieldErrorBody {
-    pub field: String,
-    pub message: String,
-}
 
 /// The two ways a request proves who sends it: the session cookie, and on state changes
 /// the session's CSRF token in a header.
@@ -56,7 +39,7 @@ impl Modify for SecuritySchemes {
         title = "RinglyPro API",
         description = "Everything the RinglyPro dashboard does, as JSON. Errors are `{\"error\": ..., \"field\": ...}`."
     ),
-    components(schemas(ErrorBody, FieldErrorBody)),
+    components(schemas(crate::web::error::ErrorBody, crate::web::error::FieldErrorBody)),
     modifiers(&SecuritySchemes)
 )]
 struct Base;

@@ -185,7 +185,7 @@ async fn save(app: &WebState, owner: &Owner, form: &SettingsForm, switches: Swit
     summary = "The signed-in business's settings and forwarding codes",
     responses(
         (status = 200, body = SettingsView),
-        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
+        (status = 401, description = "not signed in", body = crate::web::error::ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -202,9 +202,9 @@ pub async fn get_api(State(app): State<WebState>, owner: Owner) -> Result<Json<S
     request_body = SettingsPatch,
     responses(
         (status = 200, body = SettingsView),
-        (status = 400, description = "a field is wrong: `field` names it", body = crate::web::openapi::ErrorBody),
-        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
-        (status = 403, description = "missing CSRF token", body = crate::web::openapi::ErrorBody),
+        (status = 400, description = "a field is wrong: `field` names it", body = crate::web::error::ErrorBody),
+        (status = 401, description = "not signed in", body = crate::web::error::ErrorBody),
+        (status = 403, description = "missing CSRF token", body = crate::web::error::ErrorBody),
     ),
     security(("session" = [], "csrf" = []))
 )]

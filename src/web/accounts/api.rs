@@ -55,8 +55,8 @@ async fn signed_in(
     request_body = SignupForm,
     responses(
         (status = 201, description = "signed in: user, business, CSRF token and RinglyPro number (or `number_pending`); sets the session cookie", body = serde_json::Value),
-        (status = 400, description = "a field is wrong: `field` names it", body = crate::web::openapi::ErrorBody),
-        (status = 429, description = "too many attempts from this network", body = crate::web::openapi::ErrorBody),
+        (status = 400, description = "a field is wrong: `field` names it", body = crate::web::error::ErrorBody),
+        (status = 429, description = "too many attempts from this network", body = crate::web::error::ErrorBody),
     )
 )]
 pub async fn signup(
@@ -92,9 +92,9 @@ pub struct Credentials {
     request_body = Credentials,
     responses(
         (status = 200, description = "signed in: user, business and CSRF token; sets the session cookie", body = serde_json::Value),
-        (status = 400, description = "email or password missing", body = crate::web::openapi::ErrorBody),
-        (status = 401, description = "wrong email or password", body = crate::web::openapi::ErrorBody),
-        (status = 429, description = "too many attempts", body = crate::web::openapi::ErrorBody),
+        (status = 400, description = "email or password missing", body = crate::web::error::ErrorBody),
+        (status = 401, description = "wrong email or password", body = crate::web::error::ErrorBody),
+        (status = 429, description = "too many attempts", body = crate::web::error::ErrorBody),
     )
 )]
 pub async fn login(
@@ -129,7 +129,7 @@ pub async fn login(
     summary = "Sign out: ends this session",
     responses(
         (status = 200, description = "signed out", body = serde_json::Value),
-        (status = 403, description = "missing CSRF token", body = crate::web::openapi::ErrorBody),
+        (status = 403, description = "missing CSRF token", body = crate::web::error::ErrorBody),
     ),
     security(("session" = [], "csrf" = []))
 )]
@@ -150,7 +150,7 @@ pub async fn logout(State(app): State<WebState>, headers: HeaderMap) -> Result<R
     summary = "The signed-in owner, their business and the CSRF token",
     responses(
         (status = 200, description = "who is signed in", body = serde_json::Value),
-        (status = 401, description = "not signed in", body = crate::web::openapi::ErrorBody),
+        (status = 401, description = "not signed in", body = crate::web::error::ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -183,8 +183,8 @@ pub struct ForgotRequest {
     request_body = ForgotRequest,
     responses(
         (status = 202, description = "sent if the account exists", body = serde_json::Value),
-        (status = 400, description = "not an email address", body = crate::web::openapi::ErrorBody),
-        (status = 429, description = "too many attempts", body = crate::web::openapi::ErrorBody),
+        (status = 400, description = "not an email address", body = crate::web::error::ErrorBody),
+        (status = 429, description = "too many attempts", body = crate::web::error::ErrorBody),
     )
 )]
 pub async fn forgot(
@@ -217,7 +217,7 @@ pub struct ResetRequest {
     request_body = ResetRequest,
     responses(
         (status = 200, description = "password changed", body = serde_json::Value),
-        (status = 400, description = "token used, expired or unknown, or a weak password", body = crate::web::openapi::ErrorBody),
+        (status = 400, description = "token used, expired or unknown, or a weak password", body = crate::web::error::ErrorBody),
     )
 )]
 pub async fn reset(
