@@ -204,10 +204,9 @@ impl CallActor {
     // ----- what the transport brings --------------------------------------------------------
 
     async fn on_input(&mut self, msg: CallInput) {
-        let now = Instant::now();
         match msg {
-            CallInput::Audio { bytes, timestamp_ms } => self.on_audio(bytes, timestamp_ms, now),
-            CallInput::Dtmf(digit) => self.on_dtmf(digit, now).await,
+            CallInput::Audio { bytes, timestamp_ms } => self.on_audio(bytes, timestamp_ms),
+            CallInput::Dtmf(digit) => self.on_dtmf(digit, Instant::now()).await,
             CallInput::Mark(name) => {
                 if self.voice.on_mark(&name)
                     && let Some(t) = self.current_turn_mut()
@@ -216,6 +215,7 @@ impl CallActor {
                 }
             }
             CallInput::Prompt(text) => {
+                let now = Instant::now();
                 let text = text.trim().to_owned();
                 self.floor.touch(now);
                 if !text.is_empty() {
@@ -231,14 +231,20 @@ impl CallActor {
         }
     }
 
-    fn on_audio(&mut self, bytes: Vec<u8>, timestamp_ms: Option<u64>, now: Instant) {
-        if mulaw::mean_level(&bytes) >= CALLER_VOICE_LEVEL {
-            self.floor.caller_voice(now);
-        }
-        // Encoding here, one 20 ms frame per inbound frame (tens of µs), keeps each step
-        // short; the tick only catches up when frames stop coming.
-        if let Err(e) = self.voice.caller_audio(&bytes, timestamp_ms, now) {
-            self.drop_recording(e);
+    fn on_audio(&mut self, bytes: Vec<u8>, timestamp_ms: Option<u64>) {
+        // Fifty frames a second per call: the clock is read only for a loud frame or a
+        // recorded call; the rest only go to the recogniser.
+        let loud = mulaw::mean_level(&bytes) >= CALLER_VOICE_LEVEL;
+        if loud || self.voice.is_recording() {
+            let now = Instant::now();
+            if loud {
+                self.floor.caller_voice(now);
+            }
+            // Encoding here, one 20 ms frame per inbound frame (tens of µs), keeps each step
+            // short; the tick only catches up when frames stop coming.
+            if let Err(e) = self.voice.caller_audio(&bytes, timestamp_ms, now) {
+                self.drop_recording(e);
+            }
         }
         if let Some(stt) = &self.stt {
             // Never block the call on a slow recogniser: drop and count instead.
