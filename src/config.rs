@@ -41,6 +41,33 @@ pub struct Config {
     pub relay_for_all: bool,
     /// Owners' accounts: password hashing cost, the number pool, login limits.
     pub accounts: AccountSettings,
+    /// Stripe and metering.
+    pub billing: BillingSettings,
+}
+
+/// Paying for minutes: Stripe's keys (without them, reloads wait for an administrator's
+/// confirmation) and how metering catches calls Twilio never reported.
+#[derive(Debug, Clone)]
+pub struct BillingSettings {
+    /// `STRIPE_SECRET_KEY` (redacted in `Debug`).
+    pub stripe_secret_key: Option<SecretString>,
+    /// `STRIPE_WEBHOOK_SECRET`: one `whsec_…`, or several separated by commas while a
+    /// secret is being rolled.
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    /// `STRIPE_API_BASE`: scheme and host of Stripe's API (tests point it at a fake).
+    pub stripe_api_base: Url,
+    /// `METERING_GRACE_SECS`: how long after a call ends without Twilio's final callback
+    /// it is charged from our own record (default 600).
+    pub metering_grace: std::time::Duration,
+    /// `BILLING_SWEEP_SECS`: how often the metering and monthly-reset sweep runs (default 60).
+    pub sweep_every: std::time::Duration,
+}
+
+impl BillingSettings {
+    /// Stripe is configured: reloads go through Checkout.
+    pub fn stripe_enabled(&self) -> bool {
+        self.stripe_secret_key.is_some()
+    }
 }
 
 /// How owners' accounts are protected and provisioned.
@@ -162,6 +189,16 @@ struct Environment {
     failures_per_account: u32,
     #[arg(long, env = "CLIENT_IP_HEADER")]
     client_ip_header: Option<String>,
+    #[arg(long, env = "STRIPE_SECRET_KEY", value_parser = secret)]
+    stripe_secret_key: Option<SecretString>,
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET")]
+    stripe_webhook_secret: Option<String>,
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com", value_parser = url("STRIPE_API_BASE"))]
+    stripe_api_base: Url,
+    #[arg(long, env = "METERING_GRACE_SECS", default_value = "600", value_parser = number::<u64>("METERING_GRACE_SECS", "a number of seconds"))]
+    metering_grace_secs: u64,
+    #[arg(long, env = "BILLING_SWEEP_SECS", default_value = "60", value_parser = number::<u64>("BILLING_SWEEP_SECS", "a number of seconds"))]
+    billing_sweep_secs: u64,
 }
 
 /// `RINGLYPRO_NUMBER_POOL`, parsed: a newtype so clap takes the whole list as one value.
@@ -291,6 +328,20 @@ impl Config {
                 failures_per_account: env.failures_per_account.max(1),
                 client_ip_header: env.client_ip_header,
             },
+            billing: BillingSettings {
+                stripe_secret_key: env.stripe_secret_key,
+                stripe_webhook_secrets: env
+                    .stripe_webhook_secret
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_owned()))
+                    .collect(),
+                stripe_api_base: env.stripe_api_base,
+                metering_grace: std::time::Duration::from_secs(env.metering_grace_secs),
+                sweep_every: std::time::Duration::from_secs(env.billing_sweep_secs.max(1)),
+            },
         })
     }
 
@@ -345,6 +396,7 @@ impl fmt::Debug for Config {
             .field("providers", &self.providers)
             .field("relay_for_all", &self.relay_for_all)
             .field("accounts", &self.accounts)
+            .field("billing", &self.billing)
             .finish()
     }
 }

@@ -24,6 +24,7 @@ use crate::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
 use crate::services::passwords::Passwords;
+use crate::services::payments::Payments;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::{self, numbers, sessions};
 use crate::telephony::request::MAX_BODY;
@@ -129,8 +130,10 @@ impl Application {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
         }
+        let payments = Payments::new(pool.clone(), &config);
         let config = Arc::new(config);
         let telephony_state = TelephonyState {
+            payments: payments.clone(),
             config: config.clone(),
             pool: pool.clone(),
             registry: registry.clone(),
@@ -140,6 +143,7 @@ impl Application {
             templates: Arc::new(web::shell::templates()?),
             passwords: Passwords::new(config.accounts.password_cost),
             attempt_limiter: Arc::new(AttemptLimiter::new(config.accounts.attempts_per_ip_per_minute)),
+            payments,
             config,
             pool,
             store,
@@ -164,6 +168,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let registry = self.state.registry.clone();
         let grace = self.state.config.shutdown_grace;
+        let sweeper = self.state.payments.spawn_sweeper();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -179,6 +184,7 @@ impl Application {
         let server = tokio::spawn(async move { server.await });
         shutdown.await;
         tracing::info!(live_calls = registry.active(), "shutting down: draining live calls");
+        sweeper.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

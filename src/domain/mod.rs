@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod appointments;
 pub mod calls;
 pub mod confirmation;
+pub mod credits;
 pub mod forwarding;
 pub mod ids;
 pub mod language;

@@ -4,4 +4,6 @@ pub mod accounts;
 pub mod agenda;
 pub mod booking;
 pub mod calls;
+pub mod credits;
 pub mod passwords;
+pub mod payments;

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use crate::call::CallDeps;
 use crate::call::registry::CallRegistry;
 use crate::config::Config;
+use crate::services::payments::Payments;
 
 pub mod conversation_relay;
 pub mod media_stream;
@@ -40,6 +41,8 @@ pub struct TelephonyState {
     pub registry: CallRegistry,
     /// What each call's actor is started with.
     pub call_deps: CallDeps,
+    /// Metering of calls as they end, and the account's lock.
+    pub payments: Payments,
 }
 
 /// Twilio's webhooks and the two call sockets.

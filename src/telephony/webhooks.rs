@@ -11,7 +11,9 @@ use crate::domain::calls::{HandledBy, Outcome};
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::tenants::VoicePath;
-use crate::storage::postgres::{calls, tenants};
+use crate::services;
+use crate::services::credits::Reported;
+use crate::storage::postgres::{calls, credits, tenants};
 use crate::telephony::media_stream::{self, Outbound, StreamEvent};
 use crate::telephony::request::{TwilioError, TwilioRequest, xml};
 use crate::telephony::session::{self, Inbound};
@@ -30,7 +32,29 @@ pub async fn voice(State(app): State<TelephonyState>, hook: TwilioRequest) -> Re
             "en-US",
         )));
     };
-    let handled_by = if tenant.rachel_enabled { HandledBy::Agent } else { HandledBy::Owner };
+    let blocked = {
+        let mut conn = app.pool.acquire().await?;
+        credits::is_blocked(
+            &mut conn,
+            tenant.id,
+            &PhoneNumber::parse(from).map(|p| p.as_str().to_owned()).unwrap_or_else(|_| from.to_owned()),
+        )
+        .await?
+    };
+    // Out of credit: the owner's phone rings instead of the agent, and the call is theirs.
+    let locked = match services::credits::standing(&app.pool, tenant.id, chrono::Utc::now()).await {
+        Ok(account) => !account.account().can_answer(),
+        Err(e) => {
+            // Never leave a caller unanswered over a billing fault: the agent takes it.
+            tracing::error!(call_sid, tenant_id = %tenant.id, error = %e, "could not read the credit account");
+            false
+        }
+    };
+    let handled_by = match (blocked, tenant.rachel_enabled && !locked) {
+        (true, _) => HandledBy::None,
+        (false, true) => HandledBy::Agent,
+        (false, false) => HandledBy::Owner,
+    };
     let mut tx = crate::storage::postgres::begin_tenant(&app.pool, tenant.id).await?;
     let call_id = calls::upsert(
         &mut tx,
@@ -45,8 +69,13 @@ pub async fn voice(State(app): State<TelephonyState>, hook: TwilioRequest) -> Re
     )
     .await?;
     tx.commit().await?;
-    if !tenant.rachel_enabled {
-        tracing::info!(call_sid, tenant_id = %tenant.id, "agent is off: forwarding to the owner");
+    if blocked {
+        tracing::info!(call_sid, tenant_id = %tenant.id, from, "caller is on the block list: rejected");
+        return Ok(xml(twiml::reject()));
+    }
+    if handled_by == HandledBy::Owner {
+        let why = if locked { "credit is used up" } else { "agent is off" };
+        tracing::info!(call_sid, tenant_id = %tenant.id, why, "forwarding to the owner");
         return Ok(xml(twiml::dial(&tenant.owner_phone, Some(from).filter(|f| !f.is_empty()))));
     }
     let tenant_id = tenant.id.to_string();
@@ -110,6 +139,14 @@ pub async fn status(State(app): State<TelephonyState>, hook: TwilioRequest) -> R
     };
     if !calls::record_status(&app.pool, call_sid, status, duration).await? {
         tracing::warn!(call_sid, status, "status callback for an unknown call");
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    }
+    if calls::is_final_status(status) {
+        let reported = match duration {
+            Some(seconds) => Reported::Twilio { seconds },
+            None => Reported::CallRecord,
+        };
+        app.payments.meter_call(call_sid, reported).await.map_err(anyhow::Error::from)?;
     }
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }

@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use crate::call::registry::CallRegistry;
 use crate::config::Config;
 use crate::services::passwords::Passwords;
+use crate::services::payments::Payments;
 use crate::storage::call_state::CallStateStore;
 
 pub mod accounts;
@@ -55,6 +56,8 @@ pub struct WebState {
     pub passwords: Passwords,
     /// Attempts per client address at the credential forms.
     pub attempt_limiter: Arc<limits::AttemptLimiter>,
+    /// Credit, reloads and Stripe.
+    pub payments: Payments,
 }
 
 /// Every dashboard, `/api`, asset and health route. The CSRF check

@@ -87,6 +87,13 @@ pub async fn delete(pool: &PgPool, client_id: TenantId, call_id: CallId) -> sqlx
     Ok(deleted > 0)
 }
 
+/// Statuses after which a call never changes again.
+pub const FINAL_STATUSES: [&str; 5] = ["completed", "busy", "failed", "no-answer", "canceled"];
+
+pub fn is_final_status(status: &str) -> bool {
+    FINAL_STATUSES.contains(&status)
+}
+
 /// Twilio's final status callback. Idempotent: a retried callback changes nothing, and a
 /// late `in-progress` never overwrites a final status.
 pub async fn record_status(

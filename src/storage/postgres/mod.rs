@@ -16,6 +16,7 @@ pub mod appointments;
 pub mod call_history;
 pub mod calls;
 pub mod contacts;
+pub mod credits;
 pub mod email_outbox;
 pub mod login_failures;
 pub mod messages;
@@ -63,6 +64,7 @@ text_columns!(
     crate::domain::calls::Outcome,
     crate::domain::calls::HandledBy,
     crate::domain::calls::Speaker,
+    crate::domain::credits::NotCharged,
     crate::domain::appointments::AppointmentStatus,
     crate::domain::appointments::BookingSource,
     crate::domain::messages::Direction,
