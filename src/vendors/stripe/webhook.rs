@@ -264,6 +264,9 @@ mod tests {
     fn a_second_v1_that_matches_is_enough_when_the_first_does_not() {
         let header = format!("t={NOW},v1={},v1={}", v1("whsec_someone_else", NOW), v1(SECRET, NOW));
         assert_eq!(check(&header, &[SECRET]), Ok(()));
+        // And the other way round: checking only the last v1 would refuse this one.
+        let header = format!("t={NOW},v1={},v1={}", v1(SECRET, NOW), v1("whsec_someone_else", NOW));
+        assert_eq!(check(&header, &[SECRET]), Ok(()));
     }
 
     #[test]
