@@ -458,3 +458,30 @@ async fn stripe_hosted_page_pays_and_redirects_to_the_success_url_with_the_sessi
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn stripe_fake_marks_a_replayed_answer_and_refuses_a_missing_key() {
+    let fake = FakeStripe::start().await;
+    let url = format!("{}/v1/customers", fake.base_url);
+    let http = reqwest::Client::new();
+    let create = || {
+        http.post(&url)
+            .bearer_auth(&fake.secret_key)
+            .header("Idempotency-Key", "customer:5")
+            .form(&[("name", "Bella's Salon"), ("metadata[client_id]", "5")])
+    };
+    let first = create().send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first["metadata"]["client_id"], "5");
+    let again = create().send().await.unwrap();
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+
+    let anonymous = http.post(&url).form(&[("name", "x")]).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+}
