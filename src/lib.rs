@@ -42,4 +42,5 @@ pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod telephony;
+pub mod vendors;
 pub mod web;

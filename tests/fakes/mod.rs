@@ -5,3 +5,4 @@
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod openai;
+pub mod stripe;

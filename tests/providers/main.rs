@@ -7,3 +7,4 @@ mod fakes;
 mod deepgram;
 mod elevenlabs;
 mod openai;
+mod stripe;

@@ -1,0 +1,5 @@
+//! Clients for the business vendors behind billing, messaging and provisioning (not the
+//! speech and language providers, which live in `providers`). Each vendor's wire format
+//! stays inside its own module; callers see typed requests, results and errors.
+
+pub mod stripe;
