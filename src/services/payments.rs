@@ -121,7 +121,8 @@ impl Payments {
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let payments = self.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(payments.inner.sweep_every);
+            let period = payments.inner.sweep_every;
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;

@@ -17,6 +17,7 @@ mod helpers;
 mod isolation;
 mod live;
 mod messages;
+mod metering;
 mod openapi;
 mod recordings;
 mod relay;

@@ -197,7 +197,15 @@ pub async fn insert_signed_up(conn: &mut PgConnection, new: &SignedUpTenant<'_>)
 
 /// Opens the tenant's credit account (free minutes of the first cycle, no balance).
 pub async fn open_credit_account(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO credit_accounts (client_id) VALUES ($1)").bind(client_id).execute(conn).await.map(|_| ())
+    // The first cycle is the month it is now in the tenant's own zone.
+    sqlx::query(
+        "INSERT INTO credit_accounts (client_id, cycle_start) \
+         SELECT id, date_trunc('month', now() AT TIME ZONE timezone)::date FROM clients WHERE id = $1",
+    )
+    .bind(client_id)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Turns the voice agent on or off; the next call reads the new value. Run it in a
