@@ -37,6 +37,7 @@ pub mod recordings;
 pub mod settings;
 pub mod shell;
 pub mod today;
+pub mod webhooks;
 
 pub use error::Error;
 pub use shell::render;

@@ -19,6 +19,7 @@ mod live;
 mod messages;
 mod metering;
 mod openapi;
+mod payments;
 mod recordings;
 mod relay;
 mod settings;
