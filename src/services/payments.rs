@@ -195,7 +195,15 @@ impl Payments {
         if self.inner.stripe.is_none() {
             return Ok(());
         }
-        let stuck: Vec<(TenantId, i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        #[derive(sqlx::FromRow)]
+        struct Stuck {
+            client_id: TenantId,
+            amount_cents: i64,
+            idempotency_key: String,
+            stripe_customer_id: Option<String>,
+            stripe_payment_method_id: Option<String>,
+        }
+        let stuck: Vec<Stuck> = sqlx::query_as(
             "SELECT r.client_id, r.amount_cents, r.idempotency_key, ca.stripe_customer_id, ca.stripe_payment_method_id \
              FROM credit_reloads r JOIN credit_accounts ca ON ca.client_id = r.client_id \
              WHERE r.kind = 'auto' AND r.status = 'pending' AND r.stripe_payment_intent IS NULL \
@@ -203,8 +211,8 @@ impl Payments {
         )
         .fetch_all(&self.inner.pool)
         .await?;
-        for (client_id, amount_cents, idempotency_key, customer, method) in stuck {
-            let Some((customer, payment_method)) = customer.zip(method) else { continue };
+        for Stuck { client_id, amount_cents, idempotency_key, stripe_customer_id, stripe_payment_method_id } in stuck {
+            let Some((customer, payment_method)) = stripe_customer_id.zip(stripe_payment_method_id) else { continue };
             let due = AutoReloadDue { client_id, amount_cents, idempotency_key, customer, payment_method };
             if let Err(e) = self.auto_reload(&due).await {
                 tracing::warn!(tenant_id = %client_id, error = %e, "automatic reload still not answered");
