@@ -229,7 +229,7 @@ async fn a_locked_account_is_back_with_the_agent_on_the_next_call_after_a_checko
     let (_, url) = reload(&s, 5000, "unlock").await;
     // The owner pays on the hosted page: it redirects back to our return page.
     let page = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let paid = page.post(format!("{url}")).form(&[("card", CARD_OK)]).send().await.unwrap();
+    let paid = page.post(&url).form(&[("card", CARD_OK)]).send().await.unwrap();
     assert_eq!(paid.status(), 303);
     let back = paid.headers()["location"].to_str().unwrap().to_owned();
     assert!(back.starts_with(&format!("{}/app/credits/return?reload=", s.app.base_url)), "{back}");
