@@ -58,17 +58,26 @@ impl From<BillingError> for CreditsError {
     }
 }
 
-/// The web error a billing refusal is: 400 with its message for what the person can fix,
-/// 404 for a reload that is not theirs, 500 (logged, nothing leaked) for the rest. A payment
-/// service that did not answer is 503, sent by [`CreditsError`].
+/// The status a billing refusal is sent with: 404 for a reload that is not theirs, 503
+/// when the payment service did not answer, 500 for a failure of ours, and 400 with its
+/// message for everything the person can act on (a bad amount, no reason, no card, ...).
+pub(crate) fn status_of(e: &ReloadError) -> StatusCode {
+    match e {
+        ReloadError::UnknownReload => StatusCode::NOT_FOUND,
+        ReloadError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ReloadError::Billing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The web error a billing refusal is (see [`status_of`]); a payment service that did not
+/// answer is sent as 503 by [`CreditsError`].
 pub(crate) fn web_error(e: ReloadError) -> Error {
     match e {
-        ReloadError::BadAmount | ReloadError::NoReason | ReloadError::NoCard | ReloadError::Settled(_) => {
-            Error::BadRequest(e.to_string())
-        }
         ReloadError::UnknownReload => Error::NotFound(e.to_string()),
         ReloadError::Unavailable => Error::Unexpected(anyhow::anyhow!("the payment service did not answer")),
         ReloadError::Billing(e) => Error::Unexpected(anyhow::Error::new(e).context("billing")),
+        e => Error::BadRequest(e.to_string()),
     }
 }
 
@@ -399,6 +408,8 @@ fn figures_context(f: &ValueFigures) -> minijinja::Value {
 pub fn reload_message(reload: &Reload, balance_cents: i64) -> String {
     let amount = dollars(reload.amount_cents);
     match (reload.status.as_str(), reload.kind.as_str()) {
+        ("pending", "card_setup") => "Saving your card. This page updates by itself.".to_owned(),
+        ("paid", "card_setup") => "Card saved: turn on automatic reloads on the Credits page.".to_owned(),
         ("pending", "manual") => format!(
             "Waiting for confirmation: a RinglyPro administrator confirms your {amount} payment, then the credit is added."
         ),
@@ -556,13 +567,10 @@ fn request_key(given: Option<&str>) -> String {
 /// A page answer to a refusal the owner can act on: the Credits page again, with the
 /// message and the status the API would send.
 async fn refused(app: &WebState, owner: &Owner, e: ReloadError) -> Result<Response, CreditsError> {
-    let status = match &e {
-        ReloadError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ReloadError::BadAmount | ReloadError::NoCard | ReloadError::NoReason | ReloadError::Settled(_) => {
-            StatusCode::BAD_REQUEST
-        }
-        _ => return Err(e.into()),
-    };
+    let status = status_of(&e);
+    if !matches!(status, StatusCode::BAD_REQUEST | StatusCode::SERVICE_UNAVAILABLE) {
+        return Err(e.into());
+    }
     let mut page = credits_page(app, owner, None, Some(e.to_string())).await?;
     *page.status_mut() = status;
     Ok(page)
@@ -601,7 +609,7 @@ async fn reload_page_of(app: &WebState, owner: &Owner, id: i64) -> Result<Respon
             owner => minijinja::Value::from(minijinja::value::Serde(owner)),
             active => "credits",
             id => reload.id,
-            amount => dollars(reload.amount_cents),
+            heading => if reload.kind == "card_setup" { "Saving a card".to_owned() } else { format!("Reload {}", dollars(reload.amount_cents)) },
             status => reload.status.as_str(),
             pending => reload.status == "pending",
             message => reload_message(&reload, balance),
@@ -897,5 +905,22 @@ mod tests {
         r.status = "failed".into();
         r.problem = Some("insufficient funds".into());
         assert!(reload_message(&r, 0).ends_with("insufficient funds"));
+        r.kind = "card_setup".into();
+        r.status = "paid".into();
+        assert!(reload_message(&r, 0).starts_with("Card saved"));
+    }
+
+    #[test]
+    fn a_refusal_the_owner_can_act_on_is_a_400_with_its_message() {
+        assert_eq!(status_of(&ReloadError::BadAmount), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(&ReloadError::UnknownReload), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(&ReloadError::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
+        let e = web_error(ReloadError::Settled("paid".into()));
+        assert_eq!(
+            (e.status(), e.public_message()),
+            (StatusCode::BAD_REQUEST, "this reload was already paid".to_owned())
+        );
+        let unavailable = CreditsError::Reload(ReloadError::Unavailable).into_response();
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

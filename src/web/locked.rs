@@ -60,6 +60,7 @@ pub fn always_allowed(path: &str) -> bool {
         || under(path, "/api/admin")
         || under(path, "/twilio")
         || under(path, "/stripe")
+        || under(path, "/webhooks")
 }
 
 /// Paths that render no page and change nothing: no need to ask about the lock.
@@ -124,6 +125,7 @@ mod tests {
             "/admin/tenants/3/notes",
             "/api/admin/reloads/1/confirm",
             "/twilio/status",
+            "/webhooks/stripe",
         ] {
             assert!(always_allowed(path), "{path}");
         }
