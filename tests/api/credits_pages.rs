@@ -227,6 +227,21 @@ async fn the_api_figures_match_the_ledger_and_minutes_count_on_the_calls_local_d
     assert_eq!(month["bookings"], 0);
     assert_eq!(month["cost_per_booking_cents"], Value::Null, "nothing to divide by");
     assert_eq!(body["value"]["last_30_days"]["calls_answered"], 2);
+
+    // Auto-reload needs a saved card; its amount and threshold can be set before one.
+    let settings = json!({ "enabled": true, "amount_cents": 5000, "threshold_cents": 1000 });
+    let no_card = owner.send(Method::PUT, "/api/credits/auto-reload", settings).await;
+    assert_eq!(no_card.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(no_card.json::<Value>().await.unwrap()["error"], "auto-reload needs a saved card first");
+    let settings = json!({ "enabled": false, "amount_cents": 5000, "threshold_cents": 1000 });
+    let saved = owner.send(Method::PUT, "/api/credits/auto-reload", settings).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved: Value = saved.json().await.unwrap();
+    assert_eq!((saved["enabled"].as_bool(), saved["amount_cents"].as_i64()), (Some(false), Some(5000)));
+    assert_eq!(saved["threshold_cents"], 1000);
+    let form = owner.form("/app/credits/auto-reload", &[("amount_cents", "1000"), ("threshold_cents", "200")]).await;
+    assert_eq!(location(&form), "/app/credits?saved=1#auto-reload");
+    assert_eq!(owner.json("/api/credits").await["auto_reload"]["amount_cents"], 1000);
     app.stop().await;
 }
 
