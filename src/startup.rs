@@ -207,6 +207,7 @@ pub fn router(telephony_state: TelephonyState, web_state: WebState) -> Router {
         .merge(telephony::routes().with_state(telephony_state))
         .merge(web::routes().with_state(web_state.clone()))
         .merge(web::webhooks::routes().with_state(web_state.clone()))
+        .layer(axum::middleware::from_fn_with_state(web_state.clone(), web::locked::read_only_when_locked))
         .layer(axum::middleware::from_fn_with_state(web_state, web::auth::protect_state_changes))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -13,12 +13,17 @@ use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use crate::domain::accounts::FieldError;
+use crate::domain::credits::dollars;
 use crate::domain::ids::{MessageId, TenantId};
+use crate::services::credits::Applied;
+use crate::services::payments::ReloadError;
 use crate::storage::postgres::admin::{self, Note, TenantUsage};
+use crate::storage::postgres::credits::Reload;
 use crate::storage::postgres::{begin_tenant, messages};
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Admin;
+use crate::web::credits::web_error;
 use crate::web::json_body::JsonBody;
 use crate::web::shell::render;
 use crate::web::today::money;
@@ -250,10 +255,33 @@ fn row(t: &TenantUsage) -> minijinja::Value {
     }
 }
 
-/// `GET /admin`
-pub async fn list_page(State(app): State<WebState>, admin: Admin) -> Result<Response, Error> {
+/// `GET /admin` (`?done=confirmed` after a reload was confirmed)
+pub async fn list_page(
+    State(app): State<WebState>,
+    admin: Admin,
+    axum::extract::Query(query): axum::extract::Query<DetailQuery>,
+) -> Result<Response, Error> {
     let tenants = admin::tenants(&app.pool).await?;
     let rows: Vec<minijinja::Value> = tenants.iter().map(row).collect();
+    let waiting = app.payments.reloads_awaiting_admin().await.map_err(web_error)?;
+    let reloads: Vec<minijinja::Value> = waiting
+        .iter()
+        .map(|r| {
+            let tenant = tenants.iter().find(|t| t.id == r.client_id);
+            context! {
+                id => r.id,
+                client_id => r.client_id.get(),
+                business_name => tenant.map(|t| t.business_name.as_str()),
+                amount => dollars(r.amount_cents),
+                asked => tenant.map(|t| r.created_at.with_timezone(&t.timezone)).map(|t| t.format("%b %-d, %-I:%M %p %Z").to_string()),
+            }
+        })
+        .collect();
+    let notice = match query.done.as_deref() {
+        Some("confirmed") => Some("Reload confirmed: the credit is on the account."),
+        Some("settled") => Some("That reload was already settled; nothing changed."),
+        _ => None,
+    };
     render(
         &app.templates,
         "admin.html",
@@ -261,6 +289,8 @@ pub async fn list_page(State(app): State<WebState>, admin: Admin) -> Result<Resp
             owner => minijinja::Value::from(minijinja::value::Serde(&admin.0)),
             active => "admin",
             tenants => rows,
+            reloads,
+            notice,
         },
     )
 }
@@ -271,6 +301,9 @@ struct Typed<'a> {
     note_error: Option<String>,
     sms: &'a str,
     sms_error: Option<String>,
+    credit_amount: &'a str,
+    credit_reason: &'a str,
+    credit_error: Option<String>,
     notice: Option<&'a str>,
 }
 
@@ -302,6 +335,10 @@ async fn detail_page(app: &WebState, admin: &Admin, id: TenantId, typed: Typed<'
             note_error => typed.note_error,
             sms_body => typed.sms,
             sms_error => typed.sms_error,
+            credit_amount => typed.credit_amount,
+            credit_reason => typed.credit_reason,
+            credit_error => typed.credit_error,
+            credit_key => uuid::Uuid::new_v4().to_string(),
             notice => typed.notice,
         },
     )
@@ -322,6 +359,7 @@ pub async fn tenant_page(
     let notice = match query.done.as_deref() {
         Some("note") => Some("Note added."),
         Some("sms") => Some("Text queued for the owner."),
+        Some("credit") => Some("Credit adjusted."),
         _ => None,
     };
     detail_page(&app, &admin, id, Typed { notice, ..Typed::default() }).await
@@ -357,6 +395,201 @@ pub async fn sms_form(
     after_form(&app, &admin, id, outcome, "sms", retyped).await
 }
 
+/// Dollars as an administrator types them (`12.50`, `-3`, `$5`, `-$0.25`) in cents.
+pub fn parse_dollars(text: &str) -> Option<i64> {
+    let text = text.trim().replace(',', "");
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest.trim()),
+        None => (false, text.as_str()),
+    };
+    let rest = rest.strip_prefix('$').unwrap_or(rest);
+    let (whole, cents) = rest.split_once('.').unwrap_or((rest, ""));
+    if whole.is_empty() && cents.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !cents.chars().all(|c| c.is_ascii_digit())
+        || cents.len() > 2
+        || whole.len() > 7
+    {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let cents: i64 = format!("{cents:0<2}").parse().ok()?;
+    let total = whole * 100 + cents;
+    Some(if negative { -total } else { total })
+}
+
+/// An adjustment as an administrator sends it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreditAdjustment {
+    /// Positive adds credit, negative takes it back.
+    pub amount_cents: i64,
+    /// Required: shown in the tenant's ledger.
+    pub reason: String,
+    /// Sending the same key again changes nothing.
+    pub request_key: Option<String>,
+}
+
+/// What a confirmation or an adjustment did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreditApplied {
+    /// False when the same request was applied before (nothing changed this time).
+    pub applied: bool,
+    pub balance_after_cents: Option<i64>,
+    /// The account could not answer before and can now.
+    pub unlocked: bool,
+    pub locked: bool,
+}
+
+impl From<Applied> for CreditApplied {
+    fn from(a: Applied) -> Self {
+        match a {
+            Applied::Done { balance_after_cents, unlocked, locked } => {
+                CreditApplied { applied: true, balance_after_cents: Some(balance_after_cents), unlocked, locked }
+            }
+            Applied::AlreadyApplied => {
+                CreditApplied { applied: false, balance_after_cents: None, unlocked: false, locked: false }
+            }
+        }
+    }
+}
+
+async fn adjust(
+    app: &WebState,
+    admin: &Admin,
+    id: TenantId,
+    amount_cents: i64,
+    reason: &str,
+    key: &str,
+) -> Result<Applied, Error> {
+    tenant_or_404(app, id).await?;
+    if amount_cents == 0 {
+        return Err(Error::Invalid(vec![FieldError::new("amount", "an adjustment needs an amount other than zero")]));
+    }
+    let applied = app.payments.adjust(id, amount_cents, reason, admin.0.user_id, key).await.map_err(|e| match e {
+        ReloadError::NoReason => Error::Invalid(vec![FieldError::new("reason", e.to_string())]),
+        e => web_error(e),
+    })?;
+    tracing::info!(tenant_id = %id, user_id = %admin.0.user_id, amount_cents, "credit adjusted by an administrator");
+    Ok(applied)
+}
+
+fn request_key(given: Option<&str>) -> String {
+    match given.map(str::trim) {
+        Some(k) if !k.is_empty() && k.len() <= 100 => k.to_owned(),
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CreditForm {
+    amount: String,
+    reason: String,
+    request_key: String,
+}
+
+/// `POST /admin/tenants/{id}/credit` (`amount` in dollars, may be negative; `reason`;
+/// `request_key`; with the CSRF token)
+pub async fn credit_form(
+    State(app): State<WebState>,
+    admin: Admin,
+    Path(id): Path<TenantId>,
+    axum::Form(form): axum::Form<CreditForm>,
+) -> Result<Response, Error> {
+    let outcome = match parse_dollars(&form.amount) {
+        Some(cents) => adjust(&app, &admin, id, cents, &form.reason, &request_key(Some(&form.request_key))).await,
+        None => Err(Error::Invalid(vec![FieldError::new("amount", "write the amount in dollars, like 12.50 or -5")])),
+    };
+    let retyped = |credit_error| Typed {
+        credit_amount: &form.amount,
+        credit_reason: &form.reason,
+        credit_error,
+        ..Typed::default()
+    };
+    after_form(&app, &admin, id, outcome, "credit", retyped).await
+}
+
+/// `POST /admin/reloads/{id}/confirm` (with the CSRF token): the payment of a reload
+/// waiting for an administrator arrived; the credit is applied once.
+pub async fn confirm_reload_form(
+    State(app): State<WebState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
+    match app.payments.confirm_manual_reload(id, admin.0.user_id).await {
+        Ok(_) => Ok(Redirect::to("/admin?done=confirmed#reloads").into_response()),
+        Err(ReloadError::Settled(_)) => Ok(Redirect::to("/admin?done=settled#reloads").into_response()),
+        Err(e) => Err(web_error(e)),
+    }
+}
+
+/// `GET /api/admin/reloads`
+#[utoipa::path(
+    get,
+    path = "/api/admin/reloads",
+    tag = "admin",
+    summary = "Every reload waiting for an administrator to confirm its payment, oldest first",
+    responses(
+        (status = 200, body = Vec<Reload>),
+        (status = 403, description = "not an administrator", body = crate::web::error::ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn reloads_api(State(app): State<WebState>, _admin: Admin) -> Result<Json<Vec<Reload>>, Error> {
+    Ok(Json(app.payments.reloads_awaiting_admin().await.map_err(web_error)?))
+}
+
+/// `POST /api/admin/reloads/{id}/confirm`
+#[utoipa::path(
+    post,
+    path = "/api/admin/reloads/{id}/confirm",
+    tag = "admin",
+    summary = "Confirm that a reload waiting for an administrator was paid: the credit is applied once",
+    params(("id" = i64, Path, description = "the reload's id")),
+    responses(
+        (status = 200, body = CreditApplied),
+        (status = 400, description = "the reload was already settled", body = crate::web::error::ErrorBody),
+        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::error::ErrorBody),
+        (status = 404, description = "no such reload waiting for an administrator", body = crate::web::error::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []))
+)]
+pub async fn confirm_reload_api(
+    State(app): State<WebState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> Result<Json<CreditApplied>, Error> {
+    let applied = app.payments.confirm_manual_reload(id, admin.0.user_id).await.map_err(web_error)?;
+    Ok(Json(applied.into()))
+}
+
+/// `POST /api/admin/tenants/{id}/credit`
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/credit",
+    tag = "admin",
+    summary = "Adjust a tenant's balance (positive or negative) with a reason, shown in its ledger",
+    params(("id" = i64, Path, description = "the tenant's id")),
+    request_body = CreditAdjustment,
+    responses(
+        (status = 201, body = CreditApplied),
+        (status = 400, description = "no reason, or a zero amount", body = crate::web::error::ErrorBody),
+        (status = 403, description = "not an administrator, or missing CSRF token", body = crate::web::error::ErrorBody),
+        (status = 404, description = "no such tenant", body = crate::web::error::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []))
+)]
+pub async fn credit_api(
+    State(app): State<WebState>,
+    admin: Admin,
+    Path(id): Path<TenantId>,
+    JsonBody(input): JsonBody<CreditAdjustment>,
+) -> Result<Response, Error> {
+    let key = request_key(input.request_key.as_deref());
+    let applied = adjust(&app, &admin, id, input.amount_cents, &input.reason, &key).await?;
+    Ok((StatusCode::CREATED, Json(CreditApplied::from(applied))).into_response())
+}
+
 /// Where a form on the tenant's page leads: back to the page saying `done`; after a
 /// mistake, the page again with a 400, what was typed and the message `retyped` places.
 async fn after_form<'a, T>(
@@ -382,7 +615,25 @@ async fn after_form<'a, T>(
 /// The admin API, for the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list_api, detail_api, note_api, sms_api),
-    components(schemas(TenantUsage, TenantDetail, Note, OwnerSms, TextBody))
+    paths(list_api, detail_api, note_api, sms_api, reloads_api, confirm_reload_api, credit_api),
+    components(schemas(TenantUsage, TenantDetail, Note, OwnerSms, TextBody, CreditAdjustment, CreditApplied))
 )]
 pub struct AdminApi;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollars_are_read_as_an_administrator_types_them() {
+        assert_eq!(parse_dollars("12.50"), Some(1250));
+        assert_eq!(parse_dollars("-3"), Some(-300));
+        assert_eq!(parse_dollars("$5"), Some(500));
+        assert_eq!(parse_dollars("-$0.25"), Some(-25));
+        assert_eq!(parse_dollars(".5"), Some(50));
+        assert_eq!(parse_dollars("1,000"), Some(100_000));
+        for bad in ["", "-", "abc", "1.234", "1.2.3", "--5", "$", "99999999"] {
+            assert_eq!(parse_dollars(bad), None, "{bad}");
+        }
+    }
+}

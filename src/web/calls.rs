@@ -19,6 +19,7 @@ use crate::domain::ids::TenantId;
 use crate::domain::messages::Direction;
 use crate::storage::postgres::call_history::{self, HistoryFilter, HistoryRow};
 use crate::storage::postgres::calls::{self, Turn};
+use crate::storage::postgres::credits::{self, Usage};
 use crate::storage::postgres::{begin_tenant, today};
 use crate::web::Error;
 use crate::web::WebState;
@@ -406,6 +407,46 @@ pub struct CallDetail {
     pub messages: Vec<CallMessage>,
     /// Where the recording is served, when the call was recorded.
     pub recording_url: Option<String>,
+    /// What the call took from the credit, once it was metered.
+    pub charge: Option<CallCharge>,
+}
+
+/// What a metered call took from the credit, or why it took nothing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CallCharge {
+    pub minutes: i32,
+    pub free_minutes: i32,
+    pub paid_minutes: i32,
+    pub cost_cents: i64,
+    pub balance_after_cents: i64,
+    /// `owner_answered`, `too_short`, `blocked_caller` or `not_answered` when nothing was charged.
+    pub not_charged: Option<String>,
+    /// The charge in words: "Cost: 3 min (2 free, 1 paid) $0.10", or why nothing was charged.
+    pub text: String,
+}
+
+impl CallCharge {
+    fn of(usage: &Usage) -> Self {
+        let text = match usage.not_charged {
+            Some(reason) => reason.explanation().to_owned(),
+            None => format!(
+                "Cost: {} min ({} free, {} paid) {}",
+                usage.minutes,
+                usage.free_minutes,
+                usage.paid_minutes,
+                crate::domain::credits::dollars(usage.cost_cents)
+            ),
+        };
+        CallCharge {
+            minutes: usage.minutes,
+            free_minutes: usage.free_minutes,
+            paid_minutes: usage.paid_minutes,
+            cost_cents: usage.cost_cents,
+            balance_after_cents: usage.balance_after_cents,
+            not_charged: usage.not_charged.map(|n| n.as_str().to_owned()),
+            text,
+        }
+    }
 }
 
 fn not_found(call_sid: &str) -> Error {
@@ -426,6 +467,7 @@ async fn detail(app: &WebState, client_id: TenantId, call_sid: &str) -> Result<(
     let appointments = call_history::appointments(&mut tx, client_id, call.id).await?;
     let messages = call_history::messages(&mut tx, client_id, call.id).await?;
     let recorded = call_history::has_recording(&mut tx, client_id, call.id).await?;
+    let usage = credits::usage_for_call(&mut tx, call.id).await?;
     tx.commit().await?;
     let live = is_live(app, client_id, call_sid).await;
     Ok((
@@ -467,6 +509,7 @@ async fn detail(app: &WebState, client_id: TenantId, call_sid: &str) -> Result<(
                 })
                 .collect(),
             recording_url: recorded.then(|| format!("/api/calls/{}/recording", call.call_sid)),
+            charge: usage.as_ref().map(CallCharge::of),
             call_sid: call.call_sid,
             from_number: call.from_number,
             contact_name,
@@ -530,6 +573,7 @@ fn detail_context(owner: &Owner, tz: Tz, call: &CallDetail, confirm_delete: bool
         failures => (!call.failures.trim().is_empty()).then_some(call.failures.as_str()),
         live => call.live,
         recording => call.recording_url.is_some(),
+        charge => call.charge.as_ref().map(|c| context! { text => c.text.as_str(), charged => c.not_charged.is_none() }),
         lines,
         appointments,
         messages,
@@ -630,7 +674,16 @@ pub async fn recording(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(api_list, api_call, api_delete, recording),
-    components(schemas(CallPage, CallSummary, CallDetail, TranscriptLine, Latency, CallAppointment, CallMessage))
+    components(schemas(
+        CallPage,
+        CallSummary,
+        CallDetail,
+        CallCharge,
+        TranscriptLine,
+        Latency,
+        CallAppointment,
+        CallMessage
+    ))
 )]
 pub struct CallsApi;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::response::Redirect;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use sqlx::PgPool;
 
 use crate::call::registry::CallRegistry;
@@ -26,11 +26,13 @@ pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod calls;
+pub mod credits;
 pub mod crm;
 pub mod error;
 pub mod json_body;
 pub mod limits;
 pub mod live;
+pub mod locked;
 pub mod openapi;
 pub mod pages;
 pub mod recordings;
@@ -85,6 +87,23 @@ pub fn routes() -> Router<WebState> {
         .route("/api/admin/tenants/{id}", get(admin::detail_api))
         .route("/api/admin/tenants/{id}/notes", post(admin::note_api))
         .route("/api/admin/tenants/{id}/sms", post(admin::sms_api))
+        .route("/admin/reloads/{id}/confirm", post(admin::confirm_reload_form))
+        .route("/admin/tenants/{id}/credit", post(admin::credit_form))
+        .route("/api/admin/reloads", get(admin::reloads_api))
+        .route("/api/admin/reloads/{id}/confirm", post(admin::confirm_reload_api))
+        .route("/api/admin/tenants/{id}/credit", post(admin::credit_api))
+        .route("/credits", get(|| async { Redirect::permanent("/app/credits") }))
+        .route("/app/credits", get(credits::page))
+        .route("/app/credits/reload", post(credits::reload_form))
+        .route("/app/credits/reloads/{id}", get(credits::reload_page))
+        .route("/app/credits/return", get(credits::return_page))
+        .route("/app/credits/auto-reload", post(credits::auto_reload_form))
+        .route("/app/credits/card", post(credits::card_form))
+        .route("/api/credits", get(credits::api_overview))
+        .route("/api/credits/reload", post(credits::api_reload))
+        .route("/api/credits/reloads/{id}", get(credits::api_reload_status))
+        .route("/api/credits/auto-reload", put(credits::api_auto_reload))
+        .route("/static/reload.js", get(shell::reload_script))
         .route("/api/openapi.json", get(openapi::json))
         .route("/api/docs", get(openapi::docs))
         .route("/static/api-docs.js", get(openapi::docs_script))

@@ -29,6 +29,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("calls.html", include_str!("templates/calls.html")),
     ("call.html", include_str!("templates/call.html")),
     ("live.html", include_str!("templates/live.html")),
+    ("credits.html", include_str!("templates/credits.html")),
+    ("reload.html", include_str!("templates/reload.html")),
 ];
 
 /// Every page template, parsed once at start (a broken template fails the build of the
@@ -36,8 +38,9 @@ const TEMPLATES: &[(&str, &str)] = &[
 ///
 /// Pages `{% extends "base.html" %}` and fill `title` and `content`. The layout reads:
 /// `owner` (an [`crate::web::auth::Owner`]; absent on signed-out pages) for the nav and
-/// the sign-out form, and `active` (`today`, `live`, `calls`, `contacts`, `appointments`,
-/// `messages`, `settings`, `admin`) to mark the current tab.
+/// the sign-out form, `active` (`today`, `live`, `calls`, `contacts`, `appointments`,
+/// `messages`, `credits`, `settings`, `admin`) to mark the current tab, and `credit_locked`
+/// (added by [`render`]) for the lock banner.
 pub fn templates() -> anyhow::Result<Environment<'static>> {
     let mut env = Environment::new();
     for (name, source) in TEMPLATES {
@@ -48,11 +51,14 @@ pub fn templates() -> anyhow::Result<Environment<'static>> {
 
 /// Renders template `name` with `context` (e.g. `minijinja::context! { owner, .. }`) as
 /// a page: HTML, not cached by browsers or proxies (pages show a tenant's data), framing
-/// and foreign scripts refused.
+/// and foreign scripts refused. `credit_locked` comes with the context: the lock of the
+/// signed-in tenant, looked up once per request by [`crate::web::locked`].
 pub fn render(templates: &Environment<'_>, name: &str, context: impl serde::Serialize) -> Result<Response, Error> {
+    let context = minijinja::Value::from(minijinja::value::Serde(&context));
+    let context = minijinja::context! { credit_locked => crate::web::locked::credit_locked(), ..context };
     let html = templates
         .get_template(name)
-        .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&context))))
+        .and_then(|t| t.render(&context))
         .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))?;
     Ok(page(html))
 }
@@ -107,6 +113,11 @@ pub async fn script() -> Response {
 /// `GET /static/live.js`: the live calls page's event-stream client.
 pub async fn live_script() -> Response {
     asset("text/javascript; charset=utf-8", "public, max-age=3600", include_str!("static/live.js"))
+}
+
+/// `GET /static/reload.js`: the reload page's poll of its status.
+pub async fn reload_script() -> Response {
+    asset("text/javascript; charset=utf-8", "public, max-age=3600", include_str!("static/reload.js"))
 }
 
 /// `GET /static/icon.svg`

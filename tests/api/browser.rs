@@ -1,5 +1,6 @@
 //! The dashboard in a real headless Chromium (Debian's `chromium` and `chromedriver`), at
-//! a phone's width: sign up, sign in, switch Rachel, watch a live call, book and cancel.
+//! a phone's width: sign up, sign in, switch Rachel, watch a live call, book and cancel;
+//! open the Credits page and follow a reload until it is paid.
 //! Screenshots go to `$CARGO_TARGET_DIR/test-artifacts/screenshots/`.
 
 use std::path::PathBuf;
@@ -29,6 +30,11 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Browser::start_at(375, 812).await
+    }
+
+    /// A phone's viewport of `width` × `height` CSS pixels.
+    async fn start_at(width: u32, height: u32) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -41,9 +47,9 @@ impl Browser {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                          "--disable-component-update", "--disable-sync", "--no-first-run",
-                         "--disable-dev-shm-usage", "--window-size=375,812"],
+                         "--disable-dev-shm-usage", format!("--window-size={width},{height}")],
                 // A phone's viewport (a headless window is never narrower than 500 px).
-                "mobileEmulation": {"deviceMetrics": {"width": 375, "height": 812, "pixelRatio": 1}},
+                "mobileEmulation": {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1}},
             }
         });
         let capabilities = capabilities.as_object().unwrap().clone();
@@ -241,6 +247,94 @@ async fn an_owner_signs_up_switches_rachel_watches_a_live_call_and_books_on_a_ph
     }
     assert_eq!(status, "cancelled", "the appointment was cancelled from its page");
     browser.screenshot("appointment-cancelled").await;
+
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_owner_reloads_credit_on_a_phone_and_the_reload_page_turns_paid_by_itself() {
+    const CREDIT_NUMBER: &str = "+15550003333";
+    let app =
+        spawn_app_with(Options { env: vec![("RINGLYPRO_NUMBER_POOL", CREDIT_NUMBER.into())], ..Options::default() })
+            .await;
+    let mut browser = Browser::start_at(390, 844).await;
+    browser.client.goto(&format!("{}/signup", app.base_url)).await.unwrap();
+    browser
+        .fill(
+            "form[action='/signup']",
+            &[
+                ("business_name", "Harbor Physio"),
+                ("business_phone", "+1 (555) 010-4000"),
+                ("business_type", "Physiotherapy"),
+                ("timezone", "America/Los_Angeles"),
+                ("owner_name", "Lee Park"),
+                ("owner_phone", "+1 555 010 4001"),
+                ("email", "lee@harborphysio.example"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    browser.text("#rachel").await;
+    // Two calls Twilio reports ended: three minutes, and one too short to charge.
+    let twilio = reqwest::Client::new();
+    for (sid, seconds) in [("CA_CREDIT_1", "150"), ("CA_CREDIT_2", "9")] {
+        let voice = crate::helpers::voice_params(sid, "+15557654321", CREDIT_NUMBER);
+        twilio.post(format!("{}/twilio/voice", app.base_url)).form(&voice).send().await.unwrap();
+        let status = [("CallSid", sid), ("CallStatus", "completed"), ("CallDuration", seconds)];
+        let r = twilio.post(format!("{}/twilio/status", app.base_url)).form(&status).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+    }
+
+    browser.client.goto(&format!("{}/app/credits", app.base_url)).await.unwrap();
+    assert_eq!(browser.text("#credit-balance").await, "$0.00");
+    assert_eq!(browser.text("#credit-free").await, "97");
+    assert!(browser.text("#credit-reset").await.starts_with("resets "));
+    browser.screenshot("credits").await;
+    for section in ["usage", "ledger", "auto-reload"] {
+        browser
+            .client
+            .execute(&format!("document.getElementById('{section}').scrollIntoView(); return null;"), vec![])
+            .await
+            .unwrap();
+        browser.screenshot(&format!("credits-{section}")).await;
+    }
+    browser.client.execute("window.scrollTo(0, 0); return null;", vec![]).await.unwrap();
+
+    browser.client.find(Locator::Css("#reload-2000")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("#reload-status", "Waiting for confirmation", Duration::from_secs(10)).await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(url.path().starts_with("/app/credits/reloads/"), "{url}");
+    browser.screenshot("reload-waiting").await;
+
+    // A mark on the page itself: it is still there after the update only if the page was
+    // never loaded again.
+    browser.client.execute("window.notReloaded = true; return null;", vec![]).await.unwrap();
+    let (reload_id, admin): (i64, i64) =
+        sqlx::query_as("SELECT r.id, u.id FROM credit_reloads r JOIN users u ON u.email = 'lee@harborphysio.example'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    app.state
+        .payments
+        .confirm_manual_reload(reload_id, ringlypro::domain::ids::UserId(admin))
+        .await
+        .expect("the reload is confirmed");
+    let paid = browser.wait_for_text("#reload-status", "Paid", Duration::from_secs(10)).await;
+    assert_eq!(paid, "Paid: $20.00 added. Your balance is now $20.00.");
+    assert_eq!(browser.text("#reload-balance").await, "$20.00");
+    let kept = browser.client.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(kept, json!(true), "the page updated in place");
+    browser.screenshot("reload-paid").await;
+
+    // A locked account shows the banner on every page.
+    sqlx::query("UPDATE credit_accounts SET free_minutes_used = free_minutes_limit, balance_cents = 0, locked = true")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    browser.client.goto(&format!("{}/app", app.base_url)).await.unwrap();
+    assert!(browser.text("#lock-banner").await.contains("Rachel is paused"));
+    browser.screenshot("locked").await;
 
     browser.close().await;
     app.stop().await;

@@ -13,6 +13,7 @@ mod calls;
 mod calls_pages;
 mod cloud_calls;
 mod contacts;
+mod credits_pages;
 mod helpers;
 mod isolation;
 mod live;

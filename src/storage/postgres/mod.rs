@@ -16,6 +16,7 @@ pub mod appointments;
 pub mod call_history;
 pub mod calls;
 pub mod contacts;
+pub mod credit_reports;
 pub mod credits;
 pub mod email_outbox;
 pub mod login_failures;
