@@ -20,7 +20,7 @@ use crate::services::accounts;
 use crate::services::passwords::Passwords;
 use crate::sim::{self, Line, Script};
 use crate::startup::{Application, engines_from_config, shutdown_signal};
-use crate::storage::postgres::{self, admin, numbers, tenants};
+use crate::storage::postgres::{self, admin, calls, credits, numbers, tenants};
 
 #[derive(Parser, Debug)]
 #[command(name = "ringlypro", version, about = "RinglyPro: the AI phone receptionist with a CRM")]
@@ -417,6 +417,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             print!("{}", report.transcript());
             println!("--- result ---");
             println!("{}", report.summary());
+            match demo_charge(&config, &report.call_sid).await {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("could not read the call's charge: {e:#}"),
+            }
         }
         Err(e) => eprintln!("the simulated call failed: {e:#}"),
     }
@@ -431,6 +435,37 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("(Ctrl-C to stop)");
     server.await??;
     Ok(())
+}
+
+/// What the demo call cost, as the Credits page shows it.
+async fn demo_charge(config: &Config, call_sid: &str) -> anyhow::Result<String> {
+    use crate::domain::credits::dollars;
+    let pool = postgres::connect(&config.database_url).await?;
+    let mut conn = pool.acquire().await?;
+    let call = calls::find_by_sid(&pool, call_sid).await?.ok_or_else(|| anyhow::anyhow!("no call {call_sid}"))?;
+    let usage = credits::usage_for_call(&mut conn, call.id).await?;
+    let account =
+        credits::read(&mut conn, call.client_id).await?.ok_or_else(|| anyhow::anyhow!("no credit account"))?;
+    let line = match usage {
+        Some(u) => match u.not_charged {
+            Some(reason) => reason.explanation().to_owned(),
+            None => format!(
+                "charged: {} min ({} free, {} paid, {}); {} of {} free minutes left this month, balance {} \
+                 (see /app/credits)",
+                u.minutes,
+                u.free_minutes,
+                u.paid_minutes,
+                dollars(u.cost_cents),
+                account.account().free_minutes_left(),
+                account.free_minutes_limit,
+                dollars(account.balance_cents),
+            ),
+        },
+        None => "not metered yet: Twilio's final status has not come".to_owned(),
+    };
+    drop(conn);
+    pool.close().await;
+    Ok(line)
 }
 
 #[cfg(test)]

@@ -378,3 +378,28 @@ async fn free_minutes_reset_once_on_the_first_in_each_tenants_own_zone() {
     assert_eq!(december, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_ledger_is_append_only_for_the_application_and_survives_a_deleted_call() {
+    let app = spawn_app().await;
+    let tenant = app.add_tenant("Bright Smile Dental", NUMBER, "America/New_York").await;
+    call_in(&app, "CA-kept", "+15557654321").await;
+    status(&app, "CA-kept", "completed", Some(75)).await;
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL ROLE ringlypro_app").execute(&mut *tx).await.unwrap();
+    let changed = sqlx::query("UPDATE usage_records SET cost_cents = 0").execute(&mut *tx).await;
+    assert!(changed.is_err(), "the application cannot rewrite a charge");
+    tx.rollback().await.unwrap();
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL ROLE ringlypro_app").execute(&mut *tx).await.unwrap();
+    assert!(sqlx::query("DELETE FROM usage_records").execute(&mut *tx).await.is_err(), "nor delete one");
+    tx.rollback().await.unwrap();
+    // The owner deletes the call: its charge stays in the ledger, unlinked.
+    let call = ringlypro::storage::postgres::calls::find_by_sid(&app.pool, "CA-kept").await.unwrap().unwrap();
+    let app_pool = ringlypro::storage::postgres::connect_as_app(&app.state.config.database_url, 2).await.unwrap();
+    assert!(ringlypro::storage::postgres::calls::delete(&app_pool, tenant, call.id).await.unwrap());
+    let kept: (Option<i64>, Option<String>, i32) =
+        sqlx::query_as("SELECT call_id, call_sid, minutes FROM usage_records").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(kept, (None, Some("CA-kept".into()), 2));
+    app.stop().await;
+}

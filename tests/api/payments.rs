@@ -360,3 +360,47 @@ async fn a_declined_automatic_reload_keeps_the_account_working_and_tells_the_own
     assert!(call(&s.app, "CA-still").await.contains("<Stream"));
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn fifty_calls_ending_while_a_checkout_payment_arrives_leave_ledger_and_balance_agreeing() {
+    let s = with_stripe(None).await;
+    sqlx::query("UPDATE credit_accounts SET free_minutes_used = free_minutes_limit, balance_cents = 1000")
+        .execute(&s.app.pool)
+        .await
+        .unwrap();
+    for i in 0..50 {
+        let twiml = call(&s.app, &format!("CA-rush-{i}")).await;
+        assert!(twiml.contains("<Stream"));
+    }
+    let (_, url) = reload(&s, 5000, "mid-rush").await;
+    let mut ends = Vec::new();
+    for i in 0..50 {
+        let base = s.app.base_url.clone();
+        ends.push(tokio::spawn(async move {
+            let form = [
+                ("CallSid".to_string(), format!("CA-rush-{i}")),
+                ("CallStatus".into(), "completed".into()),
+                ("CallDuration".into(), "119".into()),
+            ];
+            reqwest::Client::new().post(format!("{base}/twilio/status")).form(&form).send().await.unwrap().status()
+        }));
+    }
+    let paid = s.stripe.pay(&session_id(&url), CARD_OK, Delivery { payment_first: false, copies: 2 }).await;
+    for e in ends {
+        assert_eq!(e.await.unwrap(), 204);
+    }
+    assert!(paid.iter().all(|st| *st == 200), "{paid:?}");
+    // 50 calls × 2 minutes × 10 cents = $10.00 charged; $50.00 paid once.
+    let (balance_cents, locked) = balance(&s.app.pool, s.tenant).await;
+    assert_eq!(balance_cents, 1000 + 5000 - 1000);
+    assert!(!locked);
+    let (charged, credited): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(SUM(cost_cents), 0) FROM usage_records)::bigint, \
+                (SELECT COALESCE(SUM(amount_cents), 0) FROM payment_transactions)::bigint",
+    )
+    .fetch_one(&s.app.pool)
+    .await
+    .unwrap();
+    assert_eq!((charged, credited), (1000, 5000));
+    s.app.stop().await;
+}
