@@ -130,6 +130,8 @@ struct Inner {
     links: Links,
     public_url: String,
     stripe: Option<StripeClient>,
+    /// `scheme://host[:port]` of Stripe's API.
+    api_origin: String,
     webhook_secrets: Vec<SecretString>,
     metering_grace: Duration,
     sweep_every: Duration,
@@ -149,6 +151,7 @@ impl Payments {
                 links,
                 public_url: config.public_url.clone(),
                 stripe,
+                api_origin: config.billing.stripe_api_base.origin().ascii_serialization(),
                 webhook_secrets: config.billing.stripe_webhook_secrets.clone(),
                 metering_grace: config.billing.metering_grace,
                 sweep_every: config.billing.sweep_every,
@@ -237,6 +240,20 @@ impl Payments {
                 }
             }
         })
+    }
+
+    /// Origins of Stripe's hosted pages, where the reload forms lead: Checkout itself, and
+    /// the API's own origin when it is not Stripe's (a test's fake serves both).
+    pub fn checkout_origins(&self) -> Vec<String> {
+        if self.inner.stripe.is_none() {
+            return Vec::new();
+        }
+        let mut origins = vec!["https://checkout.stripe.com".to_owned()];
+        let api = self.inner.api_origin.clone();
+        if api != "https://api.stripe.com" {
+            origins.push(api);
+        }
+        origins
     }
 
     /// Whether reloads go through Stripe (otherwise an administrator confirms them).

@@ -528,6 +528,8 @@ async fn credits_page(
             error => error.as_deref(),
         },
     )?;
+    let mut body = body;
+    crate::web::shell::allow_form_targets(&mut body, &app.payments.checkout_origins());
     Ok(body)
 }
 

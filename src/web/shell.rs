@@ -63,16 +63,34 @@ pub fn render(templates: &Environment<'_>, name: &str, context: impl serde::Seri
     Ok(page(html))
 }
 
+/// The pages' content security policy; `form_targets` are origins other than ours a form
+/// may lead to (a form's redirect counts too).
+fn content_security_policy(form_targets: &[String]) -> String {
+    let mut policy = String::from(
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
+    for origin in form_targets {
+        policy.push(' ');
+        policy.push_str(origin);
+    }
+    policy
+}
+
+/// Lets this page's forms lead to `origins` as well (the reload buttons go on to Stripe's
+/// hosted Checkout page; without this the browser stops at the redirect).
+pub fn allow_form_targets(response: &mut Response, origins: &[String]) {
+    if let Ok(value) = HeaderValue::from_str(&content_security_policy(origins)) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 fn page(html: String) -> Response {
     let mut response = Html(html).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-    );
+    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(&[])) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

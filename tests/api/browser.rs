@@ -339,3 +339,81 @@ async fn an_owner_reloads_credit_on_a_phone_and_the_reload_page_turns_paid_by_it
     browser.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_locked_owner_pays_on_stripes_checkout_page_and_the_next_call_reaches_rachel() {
+    const STRIPE_NUMBER: &str = "+15550004444";
+    let stripe = crate::fakes::stripe::FakeStripe::start().await;
+    let app = spawn_app_with(Options {
+        env: vec![
+            ("RINGLYPRO_NUMBER_POOL", STRIPE_NUMBER.into()),
+            ("STRIPE_SECRET_KEY", stripe.secret_key.clone()),
+            ("STRIPE_WEBHOOK_SECRET", stripe.webhook_secret.clone()),
+            ("STRIPE_API_BASE", stripe.base_url.clone()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    stripe.deliver_to(&format!("{}/webhooks/stripe", app.base_url));
+    let mut browser = Browser::start_at(390, 844).await;
+    browser.client.goto(&format!("{}/signup", app.base_url)).await.unwrap();
+    browser
+        .fill(
+            "form[action='/signup']",
+            &[
+                ("business_name", "Casa Verde Salon"),
+                ("business_phone", "+1 (555) 010-5000"),
+                ("business_type", "Salon"),
+                ("timezone", "America/Denver"),
+                ("owner_name", "Ana Ruiz"),
+                ("owner_phone", "+1 555 010 5001"),
+                ("email", "ana@casaverde.example"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    browser.text("#rachel").await;
+    sqlx::query("UPDATE credit_accounts SET free_minutes_used = free_minutes_limit, balance_cents = 0, locked = true")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let twilio = reqwest::Client::new();
+    let voice = |sid: &str| crate::helpers::voice_params(sid, "+15557654321", STRIPE_NUMBER);
+    let forwarded =
+        twilio.post(format!("{}/twilio/voice", app.base_url)).form(&voice("CA_LOCKED")).send().await.unwrap();
+    assert!(forwarded.text().await.unwrap().contains("<Dial"), "locked: the owner's phone rings");
+
+    // The owner reloads $20 from the banner's page; Stripe's hosted page opens.
+    browser.client.goto(&format!("{}/app/credits", app.base_url)).await.unwrap();
+    // Below the lock banner, as a thumb would find it: scrolled up from under the tab bar.
+    browser
+        .client
+        .execute("document.getElementById('reload-2000').scrollIntoView({block: 'center'}); return null;", vec![])
+        .await
+        .unwrap();
+    browser.client.find(Locator::Css("#reload-2000")).await.unwrap().click().await.unwrap();
+    let mut checkout = browser.client.current_url().await.unwrap();
+    for _ in 0..100 {
+        if checkout.as_str().starts_with(&stripe.base_url) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        checkout = browser.client.current_url().await.unwrap();
+    }
+    if !checkout.as_str().starts_with(&stripe.base_url) {
+        panic!("not on Stripe's page ({checkout}): {}", browser.text("main").await);
+    }
+    browser.screenshot("stripe-checkout").await;
+    browser.client.find(Locator::Css("#pay")).await.unwrap().click().await.unwrap();
+    let paid = browser.wait_for_text("#reload-status", "Paid", Duration::from_secs(10)).await;
+    assert_eq!(paid, "Paid: $20.00 added. Your balance is now $20.00.");
+    let back = browser.client.current_url().await.unwrap();
+    assert!(back.path().starts_with("/app/credits"), "back on RinglyPro: {back}");
+    browser.screenshot("stripe-paid").await;
+
+    let answered =
+        twilio.post(format!("{}/twilio/voice", app.base_url)).form(&voice("CA_UNLOCKED")).send().await.unwrap();
+    assert!(answered.text().await.unwrap().contains("<Stream"), "the next call reaches Rachel");
+    browser.close().await;
+    app.stop().await;
+}
