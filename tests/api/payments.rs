@@ -404,3 +404,39 @@ async fn fifty_calls_ending_while_a_checkout_payment_arrives_leave_ledger_and_ba
     assert_eq!((charged, credited), (1000, 5000));
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn an_owner_back_from_checkout_before_the_webhook_sees_payment_processing_then_paid() {
+    let s = with_stripe(None).await;
+    let owner = crate::helpers::signed_in_owner(&s.app, "dana@example.com", "Dana's Dental", "+15550009999").await;
+    let started = owner
+        .client
+        .post(format!("{}/api/credits/reload", s.app.base_url))
+        .header("X-CSRF-Token", &owner.csrf_token)
+        .json(&json!({"amount_cents": 5000, "request_key": "api-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let started: serde_json::Value = started.json().await.unwrap();
+    let id = started["reload_id"].as_i64().unwrap();
+    let checkout = started["checkout_url"].as_str().unwrap().to_owned();
+    assert!(checkout.starts_with(&s.stripe.base_url), "{checkout}");
+    // Back on our return page before Stripe's event: still processing.
+    let page = owner.client.get(format!("{}/app/credits/return?reload={id}", s.app.base_url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Payment processing"));
+    let status = |c: reqwest::Client| {
+        let url = format!("{}/api/credits/reloads/{id}", s.app.base_url);
+        async move { c.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert_eq!(status(owner.client.clone()).await["status"], "pending");
+    s.stripe.pay(&session_id(&checkout), CARD_OK, Delivery::default()).await;
+    let now = status(owner.client.clone()).await;
+    assert_eq!((now["status"].as_str(), now["balance_cents"].as_i64()), (Some("paid"), Some(5000)));
+    let credits: serde_json::Value =
+        owner.client.get(format!("{}/api/credits", s.app.base_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(credits["balance_cents"], 5000);
+    assert_eq!(credits["locked"], false);
+    s.app.stop().await;
+}
