@@ -372,6 +372,39 @@ pub async fn apply_refund(
     apply_credit(conn, links, &credit, now).await
 }
 
+/// Queues a text to the tenant's owner, from the tenant's own number, in the caller's
+/// transaction (so it is queued exactly when the change that causes it is committed).
+pub async fn text_owner(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    kind: &str,
+    body: &str,
+) -> Result<(), BillingError> {
+    let Some((owner_phone, number)): Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT owner_phone, ringlypro_number FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(());
+    };
+    messages::queue(
+        conn,
+        &messages::NewMessage {
+            client_id,
+            contact_id: None,
+            call_id: None,
+            direction: messages::Direction::Outbound,
+            kind,
+            to_number: &owner_phone,
+            from_number: number.as_deref().unwrap_or_default(),
+            body,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// What follows any fall of the balance, in the same transaction: the monthly low-balance
 /// warning, the notice that calls now go to the owner, and an automatic reload when the
 /// balance crossed the owner's threshold (claimed here, charged after commit).
@@ -384,12 +417,12 @@ async fn after_balance_change(
     now: DateTime<Utc>,
 ) -> Result<Option<AutoReloadDue>, BillingError> {
     let client_id = row.client_id;
-    let owner: Option<(String, String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT business_name, owner_phone, owner_email, ringlypro_number FROM clients WHERE id = $1")
+    let owner: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT business_name, owner_email FROM clients WHERE id = $1")
             .bind(client_id)
             .fetch_optional(&mut *conn)
             .await?;
-    let Some((business, owner_phone, owner_email, number)) = owner else { return Ok(None) };
+    let Some((business, owner_email)) = owner else { return Ok(None) };
     let business_name = business.as_str();
     let zone = parse_zone(&row.timezone).context("the tenant's zone")?;
     let link = links.credits_page.as_str();
@@ -429,20 +462,7 @@ async fn after_balance_change(
         }
     }
     for (kind, body) in texts {
-        messages::queue(
-            conn,
-            &messages::NewMessage {
-                client_id,
-                contact_id: None,
-                call_id: None,
-                direction: messages::Direction::Outbound,
-                kind,
-                to_number: &owner_phone,
-                from_number: number.as_deref().unwrap_or_default(),
-                body: &body,
-            },
-        )
-        .await?;
+        text_owner(conn, client_id, kind, &body).await?;
     }
     let crossed =
         credits::crossed_threshold(row.auto_reload_threshold_cents, before.balance_cents, after.balance_cents)

@@ -18,7 +18,6 @@ use crate::domain::ids::{TenantId, UserId};
 use crate::domain::language::Language;
 use crate::services::credits::{self, Applied, AutoReloadDue, BillingError, Credit, Links, Metered, Reported};
 use crate::storage::postgres::credits::{self as store, NewReload, PaymentKind, Reload};
-use crate::storage::postgres::messages;
 use crate::vendors::stripe::{
     CheckoutMode, CheckoutRequest, Event, EventKind, NewCustomer, OffSessionCharge, SignatureError, StripeClient,
     StripeError, webhook,
@@ -628,11 +627,10 @@ impl Payments {
             },
         )
         .await?;
-        let (business, owner_phone, number): (String, String, Option<String>) =
-            sqlx::query_as("SELECT business_name, owner_phone, ringlypro_number FROM clients WHERE id = $1")
-                .bind(client_id)
-                .fetch_one(&mut *conn)
-                .await?;
+        let business: String = sqlx::query_scalar("SELECT business_name FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_one(&mut *conn)
+            .await?;
         let body = crate::dialogue::prompts::written(
             Language::English,
             "auto_reload_failed_alert",
@@ -640,20 +638,7 @@ impl Payments {
             link => self.inner.links.credits_page.as_str() },
         )
         .map_err(BillingError::from)?;
-        messages::queue(
-            conn,
-            &messages::NewMessage {
-                client_id,
-                contact_id: None,
-                call_id: None,
-                direction: messages::Direction::Outbound,
-                kind: "auto_reload_failed_alert",
-                to_number: &owner_phone,
-                from_number: number.as_deref().unwrap_or_default(),
-                body: &body,
-            },
-        )
-        .await?;
+        credits::text_owner(conn, client_id, "auto_reload_failed_alert", &body).await?;
         tracing::warn!(tenant_id = %client_id, reload_id, problem, "automatic reload failed; owner told");
         Ok(())
     }
