@@ -31,17 +31,6 @@ pub struct LockedBody {
     pub reload_url: String,
 }
 
-tokio::task_local! {
-    /// Whether the signed-in tenant of the request being handled is locked.
-    static CREDIT_LOCKED: bool;
-}
-
-/// Whether the signed-in tenant of the request being handled is locked (false outside a
-/// request, or without a session). The layout reads it through `shell::render`.
-pub fn credit_locked() -> bool {
-    CREDIT_LOCKED.try_with(|locked| *locked).unwrap_or(false)
-}
-
 fn under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
@@ -104,7 +93,7 @@ pub async fn read_only_when_locked(State(app): State<WebState>, request: Request
         tracing::info!(path = %path, "change refused: the account is locked");
         return refusal(&path);
     }
-    CREDIT_LOCKED.scope(locked, next.run(request)).await
+    crate::web::shell::with_credit_locked(locked, next.run(request)).await
 }
 
 #[cfg(test)]
@@ -134,10 +123,5 @@ mod tests {
         {
             assert!(!always_allowed(path), "{path}");
         }
-    }
-
-    #[test]
-    fn outside_a_request_nothing_is_locked() {
-        assert!(!credit_locked());
     }
 }

@@ -55,12 +55,29 @@ pub fn templates() -> anyhow::Result<Environment<'static>> {
 /// signed-in tenant, looked up once per request by [`crate::web::locked`].
 pub fn render(templates: &Environment<'_>, name: &str, context: impl serde::Serialize) -> Result<Response, Error> {
     let context = minijinja::Value::from(minijinja::value::Serde(&context));
-    let context = minijinja::context! { credit_locked => crate::web::locked::credit_locked(), ..context };
+    let context = minijinja::context! { credit_locked => credit_locked(), ..context };
     let html = templates
         .get_template(name)
         .and_then(|t| t.render(&context))
         .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))?;
     Ok(page(html))
+}
+
+tokio::task_local! {
+    /// Whether the signed-in tenant of the request being handled is locked.
+    static CREDIT_LOCKED: bool;
+}
+
+/// Runs a request's handler knowing whether its tenant is locked (set by
+/// [`crate::web::locked`], which looks it up once per request), for the layout's banner.
+pub async fn with_credit_locked<F: std::future::Future>(locked: bool, handler: F) -> F::Output {
+    CREDIT_LOCKED.scope(locked, handler).await
+}
+
+/// Whether the signed-in tenant of the request being handled is locked (false outside a
+/// request, or without a session).
+pub fn credit_locked() -> bool {
+    CREDIT_LOCKED.try_with(|locked| *locked).unwrap_or(false)
 }
 
 /// The pages' content security policy; `form_targets` are origins other than ours a form
@@ -161,6 +178,17 @@ pub async fn offline(axum::extract::State(app): axum::extract::State<crate::web:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn outside_a_request_nothing_is_locked() {
+        assert!(!super::credit_locked());
+    }
+
+    #[tokio::test]
+    async fn a_request_of_a_locked_tenant_renders_knowing_it() {
+        assert!(super::with_credit_locked(true, async { super::credit_locked() }).await);
+        assert!(!super::with_credit_locked(false, async { super::credit_locked() }).await);
+    }
+
     use super::*;
 
     #[test]
