@@ -25,6 +25,7 @@ use crate::storage::call_state::CallStateStore;
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod blocked;
 pub mod calls;
 pub mod credits;
 pub mod crm;
@@ -79,6 +80,10 @@ pub fn routes() -> Router<WebState> {
         .route("/app/settings/rachel", post(settings::set_rachel))
         .route("/app/settings/recording", post(settings::set_recording))
         .route("/api/settings", get(settings::get_api).patch(settings::patch_api))
+        .route("/app/settings/blocked", post(blocked::add_form))
+        .route("/app/settings/blocked/remove", post(blocked::remove_form))
+        .route("/api/blocked-numbers", get(blocked::api_list).post(blocked::api_add))
+        .route("/api/blocked-numbers/{phone}", axum::routing::delete(blocked::api_remove))
         .route("/admin", get(admin::list_page))
         .route("/admin/tenants/{id}", get(admin::tenant_page))
         .route("/admin/tenants/{id}/notes", post(admin::note_form))

@@ -54,6 +54,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::calls::CallsApi::openapi());
     doc.merge(crate::web::live::LiveApi::openapi());
     doc.merge(crate::web::credits::CreditsApi::openapi());
+    doc.merge(crate::web::blocked::BlockedApi::openapi());
     doc
 }
 

@@ -224,7 +224,7 @@ pub struct PageQuery {
     saved: Option<String>,
 }
 
-fn page(
+async fn page(
     app: &WebState,
     owner: &Owner,
     stored: &Settings,
@@ -239,6 +239,14 @@ fn page(
         .ringlypro_number
         .as_deref()
         .map(|n| PhoneNumber::parse(n).map(|p| p.formatted()).unwrap_or_else(|_| n.to_owned()));
+    let blocked: Vec<_> = crate::web::blocked::for_page(app, owner)
+        .await?
+        .into_iter()
+        .map(|b| {
+            let shown = PhoneNumber::parse(&b.phone).map(|p| p.formatted()).unwrap_or_else(|_| b.phone.clone());
+            context! { phone => b.phone, shown, note => b.note }
+        })
+        .collect();
     render(
         &app.templates,
         "settings.html",
@@ -256,6 +264,7 @@ fn page(
             recording_enabled => stored.recording_enabled,
             forwarding => minijinja::Value::from(minijinja::value::Serde(forwarding_codes(stored.ringlypro_number.as_deref()))),
             timezones => COMMON_TIMEZONES.to_vec(),
+            blocked,
         },
     )
 }
@@ -271,9 +280,12 @@ pub async fn show(
         Some("settings") => Some("Saved. The next call uses these settings."),
         Some("rachel") => Some("Saved. The Rachel switch applies from the next call."),
         Some("recording") => Some("Saved. Recording changes apply from the next call."),
+        Some("blocked") => Some("Blocked. Calls from that number now get a busy tone and cost nothing."),
+        Some("blocked-invalid") => Some("That is not a phone number we can dial; nothing was blocked."),
+        Some("unblocked") => Some("Unblocked. That number's calls are answered again."),
         _ => None,
     };
-    page(&app, &owner, &stored, &stored.form(), &[], notice)
+    page(&app, &owner, &stored, &stored.form(), &[], notice).await
 }
 
 /// The settings form from its urlencoded fields (the language boxes repeat one name).
@@ -310,7 +322,7 @@ pub async fn submit(
         Ok(()) => Ok(Redirect::to("/app/settings?saved=settings").into_response()),
         Err(Error::Invalid(errors)) => {
             let stored = load(&app, owner.client_id).await?;
-            let mut response = page(&app, &owner, &stored, &form, &errors, None)?;
+            let mut response = page(&app, &owner, &stored, &form, &errors, None).await?;
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }

@@ -383,6 +383,14 @@ async fn a_locked_owner_pays_on_stripes_checkout_page_and_the_next_call_reaches_
         twilio.post(format!("{}/twilio/voice", app.base_url)).form(&voice("CA_LOCKED")).send().await.unwrap();
     assert!(forwarded.text().await.unwrap().contains("<Dial"), "locked: the owner's phone rings");
 
+    // While locked, settings still work: the owner blocks a robocaller.
+    browser.client.goto(&format!("{}/app/settings", app.base_url)).await.unwrap();
+    browser.fill("form[action='/app/settings/blocked']", &[("phone", "(555) 999-0000"), ("note", "robocalls")]).await;
+    let saved = browser.wait_for_text("#blocked", "(555) 999-0000", Duration::from_secs(10)).await;
+    assert!(saved.contains("robocalls"), "{saved}");
+    browser.client.execute("document.getElementById('blocked').scrollIntoView(); return null;", vec![]).await.unwrap();
+    browser.screenshot("settings-blocked").await;
+
     // The owner reloads $20 from the banner's page; Stripe's hosted page opens.
     browser.client.goto(&format!("{}/app/credits", app.base_url)).await.unwrap();
     // Below the lock banner, as a thumb would find it: scrolled up from under the tab bar.

@@ -403,3 +403,60 @@ async fn the_ledger_is_append_only_for_the_application_and_survives_a_deleted_ca
     assert_eq!(kept, (None, Some("CA-kept".into()), 2));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_owner_blocks_a_number_written_any_way_its_calls_are_refused_free_and_unblocking_lets_them_in() {
+    let app = spawn_app().await;
+    let owner = crate::helpers::signed_in_owner(&app, "ben@example.com", "Ben's Barbers", NUMBER).await;
+    let api = |path: &str| format!("{}{path}", app.base_url);
+    let bad = owner
+        .client
+        .post(api("/api/blocked-numbers"))
+        .header("X-CSRF-Token", &owner.csrf_token)
+        .json(&serde_json::json!({"phone": "call me maybe"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["field"], "phone", "{body}");
+    let added = owner
+        .client
+        .post(api("/api/blocked-numbers"))
+        .header("X-CSRF-Token", &owner.csrf_token)
+        .json(&serde_json::json!({"phone": "(555) 999-0000", "note": "robocalls"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let added: serde_json::Value = added.json().await.unwrap();
+    assert_eq!(added["phone"], "+15559990000");
+
+    assert!(call_in(&app, "CA-robo", "+15559990000").await.contains("<Reject"));
+    status(&app, "CA-robo", "completed", Some(60)).await;
+    assert_eq!(usage(&app.pool, "CA-robo").await[0].not_charged.as_deref(), Some("blocked_caller"));
+    let listed: serde_json::Value =
+        owner.client.get(api("/api/blocked-numbers")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // The settings page lists it and unblocks it.
+    let page = owner.client.get(api("/app/settings")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("(555) 999-0000") && page.contains("robocalls"), "the settings page lists it");
+    let removed = owner
+        .client
+        .post(api("/app/settings/blocked/remove"))
+        .form(&[("csrf_token", owner.csrf_token.as_str()), ("phone", "+15559990000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 303);
+    assert!(call_in(&app, "CA-robo-2", "+15559990000").await.contains("<Stream"), "answered again");
+    let gone = owner
+        .client
+        .delete(api("/api/blocked-numbers/+15559990000"))
+        .header("X-CSRF-Token", &owner.csrf_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    app.stop().await;
+}
