@@ -43,9 +43,15 @@ impl Account {
     /// Low enough to warn the owner: the free minutes gone and under $1.00 left, or fewer
     /// than ten free minutes and no balance behind them.
     pub fn is_low(&self) -> bool {
-        let free = self.free_minutes_left();
-        (free == 0 && self.balance_cents < LOW_BALANCE_CENTS) || (free < LOW_FREE_MINUTES && self.balance_cents <= 0)
+        is_low(self.free_minutes_left(), self.balance_cents)
     }
+}
+
+/// The low-credit rule on its two figures: no free minutes and under $1.00, or fewer than
+/// ten free minutes and no balance behind them.
+pub fn is_low(free_minutes_left: i32, balance_cents: i64) -> bool {
+    (free_minutes_left == 0 && balance_cents < LOW_BALANCE_CENTS)
+        || (free_minutes_left < LOW_FREE_MINUTES && balance_cents <= 0)
 }
 
 named! {

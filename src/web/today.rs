@@ -81,14 +81,13 @@ pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response,
         .iter()
         .map(|m| context! { time => time(m.created_at), from => m.from_number.as_str(), body => m.body.as_str() })
         .collect();
-    let (free_left, free_limit, balance, locked) = match &credits {
-        Some(c) => (
-            (c.free_minutes_limit - c.free_minutes_used).max(0),
-            c.free_minutes_limit,
-            money(c.balance_cents),
-            c.locked,
-        ),
-        None => (0, 0, money(0), false),
+    let (free_left, free_limit, balance, locked, low) = match &credits {
+        Some(c) => {
+            let free_left = (c.free_minutes_limit - c.free_minutes_used).max(0);
+            let low = crate::domain::credits::is_low(free_left, c.balance_cents);
+            (free_left, c.free_minutes_limit, money(c.balance_cents), c.locked, low)
+        }
+        None => (0, 0, money(0), false, false),
     };
     let number_formatted = tenant
         .ringlypro_number
@@ -113,6 +112,7 @@ pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response,
             free_minutes_limit => free_limit,
             balance,
             locked,
+            low,
         },
     )
 }

@@ -460,3 +460,19 @@ async fn an_owner_blocks_a_number_written_any_way_its_calls_are_refused_free_and
     assert_eq!(gone.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_today_page_warns_when_credit_runs_low_and_not_before() {
+    let app = spawn_app().await;
+    let owner = crate::helpers::signed_in_owner(&app, "cleo@example.com", "Cleo's Clinic", NUMBER).await;
+    let today =
+        || async { owner.client.get(format!("{}/app", app.base_url)).send().await.unwrap().text().await.unwrap() };
+    assert!(!today().await.contains("id=\"low-balance\""), "100 free minutes are not low");
+    set_account(&app.pool, owner.client_id, 0, 95).await;
+    let page = today().await;
+    assert!(page.contains("id=\"low-balance\""), "5 free minutes and no balance are low");
+    assert!(page.contains("5 free minutes"));
+    set_account(&app.pool, owner.client_id, 2000, 95).await;
+    assert!(!today().await.contains("id=\"low-balance\""), "a balance behind them is not low");
+    app.stop().await;
+}
