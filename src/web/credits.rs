@@ -107,32 +107,15 @@ pub struct AutoReloadView {
     pub problem: Option<String>,
 }
 
-/// One line of the ledger.
+/// One line of the ledger, with what the page and the API read off it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LedgerEntry {
-    /// `call`, `reload`, `auto_reload`, `manual_reload`, `refund`, `adjustment`, `failed`
-    /// or `reset` (the monthly free minutes).
-    pub kind: String,
-    /// The change to the balance: negative for a call's cost, zero for a reset.
-    pub amount_cents: i64,
+    #[serde(flatten)]
+    pub line: LedgerLine,
     /// A call's cost (positive), zero for anything else.
     pub cost_cents: i64,
-    pub balance_before_cents: Option<i64>,
-    pub balance_after_cents: Option<i64>,
-    pub call_sid: Option<String>,
-    /// Who called, for a call.
-    pub caller: Option<String>,
-    pub minutes: i32,
-    pub free_minutes: i32,
-    pub paid_minutes: i32,
-    /// Why a call cost nothing: `owner_answered`, `too_short`, `blocked_caller`, `not_answered`.
-    pub not_charged: Option<String>,
     /// The explanation of a call not charged, or a payment's note (an adjustment's reason).
     pub reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// A reset's new month, and the free minutes the month before used.
-    pub cycle_start: Option<NaiveDate>,
-    pub free_used_before: Option<i32>,
 }
 
 /// Minutes on one local day.
@@ -226,29 +209,13 @@ pub fn fill_days(first: NaiveDate, last: NaiveDate, days: &[DayMinutes]) -> Vec<
 }
 
 fn entry(line: LedgerLine) -> LedgerEntry {
-    let is_call = line.kind == "call";
     let reason = match (&line.not_charged, &line.note) {
         (Some(n), _) => Some(n.explanation().to_owned()),
         (None, Some(note)) if !note.is_empty() => Some(note.clone()),
         _ => None,
     };
-    LedgerEntry {
-        cost_cents: if is_call { -line.amount_cents } else { 0 },
-        amount_cents: line.amount_cents,
-        balance_before_cents: line.balance_before_cents,
-        balance_after_cents: line.balance_after_cents,
-        call_sid: line.call_sid,
-        caller: line.caller,
-        minutes: line.minutes,
-        free_minutes: line.free_minutes,
-        paid_minutes: line.paid_minutes,
-        not_charged: line.not_charged.map(|n| n.as_str().to_owned()),
-        reason,
-        created_at: line.created_at,
-        cycle_start: line.cycle_start,
-        free_used_before: line.free_used_before,
-        kind: line.kind,
-    }
+    let cost_cents = if line.kind == "call" { -line.amount_cents } else { 0 };
+    LedgerEntry { line, cost_cents, reason }
 }
 
 /// The JSON view and the zone the page writes its dates in.
@@ -451,38 +418,40 @@ async fn credits_page(
         .ledger
         .iter()
         .map(|e| {
-            let detail = match e.kind.as_str() {
-                "call" if e.not_charged.is_some() => e.reason.clone().unwrap_or_default(),
-                "call" => format!("{} min ({} free, {} paid)", e.minutes, e.free_minutes, e.paid_minutes),
+            let detail = match e.line.kind.as_str() {
+                "call" if e.line.not_charged.is_some() => e.reason.clone().unwrap_or_default(),
+                "call" => {
+                    format!("{} min ({} free, {} paid)", e.line.minutes, e.line.free_minutes, e.line.paid_minutes)
+                }
                 "reset" => format!(
                     "Free minutes renewed for {} ({} used the month before)",
-                    e.cycle_start.map(|c| c.format("%B %Y").to_string()).unwrap_or_default(),
-                    e.free_used_before.unwrap_or(0)
+                    e.line.cycle_start.map(|c| c.format("%B %Y").to_string()).unwrap_or_default(),
+                    e.line.free_used_before.unwrap_or(0)
                 ),
                 _ => e.reason.clone().unwrap_or_default(),
             };
-            let label = match e.caller.as_deref() {
-                Some(caller) if e.kind == "call" && !caller.is_empty() => format!(
+            let label = match e.line.caller.as_deref() {
+                Some(caller) if e.line.kind == "call" && !caller.is_empty() => format!(
                     "Call from {}",
                     PhoneNumber::parse(caller).map(|p| p.formatted()).unwrap_or_else(|_| caller.to_owned())
                 ),
-                _ => kind_label(&e.kind).to_owned(),
+                _ => kind_label(&e.line.kind).to_owned(),
             };
-            let amount = match e.kind.as_str() {
+            let amount = match e.line.kind.as_str() {
                 "reset" => String::new(),
-                "call" if e.not_charged.is_some() => "no charge".to_owned(),
+                "call" if e.line.not_charged.is_some() => "no charge".to_owned(),
                 "call" if e.cost_cents == 0 => "free".to_owned(),
-                _ => signed_dollars(e.amount_cents),
+                _ => signed_dollars(e.line.amount_cents),
             };
             context! {
-                kind => e.kind.as_str(),
+                kind => e.line.kind.as_str(),
                 label,
-                when => when(e.created_at),
-                call_sid => e.call_sid.as_deref(),
+                when => when(e.line.created_at),
+                call_sid => e.line.call_sid.as_deref(),
                 detail,
-                charged => e.kind != "call" || e.not_charged.is_none(),
+                charged => e.line.kind != "call" || e.line.not_charged.is_none(),
                 amount,
-                balance_after => e.balance_after_cents.map(dollars),
+                balance_after => e.line.balance_after_cents.map(dollars),
             }
         })
         .collect();

@@ -178,3 +178,20 @@ const DOCS_SCRIPT: &str = r#""use strict";
   });
 })();
 "#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_ledger_entry_documents_the_stored_line_and_what_is_read_off_it() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let entry = doc["components"]["schemas"]["LedgerEntry"].to_string();
+        for field in ["cost_cents", "reason", "LedgerLine"] {
+            assert!(entry.contains(field), "{field} missing from {entry}");
+        }
+        let line = doc["components"]["schemas"]["LedgerLine"]["properties"].as_object().unwrap();
+        for field in ["kind", "amount_cents", "balance_after_cents", "call_sid", "not_charged", "minutes"] {
+            assert!(line.contains_key(field), "{field}");
+        }
+        assert!(!line.contains_key("note"), "the note is given as the entry's reason");
+    }
+}

@@ -8,8 +8,8 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use crate::domain::credits::NotCharged;
 use crate::domain::ids::TenantId;
 
-/// One line of the ledger, whatever table it comes from.
-#[derive(Debug, Clone, FromRow)]
+/// One line of the ledger, whatever table it comes from (as stored, and in the JSON API).
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct LedgerLine {
     /// `call`, `reset`, or a payment's kind (`reload`, `auto_reload`, `manual_reload`,
     /// `refund`, `adjustment`, `failed`).
@@ -27,8 +27,11 @@ pub struct LedgerLine {
     pub minutes: i32,
     pub free_minutes: i32,
     pub paid_minutes: i32,
+    /// Why a call cost nothing: `owner_answered`, `too_short`, `blocked_caller`, `not_answered`.
+    #[schema(value_type = Option<String>)]
     pub not_charged: Option<NotCharged>,
-    /// A payment's note (an adjustment's reason).
+    /// A payment's note (an adjustment's reason); shown as the line's `reason`.
+    #[serde(skip)]
     pub note: Option<String>,
     /// A reset's new cycle and how many free minutes the old one had used.
     pub cycle_start: Option<NaiveDate>,
