@@ -23,6 +23,7 @@ use crate::providers::stt::sphinx::{SphinxConfig, SphinxStt};
 use crate::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
+use crate::services::call_control::CallControl;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
 use crate::storage::call_state::CallStateStore;
@@ -144,6 +145,7 @@ impl Application {
             passwords: Passwords::new(config.accounts.password_cost),
             attempt_limiter: Arc::new(AttemptLimiter::new(config.accounts.attempts_per_ip_per_minute)),
             payments,
+            call_control: CallControl::new(registry.clone(), store.clone()),
             config,
             pool,
             store,
@@ -169,6 +171,7 @@ impl Application {
         let registry = self.state.registry.clone();
         let grace = self.state.config.shutdown_grace;
         let sweeper = self.state.payments.spawn_sweeper();
+        let commands = self.state.call_control.spawn_listener();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -190,6 +193,10 @@ impl Application {
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;
         if left > 0 {
             tracing::warn!(left, "calls still running at the end of the grace period");
+        }
+        // Calls being drained could still be taken over; now none are left here.
+        if let Some(commands) = &commands {
+            commands.abort();
         }
         match tokio::time::timeout(std::time::Duration::from_secs(5), server).await {
             Ok(joined) => joined.context("server task")?.context("server")?,

@@ -1,9 +1,10 @@
 //! Calls in progress: the per-call actor that owns a conversation, who has the floor, the
 //! agent's voice toward the caller, outbound audio pacing, the recording of both legs, the
-//! JSON a call publishes while it runs, and the registry of live calls (used to drain them
-//! on shutdown).
+//! JSON a call publishes while it runs, the owner's commands to a live call, and the
+//! registry of live calls (used to drain them on shutdown and to reach them).
 
 pub mod actor;
+pub mod commands;
 pub mod conversation;
 pub mod engines;
 pub mod events;

@@ -173,6 +173,11 @@ impl Policy {
         Step::Reply { text, end: false, transfer: false }
     }
 
+    /// What the agent says when the owner takes the call over.
+    pub fn takeover_line(&mut self, ctx: &Context<'_>) -> String {
+        self.line(ctx, "takeover", Value::UNDEFINED)
+    }
+
     fn line(&mut self, ctx: &Context<'_>, key: &str, extra: Value) -> String {
         let merged = context! { ..extra, ..self.base(ctx) };
         self.prefix = None;

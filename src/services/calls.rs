@@ -40,3 +40,12 @@ pub async fn save(pool: &PgPool, record: &CallRecord<'_>) -> anyhow::Result<()> 
     tx.commit().await.context("committing the call record")?;
     Ok(())
 }
+
+/// Records at once that the call goes to the owner, so the TwiML fetched when the stream
+/// closes dials them even before the rest of the record is saved.
+pub async fn mark_handed_over(pool: &PgPool, client_id: TenantId, call_id: CallId) -> anyhow::Result<()> {
+    let mut tx = begin_tenant(pool, client_id).await?;
+    calls::set_outcome(&mut tx, call_id, Outcome::Transfer).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,6 +1,8 @@
 //! The call-state store: each live call's conversation checkpoint (`call:{CallSid}`, with a
-//! TTL) and the per-tenant index of live calls. Redis when configured, so the dashboard and
-//! other instances see it; an in-process map with the same behaviour otherwise.
+//! TTL), the per-tenant index of live calls, the tenants' live feeds, and the owner's
+//! commands on their way to the instance holding a call. Redis when configured, so the
+//! dashboard and other instances see it; an in-process map with the same behaviour
+//! otherwise (where a command only ever reaches this instance's calls).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -212,6 +214,65 @@ impl CallStateStore {
                     pubsub.into_on_message().filter_map(|message| async move { message.get_payload::<String>().ok() });
                 Ok(feed.boxed())
             }
+        }
+    }
+
+    /// Publishes an owner's command (as JSON) to every instance (`{prefix}call-commands`);
+    /// the one holding the call acknowledges it. With the in-process store there is no other
+    /// instance: `false`.
+    pub async fn publish_command(&self, routed: &str) -> anyhow::Result<bool> {
+        match self {
+            CallStateStore::Memory(_) => Ok(false),
+            CallStateStore::Redis { pool, prefix, .. } => {
+                let mut conn = pool.get().await?;
+                let listeners: i64 = conn.publish(format!("{prefix}call-commands"), routed).await?;
+                Ok(listeners > 0)
+            }
+        }
+    }
+
+    /// The commands published by any instance, for this one to hand to its calls; `None`
+    /// with the in-process store.
+    pub async fn subscribe_commands(&self) -> anyhow::Result<Option<Feed>> {
+        use futures::StreamExt;
+        match self {
+            CallStateStore::Memory(_) => Ok(None),
+            CallStateStore::Redis { prefix, client, .. } => {
+                let mut pubsub = client.get_async_pubsub().await.context("opening a Redis subscription")?;
+                pubsub.subscribe(format!("{prefix}call-commands")).await.context("subscribing to call commands")?;
+                let feed =
+                    pubsub.into_on_message().filter_map(|message| async move { message.get_payload::<String>().ok() });
+                Ok(Some(feed.boxed()))
+            }
+        }
+    }
+
+    /// Says that command `id` reached its call (`{prefix}command-ack:{id}`, kept a minute).
+    pub async fn acknowledge_command(&self, id: &str) -> anyhow::Result<()> {
+        if let CallStateStore::Redis { pool, prefix, .. } = self {
+            let mut conn = pool.get().await?;
+            let _: () = conn.set_ex(format!("{prefix}command-ack:{id}"), 1, 60).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits up to `within` for command `id` to be acknowledged.
+    pub async fn command_acknowledged(&self, id: &str, within: Duration) -> anyhow::Result<bool> {
+        let CallStateStore::Redis { pool, prefix, .. } = self else { return Ok(false) };
+        let key = format!("{prefix}command-ack:{id}");
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            // A short poll rather than a blocking pop: pooled connections are shared.
+            let mut conn = pool.get().await?;
+            let acked: Option<i64> = conn.get(&key).await?;
+            drop(conn);
+            if acked.is_some() {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
         }
     }
 

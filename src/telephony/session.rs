@@ -110,7 +110,7 @@ pub async fn run(
 ) {
     let path = if setup.relay { "relay" } else { "stream" };
     let span = tracing::info_span!("call", call_sid = %setup.call_sid, tenant_id = %setup.tenant.id, path);
-    let registration = app.registry.register(&setup.call_sid, setup.tenant.id);
+    let (registration, commands) = app.registry.register(&setup.call_sid, setup.tenant.id);
     let (in_tx, in_rx) = mpsc::channel::<CallInput>(512);
     let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
     let writer = tokio::spawn(
@@ -173,7 +173,7 @@ pub async fn run(
         .instrument(span.clone()),
     );
     let actor = CallActor::new(app.call_deps.clone(), setup, out_tx);
-    let summary = actor.run(in_rx, app.registry.shutdown_signal()).instrument(span.clone()).await;
+    let summary = actor.run(in_rx, commands, app.registry.shutdown_signal()).instrument(span.clone()).await;
     reader.abort();
     let _ = writer.await;
     drop(registration);

@@ -76,6 +76,18 @@ pub fn say_and_hang_up(text: &str, language: &str) -> String {
     document(&format!(r#"<Say language="{}">{}</Say><Hangup/>"#, escape(language), escape(text)))
 }
 
+/// Speaks a short line, then rings the owner's phone (a call taken over from outside
+/// our stream).
+pub fn say_and_dial(text: &str, language: &str, number: &str, caller_id: Option<&str>) -> String {
+    let caller_id = caller_id.map(|c| format!(r#" callerId="{}""#, escape(c))).unwrap_or_default();
+    document(&format!(
+        r#"<Say language="{}">{}</Say><Dial{caller_id}>{}</Dial>"#,
+        escape(language),
+        escape(text),
+        escape(number)
+    ))
+}
+
 /// Ends the call.
 pub fn hang_up() -> String {
     document("<Hangup/>")

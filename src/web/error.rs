@@ -55,6 +55,9 @@ pub enum Error {
     /// Rate limited; `retry_after_secs` goes in `Retry-After`.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
+    /// Something the request needs cannot be reached just now; trying again may work.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -75,6 +78,7 @@ impl Error {
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

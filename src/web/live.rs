@@ -1,31 +1,38 @@
 //! Calls in progress (`/app/live`): what has been said so far and the intent and details
 //! collected, then each new line as it is spoken, streamed as Server-Sent Events from the
-//! tenant's live feed. Only the signed-in tenant's calls are read or streamed.
+//! tenant's live feed; and the owner's two controls on each call, "Take this call" and
+//! "Send a note". Only the signed-in tenant's calls are read, streamed or controlled.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::{HeaderValue, header};
+use axum::response::Redirect;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::call::commands::{CallCommand, MAX_NOTE_CHARS};
 use crate::call::events::{Checkpoint, LiveEvent};
 use crate::dialogue::nlu::Intent;
+use crate::domain::accounts::FieldError;
 use crate::domain::calls::Speaker;
 use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::scheduling::Slot;
+use crate::services::call_control::{ControlError, Reached};
 use crate::storage::postgres::{begin_tenant, call_history, today};
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Owner;
+use crate::web::error::ErrorBody;
 use crate::web::shell::render;
 
 /// How often an idle stream carries a comment, so proxies keep it open.
@@ -136,8 +143,26 @@ fn so_far(checkpoint: Checkpoint<'_>) -> (LiveSlots, Vec<LiveLine>) {
     (slots, lines)
 }
 
+/// What the last control pressed on the page did (`?done=`), as the page says it.
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+fn done_notice(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "takeover" => "Rachel is handing the call to you now: your phone will ring in a moment.",
+        "note" => "Your note will be said at the agent's next turn.",
+        "note-invalid" => "A note must be a line of text of at most 300 characters.",
+        "ended" => "That call has already ended.",
+        "unreachable" => "That call could not be reached just now; please try again.",
+        _ => return None,
+    })
+}
+
 /// `GET /app/live`: the live calls as they stand, kept up to date by `/static/live.js`.
-pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
+pub async fn page(State(app): State<WebState>, owner: Owner, Query(done): Query<Done>) -> Result<Response, Error> {
     let live = snapshot(&app, owner.client_id).await?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let tz = today::tenant_header(&mut tx, owner.client_id)
@@ -163,8 +188,125 @@ pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response,
     render(
         &app.templates,
         "live.html",
-        context! { owner => minijinja::Value::from(minijinja::value::Serde(&owner)), active => "live", calls },
+        context! {
+            owner => minijinja::Value::from(minijinja::value::Serde(&owner)),
+            active => "live",
+            calls,
+            notice => done_notice(&done.done),
+            max_note => MAX_NOTE_CHARS,
+        },
     )
+}
+
+/// What a command reached.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommandSent {
+    /// `this_instance`, `other_instance` (through Redis) or `twilio` (the call was moved by
+    /// Twilio's REST API because no instance answered).
+    pub reached: Reached,
+}
+
+/// A line for the agent to say.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Note {
+    #[schema(example = "Tell them we can fit them in at three today.")]
+    pub text: String,
+}
+
+async fn send(app: &WebState, owner: &Owner, call_sid: &str, command: CallCommand) -> Result<Reached, Error> {
+    app.call_control.send(owner.client_id, call_sid, command).await.map_err(|e| match e {
+        ControlError::NotLive => Error::NotFound(e.to_string()),
+        ControlError::Ending => Error::Conflict { message: e.to_string(), field: None, link: None },
+        ControlError::Unreachable => Error::Unavailable(e.to_string()),
+        ControlError::Failed(e) => Error::Unexpected(e),
+    })
+}
+
+fn note_command(text: &str) -> Result<CallCommand, Error> {
+    CallCommand::note(text).ok_or_else(|| {
+        Error::Invalid(vec![FieldError {
+            field: "text",
+            message: format!("a note is one line of text of at most {MAX_NOTE_CHARS} characters"),
+        }])
+    })
+}
+
+/// Hands the call to the owner: the agent says a short line and the call rings the
+/// owner's phone.
+#[utoipa::path(post, path = "/api/live/{call_sid}/takeover", tag = "live",
+    summary = "Take a live call: the agent hands it over and the owner's phone rings",
+    params(("call_sid" = String, Path, description = "Twilio's CallSid of the live call")),
+    responses(
+        (status = 202, body = CommandSent),
+        (status = 404, description = "no such call in progress", body = ErrorBody),
+        (status = 409, description = "the call is ending", body = ErrorBody),
+        (status = 503, description = "the call could not be reached", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("session" = [])))]
+pub async fn api_take_over(
+    State(app): State<WebState>,
+    owner: Owner,
+    Path(call_sid): Path<String>,
+) -> Result<Response, Error> {
+    let reached = send(&app, &owner, &call_sid, CallCommand::TakeOver).await?;
+    tracing::info!(tenant_id = %owner.client_id, call_sid, ?reached, "the owner took a call");
+    Ok((StatusCode::ACCEPTED, Json(CommandSent { reached })).into_response())
+}
+
+/// Has the agent say the owner's line at its next turn.
+#[utoipa::path(post, path = "/api/live/{call_sid}/note", tag = "live",
+    summary = "Send a note: the agent says it at its next turn",
+    params(("call_sid" = String, Path, description = "Twilio's CallSid of the live call")),
+    request_body = Note,
+    responses(
+        (status = 202, body = CommandSent),
+        (status = 400, description = "empty or longer than 300 characters", body = ErrorBody),
+        (status = 404, description = "no such call in progress", body = ErrorBody),
+        (status = 409, description = "the call is ending", body = ErrorBody),
+        (status = 503, description = "the call could not be reached", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("session" = [])))]
+pub async fn api_note(
+    State(app): State<WebState>,
+    owner: Owner,
+    Path(call_sid): Path<String>,
+    crate::web::json_body::JsonBody(note): crate::web::json_body::JsonBody<Note>,
+) -> Result<Response, Error> {
+    let reached = send(&app, &owner, &call_sid, note_command(&note.text)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(CommandSent { reached })).into_response())
+}
+
+/// Where a control's form lands: back on the page, saying what happened.
+fn back(result: Result<Reached, Error>, done: &str) -> Response {
+    let to = match result {
+        Ok(_) => done,
+        Err(Error::NotFound(_) | Error::Conflict { .. }) => "ended",
+        Err(Error::Unavailable(_)) => "unreachable",
+        Err(Error::Invalid(_)) => "note-invalid",
+        Err(e) => return e.into_response(),
+    };
+    Redirect::to(&format!("/app/live?done={to}")).into_response()
+}
+
+/// The page's "Take this call" button.
+pub async fn take_over_form(State(app): State<WebState>, owner: Owner, Path(call_sid): Path<String>) -> Response {
+    back(send(&app, &owner, &call_sid, CallCommand::TakeOver).await, "takeover")
+}
+
+/// The page's "Send a note" form.
+pub async fn note_form(
+    State(app): State<WebState>,
+    owner: Owner,
+    Path(call_sid): Path<String>,
+    Form(note): Form<Note>,
+) -> Response {
+    let result = match note_command(&note.text) {
+        Ok(command) => send(&app, &owner, &call_sid, command).await,
+        Err(e) => Err(e),
+    };
+    back(result, "note")
 }
 
 /// The tenant's calls in progress, with what has been said so far.
@@ -214,7 +356,10 @@ pub async fn events(State(app): State<WebState>, owner: Owner) -> Result<Respons
 
 /// The live view's part of the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(api_live, events), components(schemas(LiveCalls, LiveCall, LiveLine, LiveSlots)))]
+#[openapi(
+    paths(api_live, events, api_take_over, api_note),
+    components(schemas(LiveCalls, LiveCall, LiveLine, LiveSlots, CommandSent, Note, Reached))
+)]
 pub struct LiveApi;
 
 #[cfg(test)]

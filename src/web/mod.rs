@@ -18,6 +18,7 @@ use sqlx::PgPool;
 
 use crate::call::registry::CallRegistry;
 use crate::config::Config;
+use crate::services::call_control::CallControl;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
 use crate::storage::call_state::CallStateStore;
@@ -62,6 +63,8 @@ pub struct WebState {
     pub attempt_limiter: Arc<limits::AttemptLimiter>,
     /// Credit, reloads and Stripe.
     pub payments: Payments,
+    /// The owner's commands to live calls, on whichever instance they run.
+    pub call_control: CallControl,
 }
 
 /// Every dashboard, `/api`, asset and health route. The CSRF check
@@ -125,6 +128,10 @@ pub fn routes() -> Router<WebState> {
         .route("/app/live/events", get(live::events))
         .route("/api/live", get(live::api_live))
         .route("/api/live/events", get(live::events))
+        .route("/api/live/{call_sid}/takeover", post(live::api_take_over))
+        .route("/api/live/{call_sid}/note", post(live::api_note))
+        .route("/app/live/{call_sid}/takeover", post(live::take_over_form))
+        .route("/app/live/{call_sid}/note", post(live::note_form))
         .route("/static/live.js", get(shell::live_script))
         .route("/signup", get(accounts::pages::signup_form).post(accounts::pages::signup))
         .route("/login", get(accounts::pages::login_form).post(accounts::pages::login))

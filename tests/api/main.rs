@@ -24,5 +24,6 @@ mod payments;
 mod recordings;
 mod relay;
 mod settings;
+mod takeover;
 mod tenants;
 mod webhooks;

@@ -89,6 +89,13 @@ impl CallActor {
 
     /// Carries out what turn-taking decided.
     pub(super) async fn react(&mut self, reaction: Reaction, now: Instant) {
+        if self.handing_over {
+            // The owner has the call: the caller's words are kept, the agent is not stopped.
+            if let Reaction::Words { text, complete: true, .. } = reaction {
+                self.on_caller_turn(text).await;
+            }
+            return;
+        }
         match reaction {
             Reaction::Nothing => {}
             Reaction::Hold => self.hold_for_caller(now).await,

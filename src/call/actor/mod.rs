@@ -7,6 +7,7 @@
 //! by [`TurnTaking`]; how the agent's words reach the caller, by [`Voice`].
 
 mod listening;
+mod owner;
 mod record;
 mod reply;
 mod speaking;
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::audio::mulaw;
 use crate::audio::ogg_opus::OpusSettings;
+use crate::call::commands::CallCommand;
 use crate::call::conversation::LlmConversation;
 use crate::call::io::{CallInput, CallOutput};
 use crate::call::recording::Recorder;
@@ -79,6 +81,10 @@ pub struct CallActor {
     hangup_requested: bool,
     closed: bool,
     shutting_down: bool,
+    /// The owner took the call: the hand-over line is said whatever the caller does.
+    handing_over: bool,
+    /// The owner's note, said at the agent's next turn.
+    owner_note: Option<String>,
     /// When the next housekeeping tick runs (pacing, timers).
     next_tick: Instant,
 }
@@ -111,6 +117,8 @@ impl CallActor {
             hangup_requested: false,
             closed: false,
             shutting_down: false,
+            handing_over: false,
+            owner_note: None,
             next_tick: now,
             deps,
             setup,
@@ -118,12 +126,14 @@ impl CallActor {
     }
 
     /// Runs the call until the caller hangs up, the agent ends it, or shutdown; then saves
-    /// everything.
+    /// everything. The owner's commands arrive on `commands`.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<CallInput>,
+        commands: mpsc::Receiver<CallCommand>,
         mut shutdown: watch::Receiver<bool>,
     ) -> CallSummary {
+        let mut commands = Some(commands);
         self.begin().await;
         while !self.closed && !self.voice.is_gone() {
             let barge_at = self.floor.barge_deadline();
@@ -132,6 +142,10 @@ impl CallActor {
                 biased;
                 changed = shutdown.changed(), if !self.shutting_down => self.on_shutdown(changed.is_err() || *shutdown.borrow(), changed.is_ok()).await,
                 msg = input.recv() => self.on_input(msg.unwrap_or(CallInput::Hangup)).await,
+                command = recv_command(&mut commands) => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => commands = None,
+                },
                 event = recv_stt(&mut self.stt) => match event {
                     Some(event) => self.on_stt(event).await,
                     None => self.on_stt_failure(ProviderError::retryable(self.stt_engine.name(), "stream closed")),
@@ -285,7 +299,7 @@ impl CallActor {
     /// the unplayed rest, until it is clear whether they are taking the floor (barge-in) or
     /// only made a sound (the turn goes on from where it stopped).
     async fn hold_for_caller(&mut self, now: Instant) {
-        if self.voice.is_relay() || self.speaking.is_none() || !self.floor.hold(now) {
+        if self.voice.is_relay() || self.speaking.is_none() || self.handing_over || !self.floor.hold(now) {
             return;
         }
         self.voice.hold(now).await;
@@ -324,11 +338,16 @@ impl CallActor {
         metrics::counter!("ringlypro_barge_ins_total").increment(1);
         tracing::info!(call_sid = %self.setup.call_sid, heard, "caller interrupted the agent");
         // A goodbye or transfer the caller talked over is not carried out: they want more.
-        self.hangup_requested = false;
+        // The owner's hand-over is, whatever the caller says.
+        self.hangup_requested &= self.handing_over;
     }
 
     /// ConversationRelay stopped our speech because the caller talked: trim like barge-in.
     fn relay_interrupted(&mut self, heard: &str) {
+        if self.handing_over {
+            // The hand-over line is said through to the end.
+            return;
+        }
         let reply = self.reply.take();
         self.voice.cancel_end();
         self.hangup_requested = false;
@@ -353,6 +372,11 @@ impl CallActor {
             self.maybe_switch_language(&text);
         }
         let caller_index = self.record_caller_turn(text.clone());
+        if self.handing_over {
+            // The owner has the call now; the words go in the transcript only.
+            self.checkpoint().await;
+            return;
+        }
         let timing = {
             let t = &self.turns[caller_index];
             (t.ended_at.unwrap_or(t.started_at), t.stt_final_at.unwrap_or(t.started_at))
@@ -406,6 +430,13 @@ fn start_recording(setup: &CallSetup, origin: Instant) -> Option<Recorder> {
 async fn recv_stt(stt: &mut Option<SttStream>) -> Option<SttEvent> {
     match stt {
         Some(stream) => stream.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_command(commands: &mut Option<mpsc::Receiver<CallCommand>>) -> Option<CallCommand> {
+    match commands {
+        Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,
     }
 }

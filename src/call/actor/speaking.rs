@@ -233,6 +233,9 @@ impl CallActor {
             self.end_for_time().await;
             return;
         }
+        if self.owner_note.is_some() {
+            self.say_owner_note().await;
+        }
         if self.speaking.is_none()
             && self.reply.is_none()
             && self.floor.silent_for(now, self.deps.settings.silence_timeout)

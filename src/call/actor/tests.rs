@@ -13,6 +13,7 @@ use crate::call::engines::Engines;
 use crate::call::events::Checkpoint;
 use crate::call::setup::CallSettings;
 use crate::dialogue::prompts::Prompts;
+use crate::domain::calls::Outcome;
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::scheduling::BusinessHours;
 use crate::domain::tenants::{Tenant, VoicePath};
@@ -88,6 +89,7 @@ impl Rig {
 /// One call in progress, seen from the transport's side.
 struct Call {
     input: mpsc::Sender<CallInput>,
+    commands: mpsc::Sender<CallCommand>,
     output: mpsc::Receiver<CallOutput>,
     store: CallStateStore,
     task: JoinHandle<CallSummary>,
@@ -117,9 +119,10 @@ fn start(engines: Engines) -> Call {
     let (input_tx, input_rx) = mpsc::channel(64);
     let (output_tx, output) = mpsc::channel(256);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (commands, commands_rx) = mpsc::channel(8);
     let actor = CallActor::new(deps(engines, store.clone()), setup, output_tx);
-    let task = tokio::spawn(actor.run(input_rx, shutdown_rx));
-    Call { input: input_tx, output, store, task, _shutdown: shutdown_tx }
+    let task = tokio::spawn(actor.run(input_rx, commands_rx, shutdown_rx));
+    Call { input: input_tx, commands, output, store, task, _shutdown: shutdown_tx }
 }
 
 impl Call {
@@ -375,4 +378,53 @@ async fn an_unavailable_recogniser_gives_way_to_the_local_one() {
     call.over(ms(100)).await;
     assert!(local_streams.recv().await.is_some(), "the local recogniser listens");
     call.hang_up().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_owner_taking_over_cuts_the_agent_says_the_hand_over_line_and_closes_into_a_transfer() {
+    let mut rig = Rig::new();
+    let mut call = start(rig.engines());
+    let stream = rig.streams.recv().await.expect("the recogniser was opened");
+    call.over(ms(600)).await;
+    call.commands.send(CallCommand::TakeOver).await.expect("the call takes commands");
+    let cut = call.over(ms(100)).await;
+    assert_eq!(clears(&cut), 1, "the greeting stops at once");
+    // The caller talking over the hand-over line changes nothing.
+    say(&stream, SttEvent::SpeechStarted).await;
+    say(&stream, final_words("wait, what is happening")).await;
+    let rest = call.over(Duration::from_secs(10)).await;
+    assert_eq!(clears(&rest), 0, "the hand-over line is not cut");
+    assert!(rest.contains(&CallOutput::Close), "the stream closes once the line is said");
+    let turns = rig.tts.turns();
+    assert_eq!(turns.len(), 2, "{turns:?}");
+    assert!(turns[1].contains("putting you through to someone at Alpha Dental"), "{turns:?}");
+    let summary = call.task.await.expect("the call ends");
+    assert_eq!(summary.outcome, Outcome::Transfer);
+    assert!(summary.transfer);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_owners_note_is_said_at_the_agents_next_turn_never_over_it() {
+    let rig = Rig::new();
+    let mut call = start(rig.engines());
+    call.over(ms(600)).await;
+    // Sent while the greeting plays: it waits for the greeting to end.
+    let note = CallCommand::note("Tell them we can fit them in at three today.").expect("a note");
+    call.commands.send(note).await.expect("the call takes commands");
+    let during = call.over(ms(300)).await;
+    assert_eq!(clears(&during), 0, "the note does not cut the greeting");
+    assert_eq!(rig.tts.turns().len(), 1);
+    let after = call.over(Duration::from_secs(8)).await;
+    assert!(audio_ms(&after) > 0);
+    let turns = rig.tts.turns();
+    assert_eq!(turns.len(), 2, "{turns:?}");
+    assert_eq!(turns[1], "Tell them we can fit them in at three today.");
+    let checkpoint = call.checkpoint().await;
+    let said = checkpoint.turns.iter().filter(|t| t.speaker == Speaker::Agent).map(|t| t.text.as_str());
+    assert!(
+        said.clone().any(|t| t == "Tell them we can fit them in at three today."),
+        "{:?}",
+        said.collect::<Vec<_>>()
+    );
+    assert_eq!(call.hang_up().await.outcome, Outcome::None);
 }

@@ -1,10 +1,89 @@
 // Live calls: keeps /app/live up to date from the server's event stream. Lines are keyed
-// by call and seq, so a line sent again (longer) replaces the one shown.
+// by call and seq, so a line sent again (longer) replaces the one shown. Each call's
+// "Send a note" and "Take this call" forms are sent in the background (the page keeps
+// its stream); without script they post and come back to the page.
 (function () {
   "use strict";
   var root = document.getElementById("live");
   if (!root || !window.EventSource) return;
   var empty = document.getElementById("no-live");
+  var csrf = root.getAttribute("data-csrf");
+  var maxNote = root.getAttribute("data-max-note") || "300";
+
+  function hidden(name, value) {
+    var input = el("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    return input;
+  }
+
+  function controls(sid) {
+    var box = el("div", "live-controls");
+    var note = el("form", "live-note");
+    note.method = "post";
+    note.action = "/app/live/" + sid + "/note";
+    note.appendChild(hidden("csrf_token", csrf));
+    var label = el("label", "", "Note for Rachel to say");
+    var text = el("input");
+    text.name = "text";
+    text.required = true;
+    text.maxLength = Number(maxNote);
+    text.autocomplete = "off";
+    text.placeholder = "e.g. We can fit you in at 3 today";
+    label.appendChild(text);
+    note.appendChild(label);
+    note.appendChild(el("button", "toggle", "Send a note"));
+    var take = el("form", "live-takeover");
+    take.method = "post";
+    take.action = "/app/live/" + sid + "/takeover";
+    take.appendChild(hidden("csrf_token", csrf));
+    take.appendChild(el("button", "primary", "Take this call"));
+    box.appendChild(note);
+    box.appendChild(take);
+    return box;
+  }
+
+  function say(card, text, ok) {
+    var status = card.querySelector(".live-status");
+    if (!status) {
+      status = el("p", "live-status");
+      status.setAttribute("role", "status");
+      card.querySelector(".live-controls").appendChild(status);
+    }
+    status.className = "live-status " + (ok ? "notice" : "alert");
+    status.textContent = text;
+  }
+
+  // Sends a control's form to the JSON API and says what happened in the call's card.
+  root.addEventListener("submit", function (e) {
+    var form = e.target;
+    var card = form.closest(".live-call");
+    if (!card || !window.fetch) return;
+    e.preventDefault();
+    var sid = card.getAttribute("data-sid");
+    var taking = form.classList.contains("live-takeover");
+    var body = taking ? null : JSON.stringify({ text: form.elements.text.value });
+    var headers = { "X-CSRF-Token": csrf };
+    if (body) headers["Content-Type"] = "application/json";
+    var button = form.querySelector("button");
+    button.disabled = true;
+    fetch("/api/live/" + encodeURIComponent(sid) + (taking ? "/takeover" : "/note"), {
+      method: "POST", headers: headers, body: body, credentials: "same-origin"
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (r.ok) {
+          say(card, taking ? "Rachel is handing the call to you now: your phone will ring in a moment."
+                           : "Your note will be said at the agent's next turn.", true);
+          if (!taking) form.reset();
+        } else {
+          say(card, data.error || "That did not work; please try again.", false);
+        }
+      });
+    }).catch(function () {
+      say(card, "The server could not be reached; please try again.", false);
+    }).then(function () { button.disabled = false; });
+  });
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -29,6 +108,7 @@
     });
     card.appendChild(slots);
     card.appendChild(el("ol", "transcript"));
+    card.appendChild(controls(sid));
     root.insertBefore(card, empty);
     empty.hidden = true;
     return card;
