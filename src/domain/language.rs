@@ -20,6 +20,14 @@ impl Language {
         }
     }
 
+    /// The locale Twilio speaks and listens in for this language.
+    pub fn twilio_locale(self) -> &'static str {
+        match self {
+            Language::English => "en-US",
+            Language::Spanish => "es-MX",
+        }
+    }
+
     /// Parses "en"/"es" (and the long forms); anything else is `None`.
     pub fn from_code(code: &str) -> Option<Self> {
         match code.trim().to_ascii_lowercase().as_str() {

@@ -93,12 +93,6 @@ pub fn hang_up() -> String {
     document("<Hangup/>")
 }
 
-/// Refuses the call before it is answered: the caller hears a busy tone, and nobody is
-/// billed for it.
-pub fn reject() -> String {
-    document(r#"<Reject reason="busy"/>"#)
-}
-
 /// A parsed view of the TwiML above, for the simulated caller (which plays Twilio's part).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Instructions {

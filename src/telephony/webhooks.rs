@@ -8,7 +8,6 @@ use futures::{SinkExt, StreamExt};
 
 use crate::call::{CallInput, CallOutput};
 use crate::domain::calls::{HandledBy, Outcome};
-use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::tenants::VoicePath;
 use crate::services;
@@ -70,8 +69,11 @@ pub async fn voice(State(app): State<TelephonyState>, hook: TwilioRequest) -> Re
     .await?;
     tx.commit().await?;
     if blocked {
-        tracing::info!(call_sid, tenant_id = %tenant.id, from, "caller is on the block list: rejected");
-        return Ok(xml(twiml::reject()));
+        // A short refusal in the business's language, then the line drops; never charged.
+        tracing::info!(call_sid, tenant_id = %tenant.id, from, "caller is on the block list: refused");
+        let language = tenant.default_language();
+        let refusal = app.call_deps.prompts.render(language, "blocked_refusal", &minijinja::Value::UNDEFINED);
+        return Ok(xml(twiml::say_and_hang_up(&refusal, language.twilio_locale())));
     }
     if handled_by == HandledBy::Owner {
         let why = if locked { "credit is used up" } else { "agent is off" };
@@ -89,10 +91,7 @@ pub async fn voice(State(app): State<TelephonyState>, hook: TwilioRequest) -> Re
         return Ok(xml(twiml::connect_relay(&twiml::Relay {
             url: &relay_url,
             welcome_greeting: &greeting,
-            language: match tenant.language {
-                Language::Spanish => "es-MX",
-                Language::English => "en-US",
-            },
+            language: tenant.language.twilio_locale(),
             voice: RACHEL_VOICE,
             spanish_voice: LINA_VOICE,
             parameters: &parameters,

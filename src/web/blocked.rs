@@ -129,13 +129,35 @@ pub struct BlockForm {
     pub phone: String,
     #[serde(default)]
     pub note: String,
+    /// The call or contact page the form was sent from, to go back to.
+    #[serde(default)]
+    pub back: String,
+}
+
+/// Where a block form goes back to: the call or contact page it came from, or Settings.
+/// Only those pages: never an address from elsewhere.
+fn back_to(form: &BlockForm, settings: &str) -> String {
+    let back = form.back.as_str();
+    let page = back.strip_prefix("/app/calls/").or_else(|| back.strip_prefix("/app/contacts/")).is_some_and(|rest| {
+        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    });
+    if page { back.to_owned() } else { settings.to_owned() }
+}
+
+/// Whether `phone` is on the owner's block list (for the call and contact pages).
+pub async fn is_on_list(app: &WebState, owner: &Owner, phone: &str) -> Result<bool, Error> {
+    let Ok(phone) = PhoneNumber::parse(phone) else { return Ok(false) };
+    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
+    let blocked = credits::is_blocked(&mut tx, owner.client_id, phone.as_str()).await?;
+    tx.commit().await?;
+    Ok(blocked)
 }
 
 /// `POST /app/settings/blocked`
 pub async fn add_form(State(app): State<WebState>, owner: Owner, Form(form): Form<BlockForm>) -> Response {
-    let new = NewBlockedNumber { phone: form.phone, note: form.note };
+    let new = NewBlockedNumber { phone: form.phone.clone(), note: form.note.clone() };
     match add(&app, &owner, &new).await {
-        Ok(_) => Redirect::to("/app/settings?saved=blocked#blocked").into_response(),
+        Ok(_) => Redirect::to(&back_to(&form, "/app/settings?saved=blocked#blocked")).into_response(),
         Err(Error::Invalid(_)) => Redirect::to("/app/settings?saved=blocked-invalid#blocked").into_response(),
         Err(e) => e.into_response(),
     }
@@ -144,7 +166,7 @@ pub async fn add_form(State(app): State<WebState>, owner: Owner, Form(form): For
 /// `POST /app/settings/blocked/remove`
 pub async fn remove_form(State(app): State<WebState>, owner: Owner, Form(form): Form<BlockForm>) -> Response {
     match remove(&app, &owner, &form.phone).await {
-        Ok(_) => Redirect::to("/app/settings?saved=unblocked#blocked").into_response(),
+        Ok(_) => Redirect::to(&back_to(&form, "/app/settings?saved=unblocked#blocked")).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -155,6 +177,28 @@ pub async fn remove_form(State(app): State<WebState>, owner: Owner, Form(form): 
 pub struct BlockedApi;
 
 /// The block list for the settings page.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_form_goes_back_only_to_a_call_or_contact_page() {
+        let form = |back: &str| BlockForm { phone: String::new(), note: String::new(), back: back.into() };
+        assert_eq!(back_to(&form("/app/calls/CA123"), "/s"), "/app/calls/CA123");
+        assert_eq!(back_to(&form("/app/contacts/42"), "/s"), "/app/contacts/42");
+        for elsewhere in [
+            "",
+            "https://evil.example/",
+            "//evil.example",
+            "/app/calls/",
+            "/app/calls/x/../../y",
+            "/app/contacts/1?x=y",
+        ] {
+            assert_eq!(back_to(&form(elsewhere), "/s"), "/s", "{elsewhere}");
+        }
+    }
+}
+
 pub async fn for_page(app: &WebState, owner: &Owner) -> Result<Vec<BlockedNumber>, Error> {
     list(app, owner).await
 }

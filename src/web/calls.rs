@@ -588,7 +588,8 @@ pub async fn call_page(
     Path(call_sid): Path<String>,
 ) -> Result<Response, Error> {
     let (tz, call) = detail(&app, owner.client_id, &call_sid).await?;
-    render(&app.templates, "call.html", detail_context(&owner, tz, &call, false))
+    let blocked = crate::web::blocked::is_on_list(&app, &owner, &call.from_number).await?;
+    render(&app.templates, "call.html", context! { blocked, ..detail_context(&owner, tz, &call, false) })
 }
 
 /// One call with its transcript, latency, bookings, messages and recording.

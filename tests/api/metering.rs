@@ -140,7 +140,11 @@ async fn calls_the_owner_took_short_calls_unanswered_calls_and_blocked_callers_c
         .await
         .unwrap();
     let twiml = call_in(&app, "CA-blocked", "+15559990000").await;
-    assert!(twiml.contains("<Reject"), "a blocked caller is rejected: {twiml}");
+    assert!(
+        twiml.contains("<Say language=\"en-US\">Sorry, this business is not taking your calls.")
+            && twiml.contains("<Hangup/>"),
+        "a blocked caller hears a short refusal: {twiml}"
+    );
     status(&app, "CA-blocked", "completed", Some(40)).await;
 
     sqlx::query("UPDATE clients SET rachel_enabled = false WHERE id = $1")
@@ -432,7 +436,7 @@ async fn an_owner_blocks_a_number_written_any_way_its_calls_are_refused_free_and
     let added: serde_json::Value = added.json().await.unwrap();
     assert_eq!(added["phone"], "+15559990000");
 
-    assert!(call_in(&app, "CA-robo", "+15559990000").await.contains("<Reject"));
+    assert!(call_in(&app, "CA-robo", "+15559990000").await.contains("<Hangup/>"));
     status(&app, "CA-robo", "completed", Some(60)).await;
     assert_eq!(usage(&app.pool, "CA-robo").await[0].not_charged.as_deref(), Some("blocked_caller"));
     let listed: serde_json::Value =
@@ -474,5 +478,63 @@ async fn the_today_page_warns_when_credit_runs_low_and_not_before() {
     assert!(page.contains("5 free minutes"));
     set_account(&app.pool, owner.client_id, 2000, 95).await;
     assert!(!today().await.contains("id=\"low-balance\""), "a balance behind them is not low");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_owner_blocks_a_caller_from_the_call_page_and_unblocks_from_the_contact_page() {
+    let app = spawn_app().await;
+    let owner = crate::helpers::signed_in_owner(&app, "ben@example.com", "Ben's Barbers", NUMBER).await;
+    let api = |path: &str| format!("{}{path}", app.base_url);
+    assert!(call_in(&app, "CA-first", "+15559990000").await.contains("<Connect>"), "not blocked yet");
+    let page = owner.client.get(api("/app/calls/CA-first")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Block this number"), "{page}");
+
+    let blocked = owner
+        .client
+        .post(api("/app/settings/blocked"))
+        .form(&[("csrf_token", owner.csrf_token.as_str()), ("phone", "+15559990000"), ("back", "/app/calls/CA-first")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.headers()["location"], "/app/calls/CA-first", "back to the call");
+    let page = owner.client.get(api("/app/calls/CA-first")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Unblock this number"), "the call page shows the number blocked");
+    let refused = call_in(&app, "CA-second", "+15559990000").await;
+    assert!(refused.contains("not taking your calls") && refused.contains("<Hangup/>"), "{refused}");
+
+    // The caller's contact shows it blocked too, and unblocks it.
+    let contact: i64 = sqlx::query_scalar(
+        "INSERT INTO contacts (client_id, phone, name) VALUES ($1, '+15559990000', 'Robo') RETURNING id",
+    )
+    .bind(owner.client_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let page = owner.client.get(api(&format!("/app/contacts/{contact}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Unblock this number"), "{page}");
+    let back = format!("/app/contacts/{contact}");
+    let unblocked = owner
+        .client
+        .post(api("/app/settings/blocked/remove"))
+        .form(&[("csrf_token", owner.csrf_token.as_str()), ("phone", "+15559990000"), ("back", back.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unblocked.headers()["location"], back.as_str());
+    assert!(call_in(&app, "CA-third", "+15559990000").await.contains("<Connect>"), "let in again");
+    // A form pointed at another site goes to Settings instead.
+    let elsewhere = owner
+        .client
+        .post(api("/app/settings/blocked"))
+        .form(&[
+            ("csrf_token", owner.csrf_token.as_str()),
+            ("phone", "+15559990001"),
+            ("back", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.headers()["location"], "/app/settings?saved=blocked#blocked");
     app.stop().await;
 }

@@ -387,12 +387,13 @@ async fn contact_page(
     let tenant = tenant_of(app, owner).await?;
     let (contact, events) = detail(app, owner, id).await?;
     let form = form.cloned().unwrap_or_else(|| ContactInput::default().over(&contact));
+    let blocked = crate::web::blocked::is_on_list(app, owner, &contact.phone).await?;
     render(
         &app.templates,
         "contact.html",
         context! {
             owner => owner_value(owner), active => "contacts",
-            contact => value(&contact), form => value(&form), errors, existing_link,
+            contact => value(&contact), form => value(&form), errors, existing_link, blocked,
             formatted => PhoneNumber::parse(&contact.phone).map(|p| p.formatted()).unwrap_or_else(|_| contact.phone.clone()),
             timeline => value(&entries(zone(&tenant), &events)),
             timezone => tenant.timezone.name(),
