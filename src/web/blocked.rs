@@ -177,6 +177,10 @@ pub async fn remove_form(State(app): State<WebState>, owner: Owner, Form(form): 
 pub struct BlockedApi;
 
 /// The block list for the settings page.
+pub async fn for_page(app: &WebState, owner: &Owner) -> Result<Vec<BlockedNumber>, Error> {
+    list(app, owner).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,8 +201,4 @@ mod tests {
             assert_eq!(back_to(&form(elsewhere), "/s"), "/s", "{elsewhere}");
         }
     }
-}
-
-pub async fn for_page(app: &WebState, owner: &Owner) -> Result<Vec<BlockedNumber>, Error> {
-    list(app, owner).await
 }
