@@ -29,6 +29,7 @@ pub mod settings;
 pub mod tenants;
 pub mod today;
 pub mod users;
+pub mod summaries;
 
 /// Stores each named enum as its text (`names::named!`): encoded with `as_str`, decoded
 /// with `FromStr`, so a stored name no variant has fails the read instead of passing as text.
