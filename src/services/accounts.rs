@@ -120,11 +120,18 @@ async fn queue_welcome(
     to: &str,
     number: Option<&str>,
 ) -> anyhow::Result<()> {
-    let number = number.map(|n| crate::domain::phone::PhoneNumber::parse(n).map(|p| p.formatted()).unwrap_or_else(|_| n.to_owned()));
+    let number = number
+        .map(|n| crate::domain::phone::PhoneNumber::parse(n).map(|p| p.formatted()).unwrap_or_else(|_| n.to_owned()));
     let ctx = context! { business_name, number };
     let subject = written(Language::English, "welcome_subject", &ctx)?;
     let body = written(Language::English, "welcome_body", &ctx)?;
-    let email = email_outbox::NewEmail { client_id: Some(client_id), to_address: to, kind: "welcome", subject: &subject, body: &body };
+    let email = email_outbox::NewEmail {
+        client_id: Some(client_id),
+        to_address: to,
+        kind: "welcome",
+        subject: &subject,
+        body: &body,
+    };
     email_outbox::queue(conn, &email).await.context("queueing the welcome e-mail")?;
     Ok(())
 }

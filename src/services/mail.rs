@@ -189,10 +189,7 @@ mod tests {
         );
         assert_eq!(transport_url("smtps://u:p@mail.example.com").unwrap(), "smtps://u:p@mail.example.com");
         assert_eq!(transport_url("smtp://127.0.0.1:2525?tls=none").unwrap(), "smtp://127.0.0.1:2525");
-        assert_eq!(
-            transport_url("smtp://h:25?tls=opportunistic").unwrap(),
-            "smtp://h:25?tls=opportunistic"
-        );
+        assert_eq!(transport_url("smtp://h:25?tls=opportunistic").unwrap(), "smtp://h:25?tls=opportunistic");
         assert!(transport_url("smtp://h:25?tls=maybe").is_err());
         assert!(transport_url("http://h").is_err());
     }

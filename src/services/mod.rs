@@ -5,7 +5,7 @@ pub mod agenda;
 pub mod booking;
 pub mod calls;
 pub mod credits;
+pub mod mail;
 pub mod passwords;
 pub mod payments;
-pub mod mail;
 pub mod summaries;

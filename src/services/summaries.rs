@@ -92,10 +92,9 @@ impl Scope {
     pub fn wants(self, outcome: Outcome) -> bool {
         match self {
             Self::EveryCall | Self::DailyDigest => true,
-            Self::BookingsAndMessages => matches!(
-                outcome,
-                Outcome::Booked | Outcome::Rescheduled | Outcome::Cancelled | Outcome::Message
-            ),
+            Self::BookingsAndMessages => {
+                matches!(outcome, Outcome::Booked | Outcome::Rescheduled | Outcome::Cancelled | Outcome::Message)
+            }
         }
     }
 }

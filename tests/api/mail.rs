@@ -117,7 +117,11 @@ async fn a_451_reply_is_retried_and_then_delivered() {
         .unwrap();
     assert!(later, "the retry waits");
     // The retry's time comes.
-    sqlx::query("UPDATE email_outbox SET next_attempt_at = now() WHERE id = $1").bind(id).execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE email_outbox SET next_attempt_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let (status, attempts, error) = wait_for_status(&app.pool, id, "sent").await;
     assert_eq!((status.as_str(), attempts, error), ("sent", 2, None));
     assert_eq!(smtp.messages().len(), 1);

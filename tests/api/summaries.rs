@@ -149,17 +149,17 @@ async fn only_bookings_and_messages_skips_a_plain_enquiry() {
     let client_id = owner(&app).await;
     prefer(&app.pool, client_id, "email", "bookings_and_messages", "en").await;
     ended_call(&app.pool, client_id, "CAenquiry", CALLER, "info", "en", &["how much is a cleaning please"]).await;
-    ended_call(&app.pool, client_id, "CAbooking", "+15550143333", "booked", "en", &["I want to book a cleaning"])
-        .await;
+    ended_call(&app.pool, client_id, "CAbooking", "+15550143333", "booked", "en", &["I want to book a cleaning"]).await;
     Summaries::new(app.pool.clone(), &app.state.config).run_once(Utc::now()).await.unwrap();
     let mails = summary_mails(&app.pool, "owner_summary").await;
     assert_eq!(mails.len(), 1);
     assert!(mails[0].2.contains("Booked an appointment") && mails[0].2.contains("I want to book a cleaning"));
-    let skipped: String =
-        sqlx::query_scalar("SELECT s.outcome FROM call_summaries s JOIN calls c ON c.id = s.call_id WHERE c.call_sid = 'CAenquiry'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let skipped: String = sqlx::query_scalar(
+        "SELECT s.outcome FROM call_summaries s JOIN calls c ON c.id = s.call_id WHERE c.call_sid = 'CAenquiry'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(skipped, "skipped_by_preference");
     app.stop().await;
 }
@@ -284,5 +284,56 @@ async fn a_blocked_number_gets_no_text_and_no_summary() {
     assert!(summary_mails(&app.pool, "owner_summary").await.is_empty());
     let outcome: String = sqlx::query_scalar("SELECT outcome FROM call_summaries").fetch_one(&app.pool).await.unwrap();
     assert_eq!(outcome, "blocked_caller");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_owner_chooses_summaries_in_settings_and_a_bad_choice_is_refused() {
+    let app = app(Vec::new()).await;
+    let owner = app.signed_in_owner("dana@example.com", "Bright Smile Dental").await;
+    let page = owner.get("/app/settings").await.text().await.unwrap();
+    assert!(page.contains("id=\"summaries\"") && page.contains("Call summaries"));
+    let saved = owner
+        .post_form(
+            "/app/settings/summaries",
+            &[
+                ("channel", "both"),
+                ("scope", "daily_digest"),
+                ("digest_hour", "7"),
+                ("email", "front-desk@example.com"),
+                ("language", "es"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), reqwest::StatusCode::SEE_OTHER);
+    let stored: (String, String, i16, Option<String>, String) = sqlx::query_as(
+        "SELECT summary_channel, summary_scope, summary_digest_hour, summary_email, summary_language \
+         FROM clients WHERE id = $1",
+    )
+    .bind(owner.client_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, ("both".into(), "daily_digest".into(), 7, Some("front-desk@example.com".into()), "es".into()));
+    let refused = owner
+        .post_form(
+            "/app/settings/summaries",
+            &[("channel", "pigeon"), ("scope", "every_call"), ("digest_hour", "7"), ("email", ""), ("language", "en")],
+        )
+        .await;
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let hour = owner
+        .post_form(
+            "/app/settings/summaries",
+            &[("channel", "email"), ("scope", "every_call"), ("digest_hour", "25"), ("email", ""), ("language", "en")],
+        )
+        .await;
+    assert_eq!(hour.status(), reqwest::StatusCode::BAD_REQUEST);
+    let unchanged: String = sqlx::query_scalar("SELECT summary_channel FROM clients WHERE id = $1")
+        .bind(owner.client_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(unchanged, "both");
     app.stop().await;
 }

@@ -26,10 +26,10 @@ pub mod password_resets;
 pub mod recordings;
 pub mod sessions;
 pub mod settings;
+pub mod summaries;
 pub mod tenants;
 pub mod today;
 pub mod users;
-pub mod summaries;
 
 /// Stores each named enum as its text (`names::named!`): encoded with `as_str`, decoded
 /// with `FromStr`, so a stored name no variant has fails the read instead of passing as text.

@@ -200,9 +200,7 @@ pub async fn claim_missed_call_text(
 
 /// Tenants whose owner chose the daily digest.
 pub async fn digest_tenants(pool: &PgPool) -> sqlx::Result<Vec<TenantId>> {
-    sqlx::query_scalar("SELECT id FROM clients WHERE summary_scope = 'daily_digest' ORDER BY id")
-        .fetch_all(pool)
-        .await
+    sqlx::query_scalar("SELECT id FROM clients WHERE summary_scope = 'daily_digest' ORDER BY id").fetch_all(pool).await
 }
 
 /// Takes the tenant's digest of `day`. `false`: it was already sent.
@@ -220,7 +218,11 @@ pub async fn claim_digest(conn: &mut PgConnection, client_id: TenantId, day: Nai
 
 /// The summaries of calls kept for a digest and not in one yet, oldest first, now marked
 /// as in the digest of `day`.
-pub async fn take_for_digest(conn: &mut PgConnection, client_id: TenantId, day: NaiveDate) -> sqlx::Result<Vec<String>> {
+pub async fn take_for_digest(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    day: NaiveDate,
+) -> sqlx::Result<Vec<String>> {
     let lines: Vec<(String,)> = sqlx::query_as(
         "WITH taken AS ( \
              UPDATE call_summaries SET digest_day = $2 \
