@@ -38,6 +38,8 @@ CREATE TABLE call_summaries (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX call_summaries_client_created_idx ON call_summaries (client_id, created_at);
+-- The summaries worker looks only at calls ended in the last week.
+CREATE INDEX calls_ended_idx ON calls (ended_at) WHERE ended_at IS NOT NULL;
 
 -- Calls that ended before summaries existed are not summarised now.
 INSERT INTO call_summaries (call_id, client_id, outcome)

@@ -67,10 +67,12 @@ pub async fn owner_email(conn: &mut PgConnection, client_id: TenantId) -> sqlx::
 /// Ended calls with no summary row yet, oldest first. A call counts as ended once its
 /// conversation was saved (the stream's id is written then) or `settle` after it ended,
 /// so a status callback that beats the saved transcript does not summarise half a call.
+/// Only the last week is looked at, so the scan stays small however long the history; a
+/// summary a week late would be no use to the owner anyway.
 pub async fn unsummarised(pool: &PgPool, settle: std::time::Duration, limit: i64) -> sqlx::Result<Vec<CallId>> {
     sqlx::query_scalar(
         "SELECT c.id FROM calls c \
-         WHERE c.ended_at IS NOT NULL \
+         WHERE c.ended_at IS NOT NULL AND c.ended_at > now() - interval '7 days' \
            AND (c.stream_sid IS NOT NULL OR c.ended_at < now() - make_interval(secs => $1)) \
            AND NOT EXISTS (SELECT 1 FROM call_summaries s WHERE s.call_id = c.id) \
          ORDER BY c.ended_at, c.id LIMIT $2",
