@@ -43,6 +43,23 @@ pub struct Config {
     pub accounts: AccountSettings,
     /// Stripe and metering.
     pub billing: BillingSettings,
+    /// Outgoing e-mail and the owner's call summaries.
+    pub mail: MailSettings,
+}
+
+/// Sending e-mail through SMTP (without a server configured, mails wait in the outbox) and
+/// how often the mail and summary workers look for work.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `SMTP_URL`: `smtp://user:pass@host:587` (STARTTLS), `smtps://user:pass@host:465`
+    /// (TLS), or `smtp://127.0.0.1:2525?tls=none` for a plain local relay. A secret: it
+    /// carries the password.
+    pub smtp_url: Option<SecretString>,
+    /// `MAIL_FROM`: the sender, e.g. `RinglyPro <noreply@example.com>`.
+    pub from: String,
+    /// `MAIL_SWEEP_SECS`: how often queued mails, ended calls and digests are looked at
+    /// (default 10).
+    pub sweep_every: std::time::Duration,
 }
 
 /// Paying for minutes: Stripe's keys (without them, reloads wait for an administrator's
@@ -199,6 +216,12 @@ struct Environment {
     metering_grace_secs: u64,
     #[arg(long, env = "BILLING_SWEEP_SECS", default_value = "60", value_parser = number::<u64>("BILLING_SWEEP_SECS", "a number of seconds"))]
     billing_sweep_secs: u64,
+    #[arg(long, env = "SMTP_URL", value_parser = smtp_url)]
+    smtp_url: Option<SecretString>,
+    #[arg(long, env = "MAIL_FROM", default_value = "RinglyPro <noreply@example.com>", value_parser = mail_from)]
+    mail_from: String,
+    #[arg(long, env = "MAIL_SWEEP_SECS", default_value = "10", value_parser = number::<u64>("MAIL_SWEEP_SECS", "a number of seconds"))]
+    mail_sweep_secs: u64,
 }
 
 /// `RINGLYPRO_NUMBER_POOL`, parsed: a newtype so clap takes the whole list as one value.
@@ -216,6 +239,24 @@ fn url(name: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
 
 fn secret(v: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(v.to_owned()))
+}
+
+/// An SMTP URL is checked for its scheme here; lettre reads the rest when the mailer starts.
+/// The message never repeats the value: it may carry a password.
+fn smtp_url(v: &str) -> Result<SecretString, String> {
+    match Url::parse(v) {
+        Ok(url) if matches!(url.scheme(), "smtp" | "smtps") && url.host_str().is_some() => {
+            Ok(SecretString::from(v.to_owned()))
+        }
+        _ => Err("SMTP_URL must look like smtp://user:password@host:587 or smtps://user:password@host:465".to_owned()),
+    }
+}
+
+/// `Name <address>` or a bare address.
+fn mail_from(v: &str) -> Result<String, String> {
+    v.parse::<lettre::message::Mailbox>()
+        .map(|_| v.to_owned())
+        .map_err(|_| format!("MAIL_FROM must be an address like \"RinglyPro <noreply@example.com>\", got {v:?}"))
 }
 
 fn bind_address(v: &str) -> Result<SocketAddr, String> {
@@ -342,6 +383,11 @@ impl Config {
                 metering_grace: std::time::Duration::from_secs(env.metering_grace_secs),
                 sweep_every: std::time::Duration::from_secs(env.billing_sweep_secs.max(1)),
             },
+            mail: MailSettings {
+                smtp_url: env.smtp_url,
+                from: env.mail_from,
+                sweep_every: std::time::Duration::from_secs(env.mail_sweep_secs.max(1)),
+            },
         })
     }
 
@@ -397,6 +443,7 @@ impl fmt::Debug for Config {
             .field("relay_for_all", &self.relay_for_all)
             .field("accounts", &self.accounts)
             .field("billing", &self.billing)
+            .field("mail", &self.mail)
             .finish()
     }
 }
@@ -506,6 +553,17 @@ mod tests {
         assert!(c.relay_for_all);
         assert!(c.local_mode());
         assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(280));
+    }
+
+    #[test]
+    fn the_smtp_url_is_a_secret_and_a_bad_one_is_refused_without_echoing_it() {
+        let c = config(&[("SMTP_URL", "smtp://apikey:sg-verysecret@smtp.example.com:587")]).unwrap();
+        assert!(c.mail.smtp_url.is_some());
+        assert!(!format!("{c:?}").contains("verysecret"));
+        assert_eq!(c.mail.from, "RinglyPro <noreply@example.com>");
+        let e = config(&[("SMTP_URL", "http://u:hunter2@mail.example.com")]).unwrap_err().to_string();
+        assert!(e.starts_with("SMTP_URL must") && !e.contains("hunter2"), "{e}");
+        assert!(config(&[("MAIL_FROM", "not an address")]).unwrap_err().to_string().starts_with("MAIL_FROM must"));
     }
 
     #[test]

@@ -24,8 +24,10 @@ use crate::providers::tts::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
 use crate::services::call_control::CallControl;
+use crate::services::mail::Mailer;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
+use crate::services::summaries::Summaries;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::{self, numbers, sessions};
 use crate::telephony::request::MAX_BODY;
@@ -82,6 +84,9 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: WebState,
+    /// Sends the e-mail outbox; `None` without `SMTP_URL` (mails wait).
+    mailer: Option<Mailer>,
+    summaries: Summaries,
 }
 
 impl Application {
@@ -132,6 +137,11 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
         }
         let payments = Payments::new(pool.clone(), &config);
+        let mailer = Mailer::from_settings(pool.clone(), &config.mail)?;
+        if mailer.is_none() {
+            tracing::warn!("SMTP_URL is not set: e-mails wait in the outbox (shown on the Messages page)");
+        }
+        let summaries = Summaries::new(pool.clone(), &config);
         let config = Arc::new(config);
         let telephony_state = TelephonyState {
             payments: payments.clone(),
@@ -151,7 +161,7 @@ impl Application {
             store,
             registry,
         };
-        Ok(Self { listener, router: router(telephony_state, state.clone()), state })
+        Ok(Self { listener, router: router(telephony_state, state.clone()), state, mailer, summaries })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -172,6 +182,8 @@ impl Application {
         let grace = self.state.config.shutdown_grace;
         let sweeper = self.state.payments.spawn_sweeper();
         let commands = self.state.call_control.spawn_listener();
+        let mail_worker = self.mailer.as_ref().map(Mailer::spawn_worker);
+        let summaries_worker = self.summaries.spawn_worker();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -188,6 +200,10 @@ impl Application {
         shutdown.await;
         tracing::info!(live_calls = registry.active(), "shutting down: draining live calls");
         sweeper.abort();
+        if let Some(worker) = &mail_worker {
+            worker.abort();
+        }
+        summaries_worker.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

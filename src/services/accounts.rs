@@ -102,12 +102,38 @@ pub async fn signup(pool: &PgPool, passwords: &Passwords, form: &SignupForm) -> 
     .context("creating the tenant")?;
     let ringlypro_number = numbers::assign_free(&mut tx, client_id).await.context("assigning a number")?;
     tenants::open_credit_account(&mut tx, client_id).await.context("opening the credit account")?;
+    queue_welcome(&mut tx, client_id, &valid.business_name, valid.email.as_str(), ringlypro_number.as_deref()).await?;
     tx.commit().await.context("committing signup")?;
     match &ringlypro_number {
         Some(number) => tracing::info!(tenant_id = %client_id, %user_id, number = %number, "signed up"),
         None => tracing::warn!(tenant_id = %client_id, %user_id, "signed up with no free number in the pool"),
     }
     Ok(SignedUp { user_id, client_id, ringlypro_number })
+}
+
+/// The welcome e-mail, queued with the account it greets. No language is recorded for an
+/// account, so it is in English.
+async fn queue_welcome(
+    conn: &mut sqlx::PgConnection,
+    client_id: TenantId,
+    business_name: &str,
+    to: &str,
+    number: Option<&str>,
+) -> anyhow::Result<()> {
+    let number = number
+        .map(|n| crate::domain::phone::PhoneNumber::parse(n).map(|p| p.formatted()).unwrap_or_else(|_| n.to_owned()));
+    let ctx = context! { business_name, number };
+    let subject = written(Language::English, "welcome_subject", &ctx)?;
+    let body = written(Language::English, "welcome_body", &ctx)?;
+    let email = email_outbox::NewEmail {
+        client_id: Some(client_id),
+        to_address: to,
+        kind: "welcome",
+        subject: &subject,
+        body: &body,
+    };
+    email_outbox::queue(conn, &email).await.context("queueing the welcome e-mail")?;
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,5 +6,7 @@ pub mod booking;
 pub mod call_control;
 pub mod calls;
 pub mod credits;
+pub mod mail;
 pub mod passwords;
 pub mod payments;
+pub mod summaries;

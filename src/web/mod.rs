@@ -82,6 +82,7 @@ pub fn routes() -> Router<WebState> {
         .route("/app/settings", get(settings::show).post(settings::submit))
         .route("/app/settings/rachel", post(settings::set_rachel))
         .route("/app/settings/recording", post(settings::set_recording))
+        .route("/app/settings/summaries", post(settings::set_summaries))
         .route("/api/settings", get(settings::get_api).patch(settings::patch_api))
         .route("/app/settings/blocked", post(blocked::add_form))
         .route("/app/settings/blocked/remove", post(blocked::remove_form))

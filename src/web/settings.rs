@@ -13,9 +13,12 @@ use utoipa::ToSchema;
 use crate::domain::accounts::FieldError;
 use crate::domain::forwarding;
 use crate::domain::ids::TenantId;
+use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::settings::SettingsForm;
+use crate::services::summaries::{Channel, Scope};
 use crate::storage::postgres::settings::{self, Settings, Switches};
+use crate::storage::postgres::summaries;
 use crate::storage::postgres::{begin_tenant, tenants};
 use crate::web::Error;
 use crate::web::WebState;
@@ -247,6 +250,7 @@ async fn page(
             context! { phone => b.phone, shown, note => b.note }
         })
         .collect();
+    let summaries = summary_preferences(app, owner.client_id).await?;
     render(
         &app.templates,
         "settings.html",
@@ -265,6 +269,7 @@ async fn page(
             forwarding => minijinja::Value::from(minijinja::value::Serde(forwarding_codes(stored.ringlypro_number.as_deref()))),
             timezones => COMMON_TIMEZONES.to_vec(),
             blocked,
+            summaries => minijinja::Value::from(minijinja::value::Serde(summaries)),
         },
     )
 }
@@ -283,6 +288,7 @@ pub async fn show(
         Some("blocked") => Some("Blocked. Calls from that number now get a busy tone and cost nothing."),
         Some("blocked-invalid") => Some("That is not a phone number we can dial; nothing was blocked."),
         Some("unblocked") => Some("Unblocked. That number's calls are answered again."),
+        Some("summaries") => Some("Saved. Call summaries follow your choice from the next call."),
         _ => None,
     };
     page(&app, &owner, &stored, &stored.form(), &[], notice).await
@@ -382,6 +388,77 @@ pub async fn set_recording(
     tenants::set_recording_enabled(&app.pool, owner.client_id, enabled).await?;
     tracing::info!(tenant_id = %owner.client_id, user_id = %owner.user_id, enabled, "call recording switched");
     Ok(Redirect::to("/app/settings?saved=recording").into_response())
+}
+
+/// The owner's choice of call summaries as the Settings form sends it.
+#[derive(Debug, Deserialize)]
+pub struct SummariesForm {
+    channel: String,
+    scope: String,
+    #[serde(default)]
+    digest_hour: String,
+    #[serde(default)]
+    email: String,
+    language: String,
+}
+
+impl SummariesForm {
+    /// The preferences to store, or a message naming the value that is wrong.
+    fn preferences(&self) -> Result<summaries::StoredPreferences, Error> {
+        let bad = |message: &str| Error::BadRequest(message.to_owned());
+        Channel::parse(&self.channel).ok_or_else(|| bad("choose text, e-mail, both or none"))?;
+        Scope::parse(&self.scope).ok_or_else(|| bad("choose every call, bookings and messages, or a daily digest"))?;
+        let digest_hour = match self.digest_hour.trim() {
+            "" => 18,
+            hour => hour
+                .split(':')
+                .next()
+                .and_then(|h| h.parse::<i16>().ok())
+                .filter(|h| (0..24).contains(h))
+                .ok_or_else(|| bad("the digest hour must be a whole hour from 0 to 23"))?,
+        };
+        let email = match self.email.trim() {
+            "" => None,
+            given => Some(
+                crate::domain::accounts::Email::parse(given)
+                    .map_err(|_| bad("the summary e-mail address is not a valid address"))?
+                    .to_string(),
+            ),
+        };
+        let language = Language::from_code(&self.language).ok_or_else(|| bad("choose English or Spanish"))?;
+        Ok(summaries::StoredPreferences {
+            summary_channel: self.channel.clone(),
+            summary_scope: self.scope.clone(),
+            summary_digest_hour: digest_hour,
+            summary_email: email,
+            summary_language: language.code().to_owned(),
+        })
+    }
+}
+
+async fn summary_preferences(app: &WebState, client_id: TenantId) -> Result<summaries::StoredPreferences, Error> {
+    let mut tx = begin_tenant(&app.pool, client_id).await?;
+    let stored = summaries::preferences(&mut tx, client_id).await?;
+    tx.commit().await?;
+    stored.ok_or_else(|| Error::NotFound("this account's business no longer exists".into()))
+}
+
+/// `POST /app/settings/summaries`: how and when the owner hears about calls.
+pub async fn set_summaries(
+    State(app): State<WebState>,
+    owner: Owner,
+    axum::Form(form): axum::Form<SummariesForm>,
+) -> Result<Response, Error> {
+    let preferences = form.preferences()?;
+    let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
+    let saved = summaries::save_preferences(&mut tx, owner.client_id, &preferences).await?;
+    tx.commit().await?;
+    if !saved {
+        return Err(Error::NotFound("this account's business no longer exists".into()));
+    }
+    tracing::info!(tenant_id = %owner.client_id, channel = %preferences.summary_channel,
+        scope = %preferences.summary_scope, "call summary preferences saved");
+    Ok(Redirect::to("/app/settings?saved=summaries").into_response())
 }
 
 /// `GET /settings`: the navigation's short address.

@@ -115,6 +115,8 @@ async fn the_messages_page_shows_the_tenants_emails_waiting_to_be_sent() {
     let app = spawn_app().await;
     let a = app.signed_in_owner("a@example.com", "Alpha Dental").await;
     let b = app.signed_in_owner("b@example.com", "Beta Salon").await;
+    // Only the mails queued here, not the welcome mails of signup.
+    sqlx::query("DELETE FROM email_outbox").execute(&app.pool).await.unwrap();
     for (client_id, subject) in [(a.client_id, "Your weekly summary"), (b.client_id, "Beta private subject")] {
         sqlx::query("INSERT INTO email_outbox (client_id, to_address, kind, subject, body) VALUES ($1, 'o@example.com', 'summary', $2, 'x')")
             .bind(client_id)

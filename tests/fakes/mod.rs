@@ -5,4 +5,5 @@
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod openai;
+pub mod smtp;
 pub mod stripe;

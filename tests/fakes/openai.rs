@@ -438,11 +438,33 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
             let _guard = AbortGuard { shared, armed: true };
             std::future::pending::<Response>().await
         }
+        Reply::Stream { ref text, .. } if request.raw["stream"].as_bool() != Some(true) => {
+            plain_completion(text, number, &model, script.finish_reason.as_deref())
+        }
         _ => {
             let frames = frames(&script, number, &model);
             sse_response(frames, AbortGuard { shared, armed: true })
         }
     }
+}
+
+/// A non-streaming request's answer: the scripted text as one `chat.completion`.
+fn plain_completion(text: &str, request_number: usize, model: &str, finish_reason: Option<&str>) -> Response {
+    let body = json!({
+        "id": format!("chatcmpl-fake{request_number}"),
+        "object": "chat.completion",
+        "created": 1_741_570_283,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": text, "refusal": null },
+            "logprobs": null,
+            "finish_reason": finish_reason.unwrap_or("stop"),
+        }],
+        "usage": { "prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70 },
+    });
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// One step of a scripted body.

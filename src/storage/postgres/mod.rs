@@ -26,6 +26,7 @@ pub mod password_resets;
 pub mod recordings;
 pub mod sessions;
 pub mod settings;
+pub mod summaries;
 pub mod tenants;
 pub mod today;
 pub mod users;

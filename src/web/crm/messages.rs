@@ -250,7 +250,7 @@ async fn list_page(
         .iter()
         .map(|e| {
             context! { to => e.to_address.as_str(), subject => e.subject.as_str(), kind => e.kind.replace('_', " "),
-            status => e.status.as_str(), time => local_time(tz, e.created_at) }
+            status => e.status.as_str(), time => local_time(tz, e.created_at), reason => e.last_error.as_deref() }
         })
         .collect();
     render(
@@ -259,6 +259,7 @@ async fn list_page(
         context! {
             owner => owner_value(owner), active => "messages", threads, other => lines(&tenant, &list.other), emails,
             form => value(form), errors, max_chars => MAX_BODY_CHARS,
+            mail_enabled => app.config.mail.smtp_url.is_some(),
         },
     )
 }
