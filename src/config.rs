@@ -43,6 +43,8 @@ pub struct Config {
     pub accounts: AccountSettings,
     /// Stripe and metering.
     pub billing: BillingSettings,
+    /// `REMINDER_SWEEP_SECS`: how often due appointment reminders are queued (default 60).
+    pub reminder_sweep_every: std::time::Duration,
 }
 
 /// Paying for minutes: Stripe's keys (without them, reloads wait for an administrator's
@@ -199,6 +201,8 @@ struct Environment {
     metering_grace_secs: u64,
     #[arg(long, env = "BILLING_SWEEP_SECS", default_value = "60", value_parser = number::<u64>("BILLING_SWEEP_SECS", "a number of seconds"))]
     billing_sweep_secs: u64,
+    #[arg(long, env = "REMINDER_SWEEP_SECS", default_value = "60", value_parser = number::<u64>("REMINDER_SWEEP_SECS", "a number of seconds"))]
+    reminder_sweep_secs: u64,
 }
 
 /// `RINGLYPRO_NUMBER_POOL`, parsed: a newtype so clap takes the whole list as one value.
@@ -342,6 +346,7 @@ impl Config {
                 metering_grace: std::time::Duration::from_secs(env.metering_grace_secs),
                 sweep_every: std::time::Duration::from_secs(env.billing_sweep_secs.max(1)),
             },
+            reminder_sweep_every: std::time::Duration::from_secs(env.reminder_sweep_secs.max(1)),
         })
     }
 
@@ -397,6 +402,7 @@ impl fmt::Debug for Config {
             .field("relay_for_all", &self.relay_for_all)
             .field("accounts", &self.accounts)
             .field("billing", &self.billing)
+            .field("reminder_sweep_every", &self.reminder_sweep_every)
             .finish()
     }
 }

@@ -25,6 +25,7 @@ use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
+use crate::services::reminders::Reminders;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::{self, numbers, sessions};
 use crate::telephony::request::MAX_BODY;
@@ -169,6 +170,8 @@ impl Application {
         let registry = self.state.registry.clone();
         let grace = self.state.config.shutdown_grace;
         let sweeper = self.state.payments.spawn_sweeper();
+        let reminder_sweeper =
+            Reminders::new(self.state.pool.clone(), self.state.config.reminder_sweep_every).spawn_sweeper();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -185,6 +188,7 @@ impl Application {
         shutdown.await;
         tracing::info!(live_calls = registry.active(), "shutting down: draining live calls");
         sweeper.abort();
+        reminder_sweeper.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

@@ -23,6 +23,8 @@ mod openapi;
 mod payments;
 mod recordings;
 mod relay;
+mod reminders;
+mod replies;
 mod settings;
 mod tenants;
 mod webhooks;
