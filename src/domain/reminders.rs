@@ -147,7 +147,8 @@ pub enum ReplyCommand {
     Reschedule,
 }
 
-/// A command and, when its word belongs to one language only, that language.
+/// A command and, for a Spanish word, Spanish. The English words are also what Spanish
+/// texts have long told callers to send ("Responda CANCEL"), so they name no language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
     pub command: ReplyCommand,
@@ -164,13 +165,11 @@ pub fn parse_reply(body: &str) -> Option<Reply> {
         .filter(|c| c.is_alphanumeric() || c.is_whitespace())
         .collect();
     let (command, language) = match word.split_whitespace().collect::<Vec<_>>().as_slice() {
-        ["cancel"] => (ReplyCommand::Cancel, Some(Language::English)),
-        ["c"] => (ReplyCommand::Cancel, None),
+        ["cancel" | "c"] => (ReplyCommand::Cancel, None),
         ["cancelar"] => (ReplyCommand::Cancel, Some(Language::Spanish)),
-        ["confirm" | "yes"] => (ReplyCommand::Confirm, Some(Language::English)),
-        ["y"] => (ReplyCommand::Confirm, None),
+        ["confirm" | "yes" | "y"] => (ReplyCommand::Confirm, None),
         ["confirmar" | "si"] => (ReplyCommand::Confirm, Some(Language::Spanish)),
-        ["reschedule"] => (ReplyCommand::Reschedule, Some(Language::English)),
+        ["reschedule"] => (ReplyCommand::Reschedule, None),
         ["reprogramar"] => (ReplyCommand::Reschedule, Some(Language::Spanish)),
         _ => return None,
     };
@@ -189,8 +188,8 @@ fn fold_accent(c: char) -> char {
     }
 }
 
-/// The language a reply is written in: the command word's own, else the contact's, else
-/// the appointment's, else the business's.
+/// The language a reply is written in: Spanish for a Spanish word, else the contact's,
+/// else the appointment's, else the business's.
 pub fn reply_language(
     word: Option<Language>,
     contact: Option<Language>,
@@ -329,15 +328,15 @@ mod tests {
     #[test]
     fn reply_commands_ignore_case_accents_and_punctuation() {
         let cmd = |body| parse_reply(body).map(|r| (r.command, r.language));
-        assert_eq!(cmd("CANCEL"), Some((ReplyCommand::Cancel, Some(Language::English))));
+        assert_eq!(cmd("CANCEL"), Some((ReplyCommand::Cancel, None)));
         assert_eq!(cmd(" c. "), Some((ReplyCommand::Cancel, None)));
         assert_eq!(cmd("Cancelar!"), Some((ReplyCommand::Cancel, Some(Language::Spanish))));
-        assert_eq!(cmd("yes"), Some((ReplyCommand::Confirm, Some(Language::English))));
+        assert_eq!(cmd("yes"), Some((ReplyCommand::Confirm, None)));
         assert_eq!(cmd("Y"), Some((ReplyCommand::Confirm, None)));
         assert_eq!(cmd("Sí"), Some((ReplyCommand::Confirm, Some(Language::Spanish))));
         assert_eq!(cmd("SI"), Some((ReplyCommand::Confirm, Some(Language::Spanish))));
         assert_eq!(cmd("confirmar."), Some((ReplyCommand::Confirm, Some(Language::Spanish))));
-        assert_eq!(cmd("Reschedule?"), Some((ReplyCommand::Reschedule, Some(Language::English))));
+        assert_eq!(cmd("Reschedule?"), Some((ReplyCommand::Reschedule, None)));
         assert_eq!(cmd("REPROGRAMAR"), Some((ReplyCommand::Reschedule, Some(Language::Spanish))));
     }
 

@@ -121,12 +121,15 @@ async fn confirmar_confirms_and_answers_in_spanish() {
 }
 
 #[tokio::test]
-async fn a_neutral_word_answers_in_the_callers_language() {
+async fn an_english_or_neutral_word_answers_in_the_callers_language() {
     let (_, app, tenant, _) = setup().await;
     let now = ny(2027, 6, 9, 15, 0);
     book(&app, &tenant, CALLER, ny(2027, 6, 10, 14, 0), ny(2027, 6, 1, 9, 0), Language::Spanish).await;
     let reply = act_on_reply(&app, &tenant, CALLER, "y", now).await.unwrap().expect("a command");
     assert!(reply.contains("quedó confirmada"), "{reply}");
+    // The Spanish confirmation text says "Responda CANCEL": the English word answers in Spanish.
+    let reply = act_on_reply(&app, &tenant, CALLER, "CANCEL", now).await.unwrap().expect("a command");
+    assert!(reply.contains("quedó cancelada"), "{reply}");
 }
 
 #[tokio::test]
