@@ -50,3 +50,22 @@ GRANT SELECT, INSERT ON appointment_reminders TO ringlypro_app;
 -- A sent reminder is history: the application never changes or removes one.
 REVOKE UPDATE, DELETE ON appointment_reminders FROM ringlypro_app, ringlypro_tenant;
 GRANT EXECUTE ON FUNCTION appointments_track_time_set() TO ringlypro_app, ringlypro_tenant;
+
+-- Open times offered to a caller who texted RESCHEDULE: replying 1, 2 or 3 within a day
+-- books that time instead. A new request replaces the caller's earlier offers.
+CREATE TABLE reschedule_offers (
+    client_id       bigint NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+    appointment_id  bigint NOT NULL REFERENCES appointments (id) ON DELETE CASCADE,
+    phone           text NOT NULL,
+    choice          smallint NOT NULL CHECK (choice BETWEEN 1 AND 3),
+    starts_at       timestamptz NOT NULL,
+    ends_at         timestamptz NOT NULL,
+    expires_at      timestamptz NOT NULL,
+    PRIMARY KEY (client_id, phone, choice)
+);
+
+ALTER TABLE reschedule_offers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON reschedule_offers USING (client_id = current_client_id())
+    WITH CHECK (client_id = current_client_id());
+CREATE POLICY system_access ON reschedule_offers TO ringlypro_app USING (current_client_id() IS NULL);
+GRANT SELECT, INSERT, UPDATE, DELETE ON reschedule_offers TO ringlypro_tenant, ringlypro_app;

@@ -145,6 +145,8 @@ pub enum ReplyCommand {
     Cancel,
     Confirm,
     Reschedule,
+    /// A number answering the open times offered after RESCHEDULE (1 to 3).
+    Choose(u8),
 }
 
 /// A command and, for a Spanish word, Spanish. The English words are also what Spanish
@@ -171,6 +173,9 @@ pub fn parse_reply(body: &str) -> Option<Reply> {
         ["confirmar" | "si"] => (ReplyCommand::Confirm, Some(Language::Spanish)),
         ["reschedule"] => (ReplyCommand::Reschedule, None),
         ["reprogramar"] => (ReplyCommand::Reschedule, Some(Language::Spanish)),
+        ["1"] => (ReplyCommand::Choose(1), None),
+        ["2"] => (ReplyCommand::Choose(2), None),
+        ["3"] => (ReplyCommand::Choose(3), None),
         _ => return None,
     };
     Some(Reply { command, language })
@@ -338,6 +343,8 @@ mod tests {
         assert_eq!(cmd("confirmar."), Some((ReplyCommand::Confirm, Some(Language::Spanish))));
         assert_eq!(cmd("Reschedule?"), Some((ReplyCommand::Reschedule, None)));
         assert_eq!(cmd("REPROGRAMAR"), Some((ReplyCommand::Reschedule, Some(Language::Spanish))));
+        assert_eq!(cmd(" 2. "), Some((ReplyCommand::Choose(2), None)));
+        assert_eq!(cmd("4"), None);
     }
 
     #[test]

@@ -160,20 +160,58 @@ async fn free_text_is_not_a_command() {
 }
 
 #[tokio::test]
-async fn reschedule_by_text_gives_the_time_and_the_number_and_alerts_the_owner() {
+async fn reschedule_by_text_offers_three_times_and_a_reply_of_two_books_the_second() {
     let (owner, app, tenant, _) = setup().await;
     let now = ny(2027, 6, 5, 12, 0);
-    let next = book(&app, &tenant, CALLER, ny(2027, 6, 10, 14, 0), ny(2027, 6, 1, 9, 0), Language::English).await;
+    let old = book(&app, &tenant, CALLER, ny(2027, 6, 10, 14, 0), ny(2027, 6, 1, 9, 0), Language::English).await;
+    // A bare number is no command while nothing was offered.
+    assert_eq!(act_on_reply(&app, &tenant, CALLER, "2", now).await.unwrap(), None);
     let reply = act_on_reply(&app, &tenant, CALLER, "reschedule", now).await.unwrap().expect("a command");
-    assert_eq!(
-        reply,
-        "Bright Smile Dental: your appointment is Thursday June 10th at 2 PM. To pick a new time, call \
-         (555) 000-1111; we have also let the team know you would like to change it."
+    assert!(
+        reply.starts_with(
+            "Bright Smile Dental: your appointment is Thursday June 10th at 2 PM. To move it, reply 1 for "
+        ),
+        "{reply}"
     );
-    assert_eq!(status_of(&owner, next.id).await, "confirmed");
+    assert!(reply.contains(", 2 for ") && reply.contains(" or 3 for "), "{reply}");
+    assert!(reply.ends_with("; or call (555) 000-1111."), "{reply}");
+    assert_eq!(status_of(&owner, old.id).await, "confirmed", "nothing moves until the caller picks");
     assert_eq!(
         owner_texts(&owner, "owner_reschedule_request").await,
         ["Ann Lee (+15557654321) asked by text to reschedule their appointment for Thursday June 10th at 2 PM. \
           Please call them back."]
     );
+    let second: DateTime<Utc> =
+        sqlx::query_scalar("SELECT starts_at FROM reschedule_offers WHERE phone = $1 AND choice = 2")
+            .bind(CALLER)
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+
+    let reply = act_on_reply(&app, &tenant, CALLER, "2", now).await.unwrap().expect("an offer taken");
+    assert!(reply.starts_with("Bright Smile Dental: done, your appointment is now "), "{reply}");
+    assert_eq!(status_of(&owner, old.id).await, "cancelled");
+    let moved: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM appointments WHERE client_id = $1 AND starts_at = $2 AND status = 'confirmed' \
+         AND customer_phone = $3",
+    )
+    .bind(tenant.id)
+    .bind(second)
+    .bind(CALLER)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(moved, 1);
+    // An offer books once.
+    assert_eq!(act_on_reply(&app, &tenant, CALLER, "1", now).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn offered_times_lapse_after_a_day() {
+    let (owner, app, tenant, _) = setup().await;
+    let now = ny(2027, 6, 5, 12, 0);
+    let old = book(&app, &tenant, CALLER, ny(2027, 6, 10, 14, 0), ny(2027, 6, 1, 9, 0), Language::English).await;
+    act_on_reply(&app, &tenant, CALLER, "REPROGRAMAR", now).await.unwrap().expect("a command");
+    assert_eq!(act_on_reply(&app, &tenant, CALLER, "1", now + Duration::hours(25)).await.unwrap(), None);
+    assert_eq!(status_of(&owner, old.id).await, "confirmed");
 }

@@ -9,6 +9,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use crate::domain::ids::{AppointmentId, ContactId, MessageId, TenantId};
 use crate::domain::language::Language;
 use crate::domain::reminders::ReminderKind;
+use crate::domain::scheduling::Slot;
 
 /// A confirmed appointment in the reminder window, with which of its reminders went out
 /// for its current time.
@@ -201,4 +202,64 @@ pub async fn set_caller_language(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Replaces the caller's open offers with `slots`, numbered from 1, valid until `expires_at`.
+pub async fn replace_offers(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    appointment_id: AppointmentId,
+    phone: &str,
+    slots: &[Slot],
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM reschedule_offers WHERE client_id = $1 AND phone = $2")
+        .bind(client_id)
+        .bind(phone)
+        .execute(&mut *conn)
+        .await?;
+    for (choice, slot) in (1_i16..).zip(slots) {
+        sqlx::query(
+            "INSERT INTO reschedule_offers (client_id, appointment_id, phone, choice, starts_at, ends_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(client_id)
+        .bind(appointment_id)
+        .bind(phone)
+        .bind(choice)
+        .bind(slot.starts_at)
+        .bind(slot.ends_at)
+        .bind(expires_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Takes the caller's offer number `choice` if it is still open, removing all their offers
+/// (an offer books once); `None` when there is no such open offer.
+pub async fn take_offer(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    phone: &str,
+    choice: u8,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<(AppointmentId, Slot)>> {
+    let chosen: Option<(AppointmentId, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT appointment_id, starts_at, ends_at FROM reschedule_offers \
+         WHERE client_id = $1 AND phone = $2 AND choice = $3 AND expires_at > $4 FOR UPDATE",
+    )
+    .bind(client_id)
+    .bind(phone)
+    .bind(i16::from(choice))
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((appointment_id, starts_at, ends_at)) = chosen else { return Ok(None) };
+    sqlx::query("DELETE FROM reschedule_offers WHERE client_id = $1 AND phone = $2")
+        .bind(client_id)
+        .bind(phone)
+        .execute(conn)
+        .await?;
+    Ok(Some((appointment_id, Slot { starts_at, ends_at })))
 }
