@@ -45,6 +45,8 @@ pub struct Config {
     pub billing: BillingSettings,
     /// Outgoing e-mail and the owner's call summaries.
     pub mail: MailSettings,
+    /// `REMINDER_SWEEP_SECS`: how often due appointment reminders are queued (default 60).
+    pub reminder_sweep_every: std::time::Duration,
 }
 
 /// Sending e-mail through SMTP (without a server configured, mails wait in the outbox) and
@@ -222,6 +224,8 @@ struct Environment {
     mail_from: String,
     #[arg(long, env = "MAIL_SWEEP_SECS", default_value = "10", value_parser = number::<u64>("MAIL_SWEEP_SECS", "a number of seconds"))]
     mail_sweep_secs: u64,
+    #[arg(long, env = "REMINDER_SWEEP_SECS", default_value = "60", value_parser = number::<u64>("REMINDER_SWEEP_SECS", "a number of seconds"))]
+    reminder_sweep_secs: u64,
 }
 
 /// `RINGLYPRO_NUMBER_POOL`, parsed: a newtype so clap takes the whole list as one value.
@@ -388,6 +392,7 @@ impl Config {
                 from: env.mail_from,
                 sweep_every: std::time::Duration::from_secs(env.mail_sweep_secs.max(1)),
             },
+            reminder_sweep_every: std::time::Duration::from_secs(env.reminder_sweep_secs.max(1)),
         })
     }
 
@@ -444,6 +449,7 @@ impl fmt::Debug for Config {
             .field("accounts", &self.accounts)
             .field("billing", &self.billing)
             .field("mail", &self.mail)
+            .field("reminder_sweep_every", &self.reminder_sweep_every)
             .finish()
     }
 }

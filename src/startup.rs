@@ -27,6 +27,7 @@ use crate::services::call_control::CallControl;
 use crate::services::mail::Mailer;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
+use crate::services::reminders::Reminders;
 use crate::services::summaries::Summaries;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::{self, numbers, sessions};
@@ -184,6 +185,8 @@ impl Application {
         let commands = self.state.call_control.spawn_listener();
         let mail_worker = self.mailer.as_ref().map(Mailer::spawn_worker);
         let summaries_worker = self.summaries.spawn_worker();
+        let reminder_sweeper =
+            Reminders::new(self.state.pool.clone(), self.state.config.reminder_sweep_every).spawn_sweeper();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -204,6 +207,7 @@ impl Application {
             worker.abort();
         }
         summaries_worker.abort();
+        reminder_sweeper.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

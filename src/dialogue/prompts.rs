@@ -23,7 +23,7 @@ pub struct Prompts {
 }
 
 /// Splits a prompts file into `[section]` → its lines, trimmed. Lines starting with `#`
-/// before the first section are comments.
+/// are comments, wherever they stand (a file's parts are headed by one).
 fn section_lines(file: &str) -> HashMap<String, Vec<&str>> {
     let mut out = HashMap::new();
     let mut current: Option<(String, Vec<&str>)> = None;
@@ -34,6 +34,8 @@ fn section_lines(file: &str) -> HashMap<String, Vec<&str>> {
                 out.insert(key, lines);
             }
             current = Some((name.to_owned(), Vec::new()));
+        } else if trimmed.starts_with('#') {
+            continue;
         } else if let Some((_, lines)) = current.as_mut() {
             lines.push(trimmed);
         }
@@ -199,8 +201,20 @@ mod tests {
         let ctx = context! { name => "Ann Lee", phone => "+15557654321", when => "today at 11 AM", code => "K7M2QX" };
         let alert = written(Language::English, "owner_booking_alert", &ctx).unwrap();
         assert_eq!(alert, "New booking: Ann Lee (+15557654321) for today at 11 AM. Code K7M2QX.");
-        let alert = written(Language::English, "owner_cancellation_alert", &context! { appointment_id => 42 }).unwrap();
-        assert_eq!(alert, "Appointment #42 was cancelled by the caller.");
+        let ctx = context! { name => "Ann Lee", phone => "+15557654321", when => "today at 11 AM" };
+        let alert = written(Language::English, "owner_cancellation_alert", &ctx).unwrap();
+        assert_eq!(
+            alert,
+            "Ann Lee (+15557654321) cancelled their appointment for today at 11 AM. The time is free again."
+        );
+    }
+
+    #[test]
+    fn a_comment_between_sections_belongs_to_neither() {
+        let file = "# head\n[a]\none\n\n# part two\n[b]\ntwo\n";
+        let texts = written_sections(file);
+        assert_eq!(texts["a"], "one");
+        assert_eq!(texts["b"], "two");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod language;
 pub mod messages;
 pub mod names;
 pub mod phone;
+pub mod reminders;
 pub mod scheduling;
 pub mod settings;
 pub mod tenants;

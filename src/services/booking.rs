@@ -16,7 +16,7 @@ use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::tenants::Tenant;
-use crate::storage::postgres::{begin_tenant, calls, contacts, messages};
+use crate::storage::postgres::{begin_tenant, calls, contacts, messages, reminders};
 
 /// The language of the owner's alerts: no language is recorded for an owner.
 const OWNER_LANGUAGE: Language = Language::English;
@@ -144,6 +144,10 @@ async fn book_in(
         Err(InsertError::SlotTaken) => return Err(BookingError::SlotTaken),
         Err(e) => return Err(anyhow::Error::from(e).context("inserting the appointment").into()),
     };
+    // Reminders and replies by text speak the language the caller booked in.
+    reminders::set_caller_language(&mut *tx, tenant.id, appointment.id, contact_id, req.language)
+        .await
+        .context("recording the caller's language")?;
     let when = phrasing::describe_slot(&calendar, &req.slot, now, req.language);
     let code = &appointment.confirmation_code;
     let caller_text = written(
@@ -204,11 +208,25 @@ pub async fn cancel(
     appointment_id: AppointmentId,
     call_id: Option<CallId>,
 ) -> anyhow::Result<bool> {
+    cancel_at(pool, tenant, appointment_id, call_id, Utc::now()).await
+}
+
+/// Cancels an appointment and tells the owner who cancelled which time (described as of
+/// `now`); `false` when there was nothing left to cancel.
+pub async fn cancel_at(
+    pool: &PgPool,
+    tenant: &Tenant,
+    appointment_id: AppointmentId,
+    call_id: Option<CallId>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
     let mut tx = begin_tenant(pool, tenant.id).await?;
+    let Some(appointment) = appointments::find(&mut tx, tenant.id, appointment_id).await? else {
+        return Ok(false);
+    };
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
-        let body =
-            written(OWNER_LANGUAGE, "owner_cancellation_alert", &context! { appointment_id => appointment_id.get() })?;
+        let body = written(OWNER_LANGUAGE, "owner_cancellation_alert", &who_and_when(tenant, &appointment, now))?;
         alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;
         if let Some(call_id) = call_id {
             calls::set_outcome(&mut tx, call_id, Outcome::Cancelled).await?;
@@ -216,6 +234,35 @@ pub async fn cancel(
     }
     tx.commit().await?;
     Ok(cancelled)
+}
+
+/// Tells the owner that the caller asked (by text) to move an appointment, so someone
+/// calls them back; `false` when the tenant has no such appointment.
+pub async fn ask_to_reschedule(
+    pool: &PgPool,
+    tenant: &Tenant,
+    appointment_id: AppointmentId,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let mut tx = begin_tenant(pool, tenant.id).await?;
+    let Some(appointment) = appointments::find(&mut tx, tenant.id, appointment_id).await? else {
+        return Ok(false);
+    };
+    let body = written(OWNER_LANGUAGE, "owner_reschedule_request", &who_and_when(tenant, &appointment, now))?;
+    alert_owner(&mut tx, tenant, None, "owner_reschedule_request", &body).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Who an owner's alert is about and when their appointment is, in the owner's language.
+fn who_and_when(tenant: &Tenant, appointment: &Appointment, now: DateTime<Utc>) -> minijinja::Value {
+    let slot = Slot { starts_at: appointment.starts_at, ends_at: appointment.ends_at };
+    let when = phrasing::describe_slot(&tenant.calendar(), &slot, now, OWNER_LANGUAGE);
+    context! {
+        name => appointment.customer_name.as_str(),
+        phone => appointment.customer_phone.as_str(),
+        when,
+    }
 }
 
 /// Records a caller's message and texts it to the owner.

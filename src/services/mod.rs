@@ -9,4 +9,6 @@ pub mod credits;
 pub mod mail;
 pub mod passwords;
 pub mod payments;
+pub mod reminders;
+pub mod replies;
 pub mod summaries;

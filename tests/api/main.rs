@@ -24,6 +24,8 @@ mod openapi;
 mod payments;
 mod recordings;
 mod relay;
+mod reminders;
+mod replies;
 mod settings;
 mod summaries;
 mod takeover;

@@ -24,6 +24,7 @@ pub mod messages;
 pub mod numbers;
 pub mod password_resets;
 pub mod recordings;
+pub mod reminders;
 pub mod sessions;
 pub mod settings;
 pub mod summaries;
