@@ -7,6 +7,7 @@ pub mod call_control;
 pub mod calls;
 pub mod credits;
 pub mod mail;
+pub mod numbers;
 pub mod passwords;
 pub mod payments;
 pub mod reminders;
