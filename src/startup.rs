@@ -169,6 +169,7 @@ impl Application {
         let registry = self.state.registry.clone();
         let grace = self.state.config.shutdown_grace;
         let sweeper = self.state.payments.spawn_sweeper();
+        let texter = crate::services::texting::Texting::new(self.state.pool.clone(), &self.state.config).spawn_worker();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -185,6 +186,7 @@ impl Application {
         shutdown.await;
         tracing::info!(live_calls = registry.active(), "shutting down: draining live calls");
         sweeper.abort();
+        texter.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

@@ -7,3 +7,5 @@ pub mod calls;
 pub mod credits;
 pub mod passwords;
 pub mod payments;
+pub mod replies;
+pub mod texting;
