@@ -149,6 +149,32 @@ impl Texting {
     }
 }
 
+/// A text received, as the tenant's live feed carries it to the Messages page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename = "text")]
+pub struct TextReceived {
+    pub message_id: i64,
+    pub contact_id: i64,
+    pub from: String,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
+impl TextReceived {
+    /// The feed event's name.
+    pub const KIND: &'static str = "text";
+
+    pub fn to_json(&self) -> String {
+        // Plain data: serialising it cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A feed event, when it is a received text.
+    pub fn from_json(raw: &str) -> Option<Self> {
+        serde_json::from_str(raw).ok()
+    }
+}
+
 /// The wait before attempt `attempts + 1`: the poll interval doubled per attempt, at most
 /// half an hour.
 fn backoff(poll: Duration, attempts: i32) -> Duration {
@@ -159,6 +185,21 @@ fn backoff(poll: Duration, attempts: i32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_received_text_round_trips_through_the_feed_and_other_events_do_not_parse_as_one() {
+        let event = TextReceived {
+            message_id: 7,
+            contact_id: 3,
+            from: "+15550001111".into(),
+            body: "Hi <there>".into(),
+            at: Utc::now(),
+        };
+        let raw = event.to_json();
+        assert!(raw.contains(r#""type":"text""#), "{raw}");
+        assert_eq!(TextReceived::from_json(&raw), Some(event));
+        assert_eq!(TextReceived::from_json(r#"{"type":"ended","call_sid":"CA1","outcome":"booked"}"#), None);
+    }
 
     #[test]
     fn retries_back_off_by_doubling_up_to_a_ceiling() {

@@ -6,3 +6,4 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod openai;
 pub mod stripe;
+pub mod twilio;

@@ -340,6 +340,43 @@ pub async fn set_contact_language_if_unknown(
     Ok(())
 }
 
+/// The contact who texted from `phone` (created, with source `sms`, when new) and the
+/// language recorded for them.
+pub async fn contact_for_sender(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    phone: &str,
+) -> sqlx::Result<(crate::domain::ids::ContactId, Option<String>)> {
+    sqlx::query_as(
+        "INSERT INTO contacts (client_id, phone, name, source, last_contacted_at) VALUES ($1, $2, '', 'sms', now()) \
+         ON CONFLICT (client_id, phone) DO UPDATE SET last_contacted_at = now(), updated_at = now() \
+         RETURNING id, language",
+    )
+    .bind(client_id)
+    .bind(phone)
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether `phone` has an appointment with the tenant still to come.
+pub async fn has_upcoming_appointment(
+    pool: &PgPool,
+    client_id: TenantId,
+    phone: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM appointments a LEFT JOIN contacts c ON c.id = a.contact_id \
+                        WHERE a.client_id = $1 AND (a.customer_phone = $2 OR c.phone = $2) \
+                          AND a.status IN ('confirmed', 'pending') AND a.starts_at > $3)",
+    )
+    .bind(client_id)
+    .bind(phone)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
