@@ -25,4 +25,5 @@ mod recordings;
 mod relay;
 mod settings;
 mod tenants;
+mod texting;
 mod webhooks;
