@@ -24,6 +24,7 @@ mod payments;
 mod recordings;
 mod relay;
 mod settings;
+mod sms_inbound;
 mod tenants;
 mod texting;
 mod webhooks;
