@@ -148,6 +148,7 @@ pub fn routes() -> Router<WebState> {
         .route("/app/appointments/{id}/status", post(crm::appointments::set_status))
         .route("/app/messages", get(crm::messages::page).post(crm::messages::create))
         .route("/app/messages/{contact_id}", get(crm::messages::thread))
+        .route("/app/messages/events", get(crm::messages::events))
         .route("/api/contacts", get(crm::contacts::api_list).post(crm::contacts::api_create))
         .route(
             "/api/contacts/{id}",

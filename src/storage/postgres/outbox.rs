@@ -377,6 +377,30 @@ pub async fn has_upcoming_appointment(
     .await
 }
 
+/// How far a text got with Twilio, as the dashboard shows it beside the text.
+#[derive(Debug, Clone, Default, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    #[serde(skip)]
+    pub id: i64,
+    /// Twilio's `SM…` SID once Twilio took the text (or delivered it, for a received one).
+    pub twilio_sid: Option<String>,
+    /// Twilio's error code of a failed or undelivered text.
+    pub error_code: Option<i32>,
+    /// Why the text failed or was not sent (`suppressed`).
+    pub error_message: Option<String>,
+}
+
+/// The delivery details of the tenant's texts `ids`.
+pub async fn deliveries(conn: &mut PgConnection, client_id: TenantId, ids: &[i64]) -> sqlx::Result<Vec<Delivery>> {
+    sqlx::query_as(
+        "SELECT id, twilio_sid, error_code, error_message FROM messages WHERE client_id = $1 AND id = ANY($2)",
+    )
+    .bind(client_id)
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
