@@ -81,7 +81,11 @@ impl Texting {
         for text in claimed {
             if let Err(e) = self.send_one(twilio, &text).await {
                 // The claim lapses and the text is tried again: nothing is lost.
-                tracing::error!(message_id = text.id.get(), error = format!("{e:#}"), "texting: could not record a send");
+                tracing::error!(
+                    message_id = text.id.get(),
+                    error = format!("{e:#}"),
+                    "texting: could not record a send"
+                );
             }
         }
         Ok(count)

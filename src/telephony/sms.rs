@@ -33,9 +33,9 @@ pub async fn status(State(app): State<TelephonyState>, hook: TwilioRequest) -> R
     let sid = hook.field("MessageSid").or(hook.field("SmsSid")).ok_or_else(|| missing("MessageSid"))?;
     let status = hook.field("MessageStatus").or(hook.field("SmsStatus")).ok_or_else(|| missing("MessageStatus"))?;
     let error_code = match hook.field("ErrorCode") {
-        Some(code) => Some(
-            code.parse::<i32>().map_err(|_| TwilioError::BadRequest("ErrorCode must be a whole number".into()))?,
-        ),
+        Some(code) => {
+            Some(code.parse::<i32>().map_err(|_| TwilioError::BadRequest("ErrorCode must be a whole number".into()))?)
+        }
         None => None,
     };
     let Some(progress) = Progress::parse(status) else {
@@ -157,7 +157,14 @@ fn business(tenant: &Tenant) -> minijinja::Value {
 
 /// Tells the dashboard's open Messages pages; a feed that is down loses only the live
 /// update (the text is stored and shows on the next load).
-async fn publish(app: &TelephonyState, tenant: &Tenant, message_id: i64, contact_id: i64, text: &Inbound<'_>, now: chrono::DateTime<Utc>) {
+async fn publish(
+    app: &TelephonyState,
+    tenant: &Tenant,
+    message_id: i64,
+    contact_id: i64,
+    text: &Inbound<'_>,
+    now: chrono::DateTime<Utc>,
+) {
     let event = TextReceived { message_id, contact_id, from: text.from.clone(), body: text.body.to_owned(), at: now };
     if let Err(e) = app.call_deps.store.publish(tenant.id, &event.to_json()).await {
         tracing::warn!(tenant_id = %tenant.id, error = %e, "could not publish a received text to the live feed");
@@ -171,7 +178,11 @@ async fn forward_to_owner(app: &TelephonyState, tenant: &Tenant, text: &Inbound<
         .await?
         .map(|c| c.name)
         .unwrap_or_default();
-    let body = written(OWNER_LANGUAGE, "owner_text_forward", &context! { name, phone => text.from.as_str(), text => text.body })?;
+    let body = written(
+        OWNER_LANGUAGE,
+        "owner_text_forward",
+        &context! { name, phone => text.from.as_str(), text => text.body },
+    )?;
     messages::queue(
         &mut tx,
         &NewMessage {

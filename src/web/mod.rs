@@ -149,6 +149,7 @@ pub fn routes() -> Router<WebState> {
         .route("/app/messages", get(crm::messages::page).post(crm::messages::create))
         .route("/app/messages/{contact_id}", get(crm::messages::thread))
         .route("/app/messages/events", get(crm::messages::events))
+        .route("/static/messages.js", get(crm::messages::script))
         .route("/api/contacts", get(crm::contacts::api_list).post(crm::contacts::api_create))
         .route(
             "/api/contacts/{id}",

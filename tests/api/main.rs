@@ -18,6 +18,7 @@ mod helpers;
 mod isolation;
 mod live;
 mod messages;
+mod messages_browser;
 mod metering;
 mod openapi;
 mod payments;

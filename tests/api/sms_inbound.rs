@@ -34,7 +34,8 @@ async fn an_inbound_text_is_threaded_into_a_new_contact_once() {
     let app = app_with(&fake, None).await;
     let tenant = add_tenant(&app.pool, "Bella Salon", NUMBER, "America/New_York").await;
     for _ in 0..2 {
-        let (status, _, body) = body_of(twilio::text_in(&app.base_url, "SMin1", "(555) 013-4567", NUMBER, "HELP").await).await;
+        let (status, _, body) =
+            body_of(twilio::text_in(&app.base_url, "SMin1", "(555) 013-4567", NUMBER, "HELP").await).await;
         assert_eq!(status, 200, "{body}");
     }
     let (contact_id, source): (i64, String) =
@@ -46,7 +47,10 @@ async fn an_inbound_text_is_threaded_into_a_new_contact_once() {
             .unwrap();
     assert_eq!(source, "sms");
     let texts = texts_in(&app.pool, tenant).await;
-    assert_eq!(texts, vec![(Some(contact_id), "inbound".into(), "received".into(), "HELP".into(), Some("SMin1".into()))]);
+    assert_eq!(
+        texts,
+        vec![(Some(contact_id), "inbound".into(), "received".into(), "HELP".into(), Some("SMin1".into()))]
+    );
     app.stop().await;
 }
 
@@ -165,7 +169,8 @@ async fn empty_oversized_or_unaddressed_texts_are_refused_clearly() {
         (&[("MessageSid", "SM4"), ("From", SENDER), ("Body", "hi")], "To is required"),
     ];
     for (params, expected) in cases {
-        let (status, _, body) = body_of(twilio::post_signed(&app.base_url, "/twilio/sms", AUTH_TOKEN, params).await).await;
+        let (status, _, body) =
+            body_of(twilio::post_signed(&app.base_url, "/twilio/sms", AUTH_TOKEN, params).await).await;
         assert_eq!(status, 400, "{body}");
         assert!(body.contains(expected), "{body}");
     }

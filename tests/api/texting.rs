@@ -217,7 +217,11 @@ async fn status_callbacks_out_of_order_leave_the_text_delivered() {
     assert_eq!(row.status, "delivered");
     assert_eq!(row.error_code, None);
     let delivered_at: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("SELECT delivered_at FROM messages WHERE id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
+        sqlx::query_scalar("SELECT delivered_at FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert!(delivered_at.is_some());
     // An unknown text is answered 200 so Twilio does not retry it.
     assert_eq!(twilio::text_status(&app.base_url, "SMunknown", "delivered", None).await.status(), 200);

@@ -223,8 +223,10 @@ async fn api(
                 .offered
                 .iter()
                 .filter(|n| query.get("AreaCode").is_none_or(|area| n.starts_with(&format!("+1{area}"))))
-                .map(|n| json!({ "phone_number": n, "friendly_name": n, "iso_country": iso,
-                                  "capabilities": { "voice": true, "SMS": true, "MMS": true } }))
+                .map(|n| {
+                    json!({ "phone_number": n, "friendly_name": n, "iso_country": iso,
+                                  "capabilities": { "voice": true, "SMS": true, "MMS": true } })
+                })
                 .collect();
             axum::Json(json!({ "available_phone_numbers": numbers, "uri": uri.path() })).into_response()
         }

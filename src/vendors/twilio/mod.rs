@@ -176,8 +176,7 @@ impl Twilio {
         if let Some(area) = area_code.map(str::trim).filter(|a| !a.is_empty()) {
             query.push(("AreaCode", area));
         }
-        let wire: Wire =
-            self.send(Method::GET, &["AvailablePhoneNumbers", &country, "Local.json"], &query).await?;
+        let wire: Wire = self.send(Method::GET, &["AvailablePhoneNumbers", &country, "Local.json"], &query).await?;
         Ok(wire.available_phone_numbers.into_iter().map(|n| n.phone_number).take(limit as usize).collect())
     }
 
@@ -262,12 +261,11 @@ impl Twilio {
             .request(method.clone(), url.clone())
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()));
         request = if method == Method::GET { request.query(params) } else { request.form(params) };
-        let response = request.send().await.map_err(|e| TwilioError::Transport(format!("{method} {}: {e}", url.path())))?;
+        let response =
+            request.send().await.map_err(|e| TwilioError::Transport(format!("{method} {}: {e}", url.path())))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| TwilioError::Transport(format!("{method} {}: {e}", url.path())))?;
+        let body =
+            response.bytes().await.map_err(|e| TwilioError::Transport(format!("{method} {}: {e}", url.path())))?;
         if status.is_success() { Ok((status, body.to_vec())) } else { Err(error_from_body(status, &body)) }
     }
 }
@@ -303,11 +301,8 @@ fn error_from_body(status: StatusCode, body: &[u8]) -> TwilioError {
         }
         Err(_) => (None, excerpt(body)),
     };
-    let message = if message.is_empty() {
-        status.canonical_reason().unwrap_or("no reason given").to_owned()
-    } else {
-        message
-    };
+    let message =
+        if message.is_empty() { status.canonical_reason().unwrap_or("no reason given").to_owned() } else { message };
     TwilioError::Api { status: status.as_u16(), code, message }
 }
 
@@ -340,7 +335,11 @@ mod tests {
         assert!(!e.is_retryable());
         assert_eq!(
             e,
-            TwilioError::Api { status: 400, code: Some(21610), message: "Attempt to send to unsubscribed recipient".into() }
+            TwilioError::Api {
+                status: 400,
+                code: Some(21610),
+                message: "Attempt to send to unsubscribed recipient".into()
+            }
         );
     }
 

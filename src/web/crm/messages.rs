@@ -12,13 +12,14 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
-use sqlx::PgConnection;
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 
 use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::FieldError;
 use crate::domain::ids::ContactId;
 use crate::domain::phone::PhoneNumber;
+use crate::services::texting::TextReceived;
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, Contact, ContactError, ContactFields};
 use crate::storage::postgres::email_outbox::{self, WaitingEmail};
@@ -26,7 +27,6 @@ use crate::storage::postgres::messages::{self, Line, NewMessage, Thread};
 use crate::storage::postgres::outbox::{self, Delivery};
 use crate::storage::postgres::tenants::Tenant;
 use crate::vendors::twilio::Twilio;
-use crate::services::texting::TextReceived;
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Owner;
@@ -398,8 +398,9 @@ pub async fn create(State(app): State<WebState>, owner: Owner, Form(form): Form<
 /// How often an idle stream carries a comment, so proxies keep it open.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// `GET /app/messages/events`: each text received, as a `text` Server-Sent Event, so open
-/// conversations show it at once. Only the signed-in tenant's texts.
+/// `GET /app/messages/events`: a `ready` event once subscribed, then each text received as a
+/// `text` Server-Sent Event, so open conversations show it at once. Only the signed-in
+/// tenant's texts.
 pub async fn events(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures::StreamExt;
@@ -409,10 +410,12 @@ pub async fn events(State(app): State<WebState>, owner: Owner) -> Result<Respons
     let stopping = async move {
         let _ = shutdown.wait_for(|stopping| *stopping).await;
     };
-    let stream = feed
-        .filter_map(|raw| async move {
+    // A first `ready` event tells the page the feed is open (and flushes the headers).
+    let ready = Event::default().event("ready").data("{}");
+    let stream = futures::stream::once(async move { ready })
+        .chain(feed.filter_map(|raw| async move {
             TextReceived::from_json(&raw).map(|_| Event::default().event(TextReceived::KIND).data(raw))
-        })
+        }))
         .take_until(stopping)
         .map(Ok::<_, std::convert::Infallible>);
     let mut response =
@@ -422,4 +425,16 @@ pub async fn events(State(app): State<WebState>, owner: Owner) -> Result<Respons
     // Reverse proxies must pass each event on at once.
     headers.insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// `GET /static/messages.js`: a conversation's live feed client.
+pub async fn script() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/messages.js"),
+    )
+        .into_response()
 }
