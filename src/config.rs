@@ -26,6 +26,10 @@ pub struct Config {
     pub twilio_account_sid: Option<String>,
     /// `TWILIO_AUTH_TOKEN`; unset means local mode (no signature checks).
     pub twilio_auth_token: Option<SecretString>,
+    /// `TWILIO_API_BASE`: scheme and host of Twilio's REST API (tests point it at a fake).
+    pub twilio_api_base: Url,
+    /// `TEXTING_POLL_MS`: how often the outbox worker looks for texts to send.
+    pub texting_poll: std::time::Duration,
     /// `RINGLYPRO_KEY_PREFIX`: prefix of every Redis key (lets tests share one Redis).
     pub key_prefix: String,
     /// `RINGLYPRO_STT_DECODERS`: local speech decoders kept warm for new calls.
@@ -168,6 +172,10 @@ struct Environment {
     twilio_account_sid: Option<String>,
     #[arg(long, env = "TWILIO_AUTH_TOKEN", value_parser = secret)]
     twilio_auth_token: Option<SecretString>,
+    #[arg(long, env = "TWILIO_API_BASE", default_value = "https://api.twilio.com", value_parser = api_base("TWILIO_API_BASE"))]
+    twilio_api_base: Url,
+    #[arg(long, env = "TEXTING_POLL_MS", default_value = "2000", value_parser = number::<u64>("TEXTING_POLL_MS", "a number of milliseconds"))]
+    texting_poll_ms: u64,
     #[arg(long, env = "RINGLYPRO_KEY_PREFIX", default_value = "ringlypro:")]
     key_prefix: String,
     #[arg(long, env = "RINGLYPRO_STT_DECODERS", default_value = "2", value_parser = number::<usize>("RINGLYPRO_STT_DECODERS", "a number"))]
@@ -239,6 +247,20 @@ fn number<T: std::str::FromStr>(name: &'static str, what: &'static str) -> impl 
 
 fn url(name: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
     move |v| Url::parse(v).map_err(|e| format!("{name} must be a URL, got {v:?}: {e}"))
+}
+
+/// A vendor's API base: scheme and host only, since the client appends the whole path.
+fn api_base(name: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
+    move |v| {
+        let parsed = Url::parse(v).map_err(|e| format!("{name} must be a URL, got {v:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.cannot_be_a_base() {
+            return Err(format!("{name} must start with http:// or https://, got {v:?}"));
+        }
+        if parsed.path() != "/" || parsed.query().is_some() {
+            return Err(format!("{name} must be a scheme and host only (the API paths are added), got {v:?}"));
+        }
+        Ok(parsed)
+    }
 }
 
 fn secret(v: &str) -> Result<SecretString, String> {
@@ -347,6 +369,8 @@ impl Config {
             public_url: env.public_url,
             twilio_account_sid: env.twilio_account_sid,
             twilio_auth_token: env.twilio_auth_token,
+            twilio_api_base: env.twilio_api_base,
+            texting_poll: std::time::Duration::from_millis(env.texting_poll_ms.max(1)),
             key_prefix: env.key_prefix,
             stt_warm_decoders: env.stt_warm_decoders,
             shutdown_grace: std::time::Duration::from_secs(env.shutdown_grace_secs),
@@ -440,6 +464,8 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("twilio_account_sid", &self.twilio_account_sid)
             .field("twilio_auth_token", &redact(&self.twilio_auth_token))
+            .field("twilio_api_base", &self.twilio_api_base.as_str())
+            .field("texting_poll", &self.texting_poll)
             .field("key_prefix", &self.key_prefix)
             .field("stt_warm_decoders", &self.stt_warm_decoders)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -581,5 +607,16 @@ mod tests {
         assert_eq!(endpoint(&c.providers.deepgram_url), "ws://127.0.0.1:9000");
         assert_eq!(endpoint(&c.providers.openai_base_url), "https://api.openai.com/v1");
         assert_eq!(endpoint(&c.providers.elevenlabs_url), "wss://api.elevenlabs.io");
+    }
+
+    #[test]
+    fn the_twilio_api_base_is_a_scheme_and_host_and_refuses_a_path() {
+        assert_eq!(config(&[]).unwrap().twilio_api_base.as_str(), "https://api.twilio.com/");
+        let c = config(&[("TWILIO_API_BASE", "http://127.0.0.1:4010")]).unwrap();
+        assert_eq!(endpoint(&c.twilio_api_base), "http://127.0.0.1:4010");
+        for bad in ["https://api.twilio.com/2010-04-01", "ftp://api.twilio.com", "nonsense"] {
+            let e = config(&[("TWILIO_API_BASE", bad)]).unwrap_err();
+            assert!(e.to_string().starts_with("TWILIO_API_BASE must"), "{e}");
+        }
     }
 }

@@ -25,6 +25,7 @@ use crate::providers::tts::espeak::EspeakTts;
 use crate::providers::tts::sentences::SentenceTts;
 use crate::services::call_control::CallControl;
 use crate::services::mail::Mailer;
+use crate::services::numbers::NumberOrders;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
 use crate::services::reminders::Reminders;
@@ -157,6 +158,7 @@ impl Application {
             attempt_limiter: Arc::new(AttemptLimiter::new(config.accounts.attempts_per_ip_per_minute)),
             payments,
             call_control: CallControl::new(registry.clone(), store.clone()),
+            numbers: NumberOrders::new(pool.clone(), &config),
             config,
             pool,
             store,
@@ -183,10 +185,12 @@ impl Application {
         let grace = self.state.config.shutdown_grace;
         let sweeper = self.state.payments.spawn_sweeper();
         let commands = self.state.call_control.spawn_listener();
+        let number_orders = self.state.numbers.spawn_worker();
         let mail_worker = self.mailer.as_ref().map(Mailer::spawn_worker);
         let summaries_worker = self.summaries.spawn_worker();
         let reminder_sweeper =
             Reminders::new(self.state.pool.clone(), self.state.config.reminder_sweep_every).spawn_sweeper();
+        let texter = crate::services::texting::Texting::new(self.state.pool.clone(), &self.state.config).spawn_worker();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -203,11 +207,15 @@ impl Application {
         shutdown.await;
         tracing::info!(live_calls = registry.active(), "shutting down: draining live calls");
         sweeper.abort();
+        if let Some(worker) = &number_orders {
+            worker.abort();
+        }
         if let Some(worker) = &mail_worker {
             worker.abort();
         }
         summaries_worker.abort();
         reminder_sweeper.abort();
+        texter.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

@@ -16,6 +16,7 @@ use crate::dialogue::prompts::written;
 use crate::domain::accounts::{Email, FieldError, PasswordError, SignupForm, check_password};
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::language::Language;
+use crate::services::numbers::{self as number_orders, NumberSource};
 use crate::services::passwords::Passwords;
 use crate::storage::postgres::{
     self, email_outbox, login_failures, numbers, password_resets, sessions, tenants, users,
@@ -61,8 +62,13 @@ pub struct SignedUp {
 }
 
 /// Creates the owner's user, their tenant, its credit account, and gives the tenant a
-/// free number from the pool, all or nothing.
-pub async fn signup(pool: &PgPool, passwords: &Passwords, form: &SignupForm) -> Result<SignedUp, SignupError> {
+/// free number from the pool or orders one from Twilio, all or nothing.
+pub async fn signup(
+    pool: &PgPool,
+    passwords: &Passwords,
+    form: &SignupForm,
+    numbers: NumberSource,
+) -> Result<SignedUp, SignupError> {
     let valid = form.validate().map_err(SignupError::Invalid)?;
     if users::email_taken(pool, valid.email.as_str()).await.context("checking the email")? {
         return Err(SignupError::Invalid(vec![FieldError::new("email", EMAIL_TAKEN)]));
@@ -100,12 +106,23 @@ pub async fn signup(pool: &PgPool, passwords: &Passwords, form: &SignupForm) -> 
     )
     .await
     .context("creating the tenant")?;
-    let ringlypro_number = numbers::assign_free(&mut tx, client_id).await.context("assigning a number")?;
+    let ringlypro_number = match numbers {
+        NumberSource::Pool => numbers::assign_free(&mut tx, client_id).await.context("assigning a number")?,
+        NumberSource::Twilio => {
+            number_orders::order_number(&mut tx, client_id, valid.business_phone.as_str())
+                .await
+                .context("ordering a number")?;
+            None
+        }
+    };
     tenants::open_credit_account(&mut tx, client_id).await.context("opening the credit account")?;
     queue_welcome(&mut tx, client_id, &valid.business_name, valid.email.as_str(), ringlypro_number.as_deref()).await?;
     tx.commit().await.context("committing signup")?;
     match &ringlypro_number {
         Some(number) => tracing::info!(tenant_id = %client_id, %user_id, number = %number, "signed up"),
+        None if numbers == NumberSource::Twilio => {
+            tracing::info!(tenant_id = %client_id, %user_id, "signed up; number ordered from Twilio")
+        }
         None => tracing::warn!(tenant_id = %client_id, %user_id, "signed up with no free number in the pool"),
     }
     Ok(SignedUp { user_id, client_id, ringlypro_number })

@@ -71,7 +71,11 @@ pub fn area_code(business_phone: &str) -> Option<String> {
 }
 
 /// Orders a number for a tenant just signed up, in the signup's transaction.
-pub async fn order_number(conn: &mut sqlx::PgConnection, client_id: TenantId, business_phone: &str) -> sqlx::Result<()> {
+pub async fn order_number(
+    conn: &mut sqlx::PgConnection,
+    client_id: TenantId,
+    business_phone: &str,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO number_orders (client_id, area_code) VALUES ($1, $2) ON CONFLICT (client_id) DO NOTHING")
         .bind(client_id)
         .bind(area_code(business_phone))
@@ -253,8 +257,7 @@ impl NumberOrders {
     }
 
     async fn buy(&self, twilio: &Twilio, order: &Order) -> Result<(), TwilioError> {
-        let mut candidates =
-            twilio.available_local_numbers("US", order.area_code.as_deref(), CANDIDATES).await?;
+        let mut candidates = twilio.available_local_numbers("US", order.area_code.as_deref(), CANDIDATES).await?;
         if candidates.is_empty() && order.area_code.is_some() {
             // Nothing left near the business: any local number beats none.
             candidates = twilio.available_local_numbers("US", None, CANDIDATES).await?;

@@ -19,6 +19,7 @@ pub mod media_stream;
 pub mod request;
 pub mod session;
 pub mod signature;
+pub mod sms;
 pub mod twiml;
 pub mod webhooks;
 
@@ -54,4 +55,6 @@ pub fn routes() -> Router<TelephonyState> {
         .route("/twilio/media", get(webhooks::media))
         .route("/twilio/relay", get(conversation_relay::relay))
         .route("/twilio/relay-ended", post(conversation_relay::relay_ended))
+        .route("/twilio/sms", post(sms::inbound))
+        .route("/twilio/sms-status", post(sms::status))
 }

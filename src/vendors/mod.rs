@@ -3,3 +3,4 @@
 //! stays inside its own module; callers see typed requests, results and errors.
 
 pub mod stripe;
+pub mod twilio;

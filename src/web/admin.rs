@@ -322,6 +322,9 @@ async fn detail_page(app: &WebState, admin: &Admin, id: TenantId, typed: Typed<'
         .iter()
         .map(|m| context! { to => &m.to_number, body => &m.body, status => &m.status, when => when(m.created_at) })
         .collect();
+    let order = crate::services::numbers::order_state(&app.pool, id).await?;
+    let closed: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT closed_at FROM clients WHERE id = $1").bind(id).fetch_one(&app.pool).await?;
     render(
         &app.templates,
         "admin_tenant.html",
@@ -329,6 +332,11 @@ async fn detail_page(app: &WebState, admin: &Admin, id: TenantId, typed: Typed<'
             owner => minijinja::Value::from(minijinja::value::Serde(&admin.0)),
             active => "admin",
             t => row(&d.tenant),
+            order => order.as_ref().map(|o| context! {
+                action => &o.action, status => &o.status, attempts => o.attempts,
+                next => when(o.next_attempt_at), error => o.last_error.as_deref(),
+            }),
+            closed => closed.map(when),
             notes,
             sms,
             note => typed.note,
@@ -360,6 +368,9 @@ pub async fn tenant_page(
         Some("note") => Some("Note added."),
         Some("sms") => Some("Text queued for the owner."),
         Some("credit") => Some("Credit adjusted."),
+        Some("number-retry") => Some("Buying the number is being tried again now."),
+        Some("number-nothing") => Some("There is no pending number order to retry."),
+        Some("closed") => Some("Account closed; its number is being released."),
         _ => None,
     };
     detail_page(&app, &admin, id, Typed { notice, ..Typed::default() }).await
@@ -393,6 +404,34 @@ pub async fn sms_form(
     let outcome = send_sms(&app, &admin, id, &form.body).await;
     let retyped = |sms_error| Typed { sms: &form.body, sms_error, ..Typed::default() };
     after_form(&app, &admin, id, outcome, "sms", retyped).await
+}
+
+/// `POST /admin/tenants/{id}/number/retry`: tries a pending or failed number order now.
+pub async fn retry_number_form(
+    State(app): State<WebState>,
+    admin: Admin,
+    Path(id): Path<TenantId>,
+) -> Result<Response, Error> {
+    let retried = crate::services::numbers::retry_now(&app.pool, id).await?;
+    if retried {
+        tracing::info!(tenant_id = %id, admin = %admin.0.user_id, "number order retried by an administrator");
+        app.numbers.kick();
+    }
+    let done = if retried { "number-retry" } else { "number-nothing" };
+    Ok(axum::response::Redirect::to(&format!("/admin/tenants/{id}?done={done}")).into_response())
+}
+
+/// `POST /admin/tenants/{id}/close`: closes the account and releases its number.
+pub async fn close_form(
+    State(app): State<WebState>,
+    admin: Admin,
+    Path(id): Path<TenantId>,
+) -> Result<Response, Error> {
+    if crate::services::numbers::close_account(&app.pool, id).await? {
+        tracing::info!(tenant_id = %id, admin = %admin.0.user_id, "account closed by an administrator");
+        app.numbers.kick();
+    }
+    Ok(axum::response::Redirect::to(&format!("/admin/tenants/{id}?done=closed")).into_response())
 }
 
 /// Dollars as an administrator types them (`12.50`, `-3`, `$5`, `-$0.25`) in cents.

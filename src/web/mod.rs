@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use crate::call::registry::CallRegistry;
 use crate::config::Config;
 use crate::services::call_control::CallControl;
+use crate::services::numbers::NumberOrders;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
 use crate::storage::call_state::CallStateStore;
@@ -65,6 +66,8 @@ pub struct WebState {
     pub payments: Payments,
     /// The owner's commands to live calls, on whichever instance they run.
     pub call_control: CallControl,
+    /// Tenants' numbers bought from (and released to) Twilio.
+    pub numbers: NumberOrders,
 }
 
 /// Every dashboard, `/api`, asset and health route. The CSRF check
@@ -98,6 +101,8 @@ pub fn routes() -> Router<WebState> {
         .route("/api/admin/tenants/{id}/sms", post(admin::sms_api))
         .route("/admin/reloads/{id}/confirm", post(admin::confirm_reload_form))
         .route("/admin/tenants/{id}/credit", post(admin::credit_form))
+        .route("/admin/tenants/{id}/number/retry", post(admin::retry_number_form))
+        .route("/admin/tenants/{id}/close", post(admin::close_form))
         .route("/api/admin/reloads", get(admin::reloads_api))
         .route("/api/admin/reloads/{id}/confirm", post(admin::confirm_reload_api))
         .route("/api/admin/tenants/{id}/credit", post(admin::credit_api))
@@ -156,6 +161,8 @@ pub fn routes() -> Router<WebState> {
         .route("/app/appointments/{id}/status", post(crm::appointments::set_status))
         .route("/app/messages", get(crm::messages::page).post(crm::messages::create))
         .route("/app/messages/{contact_id}", get(crm::messages::thread))
+        .route("/app/messages/events", get(crm::messages::events))
+        .route("/static/messages.js", get(crm::messages::script))
         .route("/api/contacts", get(crm::contacts::api_list).post(crm::contacts::api_create))
         .route(
             "/api/contacts/{id}",

@@ -93,12 +93,20 @@ pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response,
         .ringlypro_number
         .as_deref()
         .map(|n| PhoneNumber::parse(n).map(|p| p.formatted()).unwrap_or(n.to_owned()));
+    // A number Twilio has not sold us yet, after a failed try: say so, and that it goes on.
+    let number_trouble = match tenant.ringlypro_number {
+        Some(_) => false,
+        None => crate::services::numbers::order_state(&app.pool, owner.client_id)
+            .await?
+            .is_some_and(|o| o.action == "buy" && o.last_error.is_some()),
+    };
     render(
         &app.templates,
         "today.html",
         context! {
             owner => minijinja::Value::from(minijinja::value::Serde(&owner)),
             active => "today",
+            number_trouble,
             business_name => tenant.business_name,
             today => now.with_timezone(&tz).format("%A, %B %-d").to_string(),
             number => tenant.ringlypro_number,

@@ -7,3 +7,4 @@ pub mod elevenlabs;
 pub mod openai;
 pub mod smtp;
 pub mod stripe;
+pub mod twilio;

@@ -8,3 +8,4 @@ mod deepgram;
 mod elevenlabs;
 mod openai;
 mod stripe;
+mod twilio;

@@ -22,6 +22,7 @@ pub mod email_outbox;
 pub mod login_failures;
 pub mod messages;
 pub mod numbers;
+pub mod outbox;
 pub mod password_resets;
 pub mod recordings;
 pub mod reminders;

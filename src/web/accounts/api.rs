@@ -65,10 +65,11 @@ pub async fn signup(
     JsonBody(form): JsonBody<SignupForm>,
 ) -> Result<Response, Error> {
     limit(&app, "signup", ip)?;
-    let done = accounts::signup(&app.pool, &app.passwords, &form).await.map_err(|e| match e {
+    let done = accounts::signup(&app.pool, &app.passwords, &form, app.numbers.source()).await.map_err(|e| match e {
         SignupError::Invalid(fields) => Error::Invalid(fields),
         SignupError::Unexpected(e) => Error::Unexpected(e),
     })?;
+    app.numbers.kick();
     let extra = json!({
         "ringlypro_number": done.ringlypro_number,
         "number_pending": done.ringlypro_number.is_none(),

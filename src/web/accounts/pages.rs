@@ -86,8 +86,11 @@ pub async fn signup(State(app): State<WebState>, ClientIp(ip): ClientIp, Form(fo
     if let Err(e) = limit(&app, "signup", ip) {
         return limited(&app, e);
     }
-    match accounts::signup(&app.pool, &app.passwords, &form).await {
-        Ok(done) => signed_in(&app, done.user_id, "/app").await.unwrap_or_else(IntoResponse::into_response),
+    match accounts::signup(&app.pool, &app.passwords, &form, app.numbers.source()).await {
+        Ok(done) => {
+            app.numbers.kick();
+            signed_in(&app, done.user_id, "/app").await.unwrap_or_else(IntoResponse::into_response)
+        }
         Err(SignupError::Invalid(fields)) => {
             let errors = fields.into_iter().map(|f| (f.field, f.message)).collect();
             with_status(StatusCode::UNPROCESSABLE_ENTITY, signup_page(&app, &form, errors))

@@ -1,7 +1,9 @@
 //! Messages: `/app/messages` (SMS conversations per contact, latest first, other texts
-//! such as alerts to the owner, and the emails waiting to be sent), one conversation,
-//! and sending a text, plus `/api/messages...`. No SMS carrier is wired in yet, so a
-//! text sent here waits in the outbox (`queued`) and the page says so.
+//! such as alerts to the owner, and the emails waiting to be sent), one conversation with
+//! texts received added live, and sending a text, plus `/api/messages...`. Each text shows
+//! how far it got (queued, sending, sent, delivered, failed with Twilio's error, suppressed
+//! with the reason, received) and its Twilio SID; without Twilio texts stay queued and the
+//! page says why.
 
 use std::collections::HashMap;
 
@@ -11,16 +13,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 
 use super::{local_time, owner_value, tenant_of, value, with_status, zone};
 use crate::domain::accounts::FieldError;
 use crate::domain::ids::ContactId;
 use crate::domain::phone::PhoneNumber;
+use crate::services::texting::TextReceived;
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::contacts::{self, Contact, ContactError, ContactFields};
 use crate::storage::postgres::email_outbox::{self, WaitingEmail};
 use crate::storage::postgres::messages::{self, Line, NewMessage, Thread};
+use crate::storage::postgres::outbox::{self, Delivery};
 use crate::storage::postgres::tenants::Tenant;
+use crate::vendors::twilio::Twilio;
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Owner;
@@ -33,9 +39,11 @@ const THREADS_LIMIT: i64 = 200;
 const THREAD_LIMIT: i64 = 500;
 const OTHERS_LIMIT: i64 = 50;
 const EMAILS_LIMIT: i64 = 100;
-/// What the owner is told about a text sent from here.
-const QUEUED_NOTICE: &str = "Queued: text sending is not switched on yet, so this message waits in the outbox \
-     and goes out once it is. Nothing is lost.";
+/// What the owner is told about a text sent from here while Twilio is configured.
+const QUEUED_NOTICE: &str = "Queued: the text goes out in a few seconds; its status shows beside it.";
+/// Why texts stay queued when Twilio is not configured.
+const NO_TWILIO_NOTICE: &str = "Queued: texts are not being sent because Twilio is not configured \
+     (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN); they wait in the outbox and go out once it is. Nothing is lost.";
 
 /// A text to send: to a contact (`contact_id`) or to a number (`to`, any common
 /// spelling; the contact is found or created).
@@ -49,13 +57,22 @@ pub struct SendInput {
     pub body: String,
 }
 
+/// A text with how far it got with Twilio.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TextLine {
+    #[serde(flatten)]
+    pub line: Line,
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
 /// `GET /api/messages`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ThreadList {
     /// One per contact, latest first.
     pub threads: Vec<Thread>,
     /// Texts tied to no contact (alerts to the owner), newest first.
-    pub other: Vec<Line>,
+    pub other: Vec<TextLine>,
     /// The tenant's emails not sent yet.
     pub emails_waiting: Vec<WaitingEmail>,
 }
@@ -65,14 +82,14 @@ pub struct ThreadList {
 pub struct ThreadView {
     pub contact: Contact,
     /// Oldest first.
-    pub messages: Vec<Line>,
+    pub messages: Vec<TextLine>,
 }
 
 /// `POST /api/messages`'s answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Sent {
     pub message: Line,
-    /// Why the message is `queued`.
+    /// Why the message is `queued`, and whether it will be sent.
     pub notice: String,
 }
 
@@ -153,10 +170,34 @@ async fn send(app: &WebState, owner: &Owner, tenant: &Tenant, input: &SendInput)
     Ok(line)
 }
 
+/// The lines with their delivery details.
+async fn with_delivery(conn: &mut PgConnection, owner: &Owner, lines: Vec<Line>) -> Result<Vec<TextLine>, Error> {
+    let ids: Vec<i64> = lines.iter().map(|l| l.id.get()).collect();
+    let mut found: HashMap<i64, Delivery> =
+        outbox::deliveries(conn, owner.client_id, &ids).await?.into_iter().map(|d| (d.id, d)).collect();
+    Ok(lines
+        .into_iter()
+        .map(|line| {
+            let delivery = found.remove(&line.id.get()).unwrap_or_default();
+            TextLine { line, delivery }
+        })
+        .collect())
+}
+
+/// What the owner is told about a text queued now.
+fn queued_notice(app: &WebState) -> &'static str {
+    if texting_enabled(app) { QUEUED_NOTICE } else { NO_TWILIO_NOTICE }
+}
+
+fn texting_enabled(app: &WebState) -> bool {
+    Twilio::from_config(&app.config).is_some()
+}
+
 async fn overview(app: &WebState, owner: &Owner) -> Result<ThreadList, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let threads = messages::threads(&mut tx, owner.client_id, THREADS_LIMIT).await?;
     let other = messages::without_contact(&mut tx, owner.client_id, OTHERS_LIMIT).await?;
+    let other = with_delivery(&mut tx, owner, other).await?;
     let emails_waiting = email_outbox::waiting(&mut tx, owner.client_id, EMAILS_LIMIT).await?;
     tx.commit().await?;
     Ok(ThreadList { threads, other, emails_waiting })
@@ -166,6 +207,7 @@ async fn conversation(app: &WebState, owner: &Owner, contact_id: ContactId) -> R
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let contact = contacts::find(&mut tx, owner.client_id, contact_id).await?.ok_or_else(no_contact)?;
     let messages = messages::thread(&mut tx, owner.client_id, contact_id, THREAD_LIMIT).await?;
+    let messages = with_delivery(&mut tx, owner, messages).await?;
     tx.commit().await?;
     Ok(ThreadView { contact, messages })
 }
@@ -198,7 +240,7 @@ pub async fn api_send(
 ) -> Result<Response, Error> {
     let tenant = tenant_of(&app, &owner).await?;
     let message = send(&app, &owner, &tenant, &input).await?;
-    Ok((StatusCode::ACCEPTED, Json(Sent { message, notice: QUEUED_NOTICE.to_owned() })).into_response())
+    Ok((StatusCode::ACCEPTED, Json(Sent { message, notice: queued_notice(&app).to_owned() })).into_response())
 }
 
 /// The start of a message, for a list.
@@ -211,18 +253,29 @@ fn preview(body: &str) -> String {
     }
 }
 
-fn lines(tenant: &Tenant, lines: &[Line]) -> Vec<minijinja::Value> {
+fn lines(tenant: &Tenant, lines: &[TextLine]) -> Vec<minijinja::Value> {
     let tz = zone(tenant);
     lines
         .iter()
-        .map(|m| {
+        .map(|TextLine { line: m, delivery: d }| {
             context! {
                 id => m.id.get(), outbound => m.direction == messages::Direction::Outbound, body => m.body.as_str(), status => m.status.as_str(),
                 kind => m.kind.replace('_', " "), to => m.to_number.as_str(), from => m.from_number.as_str(),
                 time => local_time(tz, m.created_at), contact_id => m.contact_id.map(ContactId::get),
+                sid => d.twilio_sid.as_deref(), problem => problem(&m.status, d),
             }
         })
         .collect()
+}
+
+/// Why a text did not arrive, in the owner's words: Twilio's message and code, or the
+/// reason it was never sent.
+fn problem(status: &str, d: &Delivery) -> Option<String> {
+    match (status, d.error_message.as_deref(), d.error_code) {
+        ("failed" | "undelivered" | "suppressed", Some(message), _) => Some(message.to_owned()),
+        ("failed" | "undelivered", None, Some(code)) => Some(format!("Twilio error {code}")),
+        _ => None,
+    }
 }
 
 async fn list_page(
@@ -260,6 +313,7 @@ async fn list_page(
             owner => owner_value(owner), active => "messages", threads, other => lines(&tenant, &list.other), emails,
             form => value(form), errors, max_chars => MAX_BODY_CHARS,
             mail_enabled => app.config.mail.smtp_url.is_some(),
+            texting_off_notice => (!texting_enabled(app)).then_some(NO_TWILIO_NOTICE),
         },
     )
 }
@@ -285,7 +339,8 @@ async fn thread_page(
         context! {
             owner => owner_value(owner), active => "messages", contact => value(&view.contact),
             messages => lines(&tenant, &view.messages), body, errors, max_chars => MAX_BODY_CHARS,
-            queued_notice => queued.then_some(QUEUED_NOTICE),
+            queued_notice => queued.then_some(queued_notice(app)),
+            texting_off_notice => (!texting_enabled(app)).then_some(NO_TWILIO_NOTICE),
         },
     )
 }
@@ -339,4 +394,48 @@ pub async fn create(State(app): State<WebState>, owner: Owner, Form(form): Form<
         }
         Err(e) => Err(e),
     }
+}
+
+/// How often an idle stream carries a comment, so proxies keep it open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `GET /app/messages/events`: a `ready` event once subscribed, then each text received as a
+/// `text` Server-Sent Event, so open conversations show it at once. Only the signed-in
+/// tenant's texts.
+pub async fn events(State(app): State<WebState>, owner: Owner) -> Result<Response, Error> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+
+    let feed = app.store.subscribe(owner.client_id).await?;
+    let mut shutdown = app.registry.shutdown_signal();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    // A first `ready` event tells the page the feed is open (and flushes the headers).
+    let ready = Event::default().event("ready").data("{}");
+    let stream = futures::stream::once(async move { ready })
+        .chain(feed.filter_map(|raw| async move {
+            TextReceived::from_json(&raw).map(|_| Event::default().event(TextReceived::KIND).data(raw))
+        }))
+        .take_until(stopping)
+        .map(Ok::<_, std::convert::Infallible>);
+    let mut response =
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response();
+    let headers = response.headers_mut();
+    headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    // Reverse proxies must pass each event on at once.
+    headers.insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// `GET /static/messages.js`: a conversation's live feed client.
+pub async fn script() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/messages.js"),
+    )
+        .into_response()
 }
