@@ -150,14 +150,26 @@ impl Application {
             config: config.clone(),
             pool: pool.clone(),
             registry: registry.clone(),
-            call_deps: CallDeps { pool: pool.clone(), store: store.clone(), engines, prompts, settings },
+            call_deps: CallDeps {
+                pool: pool.clone(),
+                store: store.clone(),
+                engines,
+                prompts: prompts.clone(),
+                settings,
+            },
         };
         let state = WebState {
             templates: Arc::new(web::shell::templates()?),
             passwords: Passwords::new(config.accounts.password_cost),
             attempt_limiter: Arc::new(AttemptLimiter::new(config.accounts.attempts_per_ip_per_minute)),
             payments,
-            call_control: CallControl::new(registry.clone(), store.clone()),
+            call_control: CallControl::new(
+                registry.clone(),
+                store.clone(),
+                pool.clone(),
+                prompts.clone(),
+                crate::vendors::twilio::Twilio::from_config(&config),
+            ),
             numbers: NumberOrders::new(pool.clone(), &config),
             config,
             pool,

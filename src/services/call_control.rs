@@ -4,15 +4,21 @@
 //! or the store is not shared), through Twilio's REST API, which redirects the call to
 //! the owner's phone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::call::commands::{CallCommand, Routed};
 use crate::call::registry::{CallRegistry, Delivery};
+use crate::dialogue::prompts::Prompts;
 use crate::domain::ids::TenantId;
 use crate::storage::call_state::CallStateStore;
+use crate::storage::postgres::{calls, tenants};
+use crate::telephony::twiml;
+use crate::vendors::twilio::Twilio;
 
 /// How long the instance holding a call has to acknowledge a command.
 const ACK_WITHIN: Duration = Duration::from_secs(2);
@@ -46,11 +52,21 @@ pub enum ControlError {
 pub struct CallControl {
     registry: CallRegistry,
     store: CallStateStore,
+    pool: PgPool,
+    prompts: Arc<Prompts>,
+    /// For taking a call over when no instance answers; `None` without credentials.
+    twilio: Option<Twilio>,
 }
 
 impl CallControl {
-    pub fn new(registry: CallRegistry, store: CallStateStore) -> Self {
-        Self { registry, store }
+    pub fn new(
+        registry: CallRegistry,
+        store: CallStateStore,
+        pool: PgPool,
+        prompts: Arc<Prompts>,
+        twilio: Option<Twilio>,
+    ) -> Self {
+        Self { registry, store, pool, prompts, twilio }
     }
 
     /// Hands `command` to the tenant's live call `call_sid`, wherever it runs.
@@ -77,7 +93,45 @@ impl CallControl {
             return Ok(Reached::OtherInstance);
         }
         tracing::warn!(%tenant_id, call_sid, "no instance acknowledged the owner's command");
+        if routed.command == CallCommand::TakeOver
+            && let Some(twilio) = &self.twilio
+        {
+            self.take_over_through_twilio(twilio, tenant_id, call_sid).await?;
+            return Ok(Reached::Twilio);
+        }
         Err(ControlError::Unreachable)
+    }
+
+    /// Moves the call to new instructions at Twilio: the hand-over line in Twilio's own
+    /// voice, then the owner's phone. Our stream, wherever it was, simply ends.
+    async fn take_over_through_twilio(
+        &self,
+        twilio: &Twilio,
+        tenant_id: TenantId,
+        call_sid: &str,
+    ) -> Result<(), ControlError> {
+        let call = calls::find_by_sid(&self.pool, call_sid)
+            .await
+            .map_err(anyhow::Error::from)?
+            .filter(|c| c.client_id == tenant_id)
+            .ok_or(ControlError::NotLive)?;
+        let tenant =
+            tenants::find(&self.pool, tenant_id).await.map_err(anyhow::Error::from)?.ok_or(ControlError::NotLive)?;
+        let language = tenant.default_language();
+        let line = self.prompts.render(
+            language,
+            "takeover",
+            &minijinja::context! { business_name => tenant.business_name.as_str() },
+        );
+        let caller_id = Some(call.from_number.as_str()).filter(|f| !f.is_empty());
+        let instructions = twiml::say_and_dial(&line, language.twilio_locale(), &tenant.owner_phone, caller_id);
+        twilio.redirect_call(call_sid, &instructions).await.map_err(|e| {
+            tracing::error!(call_sid, error = %e, "Twilio could not move the call to the owner");
+            ControlError::Unreachable
+        })?;
+        crate::services::calls::mark_handed_over(&self.pool, tenant_id, call.id).await?;
+        tracing::info!(%tenant_id, call_sid, "call handed to the owner through Twilio");
+        Ok(())
     }
 
     /// Listens for commands published by other instances and hands each to the call it

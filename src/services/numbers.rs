@@ -266,9 +266,15 @@ impl NumberOrders {
         for candidate in candidates {
             match twilio.buy_number(&candidate, &self.hooks).await {
                 Ok(bought) => {
-                    self.bought(order.client_id, &bought.phone_number, &bought.sid)
-                        .await
-                        .map_err(|e| TwilioError::Transport(format!("recording the bought number: {e:#}")))?;
+                    if let Err(e) = self.bought(order.client_id, &bought.phone_number, &bought.sid).await {
+                        // Not ours on record, so not kept at Twilio either: a later try buys afresh.
+                        tracing::error!(tenant_id = %order.client_id, number = bought.phone_number,
+                            error = format!("{e:#}"), "could not record a bought number; releasing it");
+                        if let Err(release) = twilio.release_number(&bought.sid).await {
+                            tracing::error!(number_sid = bought.sid, error = %release, "could not release it either");
+                        }
+                        return Err(TwilioError::Transport(format!("recording the bought number failed: {e:#}")));
+                    }
                     return Ok(());
                 }
                 Err(e) if e.code() == Some(21422) => {

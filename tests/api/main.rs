@@ -21,6 +21,7 @@ mod mail;
 mod messages;
 mod messages_browser;
 mod metering;
+mod numbers;
 mod openapi;
 mod payments;
 mod recordings;

@@ -167,3 +167,40 @@ async fn controls_refuse_calls_that_are_not_the_owners_or_not_live_and_bad_notes
     assert!(page.text().await.unwrap().contains("That call has already ended."));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_call_no_instance_answers_for_is_moved_to_the_owner_through_twilio() {
+    let fake = crate::fakes::twilio::FakeTwilio::start().await;
+    let app = spawn_app_with(Options { env: fake.env(), ..Default::default() }).await;
+    let owner = signed_in_owner(&app, "owner@example.com", "Alpha Dental", NUMBER).await;
+    // Listed as live (its instance died), held by no instance.
+    sqlx::query(
+        "INSERT INTO calls (client_id, call_sid, from_number, to_number, status) \
+         VALUES ($1, 'CAorphan0001', $2, $3, 'in-progress')",
+    )
+    .bind(owner.client_id)
+    .bind(CALLER)
+    .bind(NUMBER)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.state.store.mark_live(owner.client_id, "CAorphan0001").await.unwrap();
+
+    // A note cannot be said by a call nobody holds: a clear refusal.
+    let (status, body) =
+        post(&app, &owner, "/api/live/CAorphan0001/note", Some(json!({ "text": "We have a 3pm slot." }))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(fake.call_updates().is_empty());
+
+    let (status, body) = post(&app, &owner, "/api/live/CAorphan0001/takeover", None).await;
+    assert_eq!((status, &body), (StatusCode::ACCEPTED, &json!({ "reached": "twilio" })));
+    let updates = fake.call_updates();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].call_sid, "CAorphan0001");
+    let twiml = updates[0].twiml.clone().expect("new instructions");
+    assert!(twiml.contains("putting you through to someone at Alpha Dental"), "{twiml}");
+    assert!(twiml.contains("<Dial callerId=\"+15557654321\">+"), "the owner's phone rings: {twiml}");
+    let saved = calls::find_by_sid(&app.pool, "CAorphan0001").await.unwrap().unwrap();
+    assert_eq!(saved.outcome.as_str(), "transfer");
+    app.stop().await;
+}

@@ -58,6 +58,8 @@ struct Ledger {
     refused: HashMap<String, u32>,
     offered: Vec<String>,
     taken: HashSet<String>,
+    /// Numbers bought here: no longer offered, and not for sale again.
+    owned: HashSet<String>,
     bought: Vec<(String, HashMap<String, String>)>,
     released: Vec<String>,
     call_updates: Vec<CallUpdate>,
@@ -232,6 +234,7 @@ async fn api(
             let numbers: Vec<Value> = ledger
                 .offered
                 .iter()
+                .filter(|n| !ledger.owned.contains(*n))
                 .filter(|n| query.get("AreaCode").is_none_or(|area| n.starts_with(&format!("+1{area}"))))
                 .map(|n| {
                     json!({ "phone_number": n, "friendly_name": n, "iso_country": iso,
@@ -242,7 +245,7 @@ async fn api(
         }
         (Method::POST, ["IncomingPhoneNumbers.json"]) => {
             let number = form.get("PhoneNumber").cloned().unwrap_or_default();
-            if ledger.taken.contains(&number) {
+            if ledger.taken.contains(&number) || !ledger.owned.insert(number.clone()) {
                 return error(StatusCode::BAD_REQUEST, 21422, "PhoneNumber is not available");
             }
             let sid = format!("PN{seq:032x}");
