@@ -62,12 +62,13 @@ pub struct SignedUp {
 }
 
 /// Creates the owner's user, their tenant, its credit account, and gives the tenant a
-/// free number from the pool or orders one from Twilio, all or nothing.
+/// free number from the pool or, when the pool is empty and a Twilio account is
+/// configured, orders one, all or nothing.
 pub async fn signup(
     pool: &PgPool,
     passwords: &Passwords,
     form: &SignupForm,
-    numbers: NumberSource,
+    source: NumberSource,
 ) -> Result<SignedUp, SignupError> {
     let valid = form.validate().map_err(SignupError::Invalid)?;
     if users::email_taken(pool, valid.email.as_str()).await.context("checking the email")? {
@@ -106,21 +107,20 @@ pub async fn signup(
     )
     .await
     .context("creating the tenant")?;
-    let ringlypro_number = match numbers {
-        NumberSource::Pool => numbers::assign_free(&mut tx, client_id).await.context("assigning a number")?,
-        NumberSource::Twilio => {
-            number_orders::order_number(&mut tx, client_id, valid.business_phone.as_str())
-                .await
-                .context("ordering a number")?;
-            None
-        }
-    };
+    // A number already in the pool (bought and pointed at us by the operator) goes first;
+    // with a Twilio account, an empty pool means one is bought after signup.
+    let ringlypro_number = numbers::assign_free(&mut tx, client_id).await.context("assigning a number")?;
+    if ringlypro_number.is_none() && source == NumberSource::Twilio {
+        number_orders::order_number(&mut tx, client_id, valid.business_phone.as_str())
+            .await
+            .context("ordering a number")?;
+    }
     tenants::open_credit_account(&mut tx, client_id).await.context("opening the credit account")?;
     queue_welcome(&mut tx, client_id, &valid.business_name, valid.email.as_str(), ringlypro_number.as_deref()).await?;
     tx.commit().await.context("committing signup")?;
     match &ringlypro_number {
         Some(number) => tracing::info!(tenant_id = %client_id, %user_id, number = %number, "signed up"),
-        None if numbers == NumberSource::Twilio => {
+        None if source == NumberSource::Twilio => {
             tracing::info!(tenant_id = %client_id, %user_id, "signed up; number ordered from Twilio")
         }
         None => tracing::warn!(tenant_id = %client_id, %user_id, "signed up with no free number in the pool"),

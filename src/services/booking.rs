@@ -15,11 +15,8 @@ use crate::domain::language::Language;
 use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
-use crate::storage::postgres::tenants::Tenant;
+use crate::storage::postgres::tenants::{self, Tenant};
 use crate::storage::postgres::{begin_tenant, calls, contacts, messages, reminders};
-
-/// The language of the owner's alerts: no language is recorded for an owner.
-const OWNER_LANGUAGE: Language = Language::English;
 
 /// How far ahead availability is searched.
 pub const LOOKAHEAD_DAYS: i64 = 31;
@@ -155,10 +152,12 @@ async fn book_in(
         "booking_confirmation",
         &context! { business_name => tenant.business_name.as_str(), when => when.as_str(), code => code.as_str() },
     )?;
+    let owner_language = tenants::owner_language(&mut *tx, tenant.id).await.context("reading the owner's language")?;
+    let owner_when = phrasing::describe_slot(&calendar, &req.slot, now, owner_language);
     let owner_text = written(
-        OWNER_LANGUAGE,
+        owner_language,
         "owner_booking_alert",
-        &context! { name => name.as_str(), phone => req.phone.as_str(), when => when.as_str(), code => code.as_str() },
+        &context! { name => name.as_str(), phone => req.phone.as_str(), when => owner_when, code => code.as_str() },
     )?;
     for (to, body, kind) in [
         (req.phone.as_str(), caller_text.as_str(), "booking_confirmation"),
@@ -226,7 +225,8 @@ pub async fn cancel_at(
     };
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
-        let body = written(OWNER_LANGUAGE, "owner_cancellation_alert", &who_and_when(tenant, &appointment, now))?;
+        let language = tenants::owner_language(&mut tx, tenant.id).await?;
+        let body = written(language, "owner_cancellation_alert", &who_and_when(tenant, &appointment, now, language))?;
         alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;
         if let Some(call_id) = call_id {
             calls::set_outcome(&mut tx, call_id, Outcome::Cancelled).await?;
@@ -248,16 +248,22 @@ pub async fn ask_to_reschedule(
     let Some(appointment) = appointments::find(&mut tx, tenant.id, appointment_id).await? else {
         return Ok(false);
     };
-    let body = written(OWNER_LANGUAGE, "owner_reschedule_request", &who_and_when(tenant, &appointment, now))?;
+    let language = tenants::owner_language(&mut tx, tenant.id).await?;
+    let body = written(language, "owner_reschedule_request", &who_and_when(tenant, &appointment, now, language))?;
     alert_owner(&mut tx, tenant, None, "owner_reschedule_request", &body).await?;
     tx.commit().await?;
     Ok(true)
 }
 
 /// Who an owner's alert is about and when their appointment is, in the owner's language.
-fn who_and_when(tenant: &Tenant, appointment: &Appointment, now: DateTime<Utc>) -> minijinja::Value {
+fn who_and_when(
+    tenant: &Tenant,
+    appointment: &Appointment,
+    now: DateTime<Utc>,
+    language: Language,
+) -> minijinja::Value {
     let slot = Slot { starts_at: appointment.starts_at, ends_at: appointment.ends_at };
-    let when = phrasing::describe_slot(&tenant.calendar(), &slot, now, OWNER_LANGUAGE);
+    let when = phrasing::describe_slot(&tenant.calendar(), &slot, now, language);
     context! {
         name => appointment.customer_name.as_str(),
         phone => appointment.customer_phone.as_str(),
@@ -290,7 +296,8 @@ pub async fn take_message(
         },
     )
     .await?;
-    let alert = written(OWNER_LANGUAGE, "owner_message_alert", &context! { from, text })?;
+    let language = tenants::owner_language(&mut tx, tenant.id).await?;
+    let alert = written(language, "owner_message_alert", &context! { from, text })?;
     alert_owner(&mut tx, tenant, call_id, "owner_message_alert", &alert).await?;
     if let Some(call_id) = call_id {
         calls::set_outcome(&mut tx, call_id, Outcome::Message).await?;

@@ -3,7 +3,6 @@
 pub mod accounts;
 pub mod agenda;
 pub mod booking;
-pub mod call_control;
 pub mod calls;
 pub mod credits;
 pub mod mail;

@@ -1,5 +1,6 @@
-//! The only code that knows Twilio: webhook handlers and TwiML, the request-signature
-//! check, and the Media Streams wire format. Nothing outside sees Twilio's JSON. Owns its
+//! The only code that knows Twilio's calls: webhook handlers and TwiML, the request-signature
+//! check, the Media Streams wire format, and the owner's commands to a live call (which reach
+//! it through Redis, or through Twilio's REST API). Nothing outside sees Twilio's JSON. Owns its
 //! state and its routes; knows nothing of how the server is built.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::call::registry::CallRegistry;
 use crate::config::Config;
 use crate::services::payments::Payments;
 
+pub mod control;
 pub mod conversation_relay;
 pub mod media_stream;
 pub mod request;

@@ -24,9 +24,6 @@ use crate::telephony::request::{TwilioError, TwilioRequest, xml};
 
 /// The longest inbound text accepted (ten segments, as for texts we send).
 pub const MAX_TEXT_CHARS: usize = 1600;
-/// The owner's texts are in English: no language is recorded for an owner.
-const OWNER_LANGUAGE: Language = Language::English;
-
 /// `POST /twilio/sms-status`: a text's delivery progress. Applied only when it moves the
 /// text forward, so callbacks may arrive in any order, or twice.
 pub async fn status(State(app): State<TelephonyState>, hook: TwilioRequest) -> Result<Response, TwilioError> {
@@ -178,11 +175,9 @@ async fn forward_to_owner(app: &TelephonyState, tenant: &Tenant, text: &Inbound<
         .await?
         .map(|c| c.name)
         .unwrap_or_default();
-    let body = written(
-        OWNER_LANGUAGE,
-        "owner_text_forward",
-        &context! { name, phone => text.from.as_str(), text => text.body },
-    )?;
+    let language = crate::storage::postgres::tenants::owner_language(&mut tx, tenant.id).await?;
+    let body =
+        written(language, "owner_text_forward", &context! { name, phone => text.from.as_str(), text => text.body })?;
     messages::queue(
         &mut tx,
         &NewMessage {

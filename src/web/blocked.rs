@@ -1,6 +1,7 @@
-//! The block list: numbers whose calls are refused with a busy tone and never charged. The
-//! owner keeps it in Settings or through `/api/blocked-numbers`; numbers are stored in
-//! E.164 so that "(555) 999-0000" and "+15559990000" are one entry.
+//! The block list: numbers whose callers hear a short refusal, are never charged and are
+//! never texted. The owner keeps it in Settings, on a call's or contact's page, or through
+//! `/api/blocked-numbers`; numbers are stored in E.164 so that "(555) 999-0000" and
+//! "+15559990000" are one entry.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -84,7 +85,7 @@ pub async fn api_list(State(app): State<WebState>, owner: Owner) -> Result<Json<
     post,
     path = "/api/blocked-numbers",
     tag = "settings",
-    summary = "Block a caller: their calls get a busy tone and cost nothing",
+    summary = "Block a caller: they hear a short refusal, cost nothing and are never texted",
     request_body = NewBlockedNumber,
     responses(
         (status = 201, body = BlockedNumber),

@@ -27,8 +27,8 @@ use crate::domain::calls::Speaker;
 use crate::domain::ids::TenantId;
 use crate::domain::language::Language;
 use crate::domain::scheduling::Slot;
-use crate::services::call_control::{ControlError, Reached};
 use crate::storage::postgres::{begin_tenant, call_history, today};
+use crate::telephony::control::{ControlError, Reached};
 use crate::web::Error;
 use crate::web::WebState;
 use crate::web::auth::Owner;
@@ -210,6 +210,7 @@ pub struct CommandSent {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Note {
     #[schema(example = "Tell them we can fit them in at three today.")]
+    #[serde(default)]
     pub text: String,
 }
 
@@ -274,15 +275,32 @@ pub async fn api_note(
     Path(call_sid): Path<String>,
     crate::web::json_body::JsonBody(note): crate::web::json_body::JsonBody<Note>,
 ) -> Result<Response, Error> {
-    let reached = send(&app, &owner, &call_sid, note_command(&note.text)?).await?;
+    let command = match note_command(&note.text) {
+        Ok(command) => command,
+        // Another tenant's call, or none, is not found whatever the note says.
+        Err(e) if app.call_control.is_live(owner.client_id, &call_sid).await? => return Err(e),
+        Err(_) => return Err(Error::NotFound(ControlError::NotLive.to_string())),
+    };
+    let reached = send(&app, &owner, &call_sid, command).await?;
     Ok((StatusCode::ACCEPTED, Json(CommandSent { reached })).into_response())
 }
 
-/// Where a control's form lands: back on the page, saying what happened.
-fn back(result: Result<Reached, Error>, done: &str) -> Response {
+/// Where a control's form lands: back on the page, saying what happened. A call that is
+/// not the owner's at all is not found, as everywhere; one of theirs that has ended says so.
+async fn back(app: &WebState, owner: &Owner, call_sid: &str, result: Result<Reached, Error>, done: &str) -> Response {
     let to = match result {
         Ok(_) => done,
-        Err(Error::NotFound(_) | Error::Conflict { .. }) => "ended",
+        Err(Error::NotFound(message)) => {
+            let theirs = crate::storage::postgres::calls::find_by_sid(&app.pool, call_sid)
+                .await
+                .map(|call| call.is_some_and(|c| c.client_id == owner.client_id));
+            match theirs {
+                Ok(true) => "ended",
+                Ok(false) => return Error::NotFound(message).into_response(),
+                Err(e) => return Error::from(e).into_response(),
+            }
+        }
+        Err(Error::Conflict { .. }) => "ended",
         Err(Error::Unavailable(_)) => "unreachable",
         Err(Error::Invalid(_)) => "note-invalid",
         Err(e) => return e.into_response(),
@@ -292,7 +310,8 @@ fn back(result: Result<Reached, Error>, done: &str) -> Response {
 
 /// The page's "Take this call" button.
 pub async fn take_over_form(State(app): State<WebState>, owner: Owner, Path(call_sid): Path<String>) -> Response {
-    back(send(&app, &owner, &call_sid, CallCommand::TakeOver).await, "takeover")
+    let result = send(&app, &owner, &call_sid, CallCommand::TakeOver).await;
+    back(&app, &owner, &call_sid, result, "takeover").await
 }
 
 /// The page's "Send a note" form.
@@ -304,9 +323,13 @@ pub async fn note_form(
 ) -> Response {
     let result = match note_command(&note.text) {
         Ok(command) => send(&app, &owner, &call_sid, command).await,
-        Err(e) => Err(e),
+        Err(e) => match app.call_control.is_live(owner.client_id, &call_sid).await {
+            Ok(true) => Err(e),
+            Ok(false) => Err(Error::NotFound(ControlError::NotLive.to_string())),
+            Err(e) => Err(Error::Unexpected(e)),
+        },
     };
-    back(result, "note")
+    back(&app, &owner, &call_sid, result, "note").await
 }
 
 /// The tenant's calls in progress, with what has been said so far.

@@ -18,11 +18,11 @@ use sqlx::PgPool;
 
 use crate::call::registry::CallRegistry;
 use crate::config::Config;
-use crate::services::call_control::CallControl;
 use crate::services::numbers::NumberOrders;
 use crate::services::passwords::Passwords;
 use crate::services::payments::Payments;
 use crate::storage::call_state::CallStateStore;
+use crate::telephony::control::CallControl;
 
 pub mod accounts;
 pub mod admin;

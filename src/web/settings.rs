@@ -285,7 +285,7 @@ pub async fn show(
         Some("settings") => Some("Saved. The next call uses these settings."),
         Some("rachel") => Some("Saved. The Rachel switch applies from the next call."),
         Some("recording") => Some("Saved. Recording changes apply from the next call."),
-        Some("blocked") => Some("Blocked. Calls from that number now get a busy tone and cost nothing."),
+        Some("blocked") => Some("Blocked. Callers from that number now hear a short refusal and cost nothing."),
         Some("blocked-invalid") => Some("That is not a phone number we can dial; nothing was blocked."),
         Some("unblocked") => Some("Unblocked. That number's calls are answered again."),
         Some("summaries") => Some("Saved. Call summaries follow your choice from the next call."),

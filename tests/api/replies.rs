@@ -215,3 +215,26 @@ async fn offered_times_lapse_after_a_day() {
     assert_eq!(act_on_reply(&app, &tenant, CALLER, "1", now + Duration::hours(25)).await.unwrap(), None);
     assert_eq!(status_of(&owner, old.id).await, "confirmed");
 }
+
+#[tokio::test]
+async fn an_owner_who_reads_spanish_gets_the_booking_and_cancellation_alerts_in_spanish() {
+    let (owner, app, tenant, _) = setup().await;
+    sqlx::query("UPDATE clients SET summary_language = 'es' WHERE id = $1")
+        .bind(tenant.id)
+        .execute(&owner)
+        .await
+        .unwrap();
+    let now = ny(2027, 6, 5, 12, 0);
+    // An English caller: their own text stays English, the owner's alerts are Spanish.
+    book(&app, &tenant, CALLER, ny(2027, 6, 10, 14, 0), now, Language::English).await;
+    let caller: String = sqlx::query_scalar("SELECT body FROM messages WHERE kind = 'booking_confirmation'")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    let alert = owner_texts(&owner, "owner_booking_alert").await.join("\n");
+    assert!(caller.contains("Thursday"), "{caller}");
+    assert!(alert.contains("jueves") && !alert.contains("Thursday"), "{alert}");
+    assert!(act_on_reply(&app, &tenant, CALLER, "CANCEL", now).await.unwrap().is_some());
+    let cancelled = owner_texts(&owner, "owner_cancellation_alert").await.join("\n");
+    assert!(cancelled.contains("jueves") && cancelled.contains("Ann Lee"), "{cancelled}");
+}

@@ -229,3 +229,13 @@ pub async fn set_recording_enabled(pool: &PgPool, client_id: TenantId, enabled: 
         .await?;
     tx.commit().await
 }
+
+/// The language the owner reads alerts and summaries in (Settings, call summaries);
+/// English when unset.
+pub async fn owner_language(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Language> {
+    let code: Option<String> = sqlx::query_scalar("SELECT summary_language FROM clients WHERE id = $1")
+        .bind(client_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(code.as_deref().and_then(Language::from_code).unwrap_or_default())
+}

@@ -11,13 +11,13 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
+use super::twiml;
 use crate::call::commands::{CallCommand, Routed};
 use crate::call::registry::{CallRegistry, Delivery};
 use crate::dialogue::prompts::Prompts;
 use crate::domain::ids::TenantId;
 use crate::storage::call_state::CallStateStore;
 use crate::storage::postgres::{calls, tenants};
-use crate::telephony::twiml;
 use crate::vendors::twilio::Twilio;
 
 /// How long the instance holding a call has to acknowledge a command.
@@ -69,6 +69,11 @@ impl CallControl {
         Self { registry, store, pool, prompts, twilio }
     }
 
+    /// Whether `call_sid` is one of the tenant's calls in progress, on any instance.
+    pub async fn is_live(&self, tenant_id: TenantId, call_sid: &str) -> anyhow::Result<bool> {
+        Ok(self.store.live_calls(tenant_id).await?.iter().any(|sid| sid == call_sid))
+    }
+
     /// Hands `command` to the tenant's live call `call_sid`, wherever it runs.
     pub async fn send(
         &self,
@@ -81,8 +86,7 @@ impl CallControl {
             Delivery::Closing => return Err(ControlError::Ending),
             Delivery::NotHere => {}
         }
-        let live = self.store.live_calls(tenant_id).await?;
-        if !live.iter().any(|sid| sid == call_sid) {
+        if !self.is_live(tenant_id, call_sid).await? {
             return Err(ControlError::NotLive);
         }
         let routed =
