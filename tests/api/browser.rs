@@ -104,6 +104,14 @@ impl Browser {
         }
     }
 
+    /// Clicks an element once scrolled to the middle of the screen, clear of the tab bar.
+    async fn click(&self, css: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        let arg = serde_json::to_value(&element).unwrap();
+        self.client.execute("arguments[0].scrollIntoView({block: 'center'});", vec![arg]).await.unwrap();
+        element.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
     async fn fill(&self, form: &str, fields: &[(&str, &str)]) {
         let form = self.client.form(Locator::Css(form)).await.unwrap_or_else(|e| panic!("form {form}: {e}"));
         for (name, value) in fields {
@@ -200,8 +208,17 @@ async fn an_owner_signs_up_switches_rachel_watches_a_live_call_and_books_on_a_ph
     let caller = browser.wait_for_text("#live", "book an appointment", Duration::from_secs(30)).await;
     assert!(caller.find("Bright Smile Dental") < caller.find("book an appointment"), "in order: {greeting} / {caller}");
     browser.screenshot("live-call").await;
+    // The owner sends a note, then takes the call: both from the card, the page staying put.
+    let note = browser.client.form(Locator::Css(".live-note")).await.expect("the note form");
+    note.set_by_name("text", "We can fit you in at three today.").await.unwrap();
+    browser.click(".live-note button").await;
+    browser.wait_for_text(".live-status", "Your note will be said", Duration::from_secs(10)).await;
+    browser.wait_for_text("#live", "We can fit you in at three today.", Duration::from_secs(30)).await;
+    browser.screenshot("live-note").await;
+    browser.click(".live-takeover button").await;
+    browser.wait_for_text(".live-status", "handing the call to you", Duration::from_secs(10)).await;
     let report = call.await.unwrap().expect("the call ran");
-    assert!(!report.call_sid.is_empty());
+    assert_eq!(report.outcome, "transfer", "the call went to the owner's phone");
 
     // Book an appointment from the agenda, then cancel it.
     browser.client.goto(&format!("{}/app/appointments", app.base_url)).await.unwrap();

@@ -39,8 +39,8 @@
     take.action = "/app/live/" + sid + "/takeover";
     take.appendChild(hidden("csrf_token", csrf));
     take.appendChild(el("button", "primary", "Take this call"));
-    box.appendChild(note);
     box.appendChild(take);
+    box.appendChild(note);
     return box;
   }
 
