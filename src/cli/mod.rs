@@ -392,6 +392,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // Serve where PUBLIC_URL says when it is set; otherwise on BIND, and tell the
     // simulated caller the address actually bound.
     let explicit_public = std::env::var("PUBLIC_URL").is_ok_and(|v| !v.trim().is_empty());
+    if !explicit_public {
+        // The server's own links (media stream, summaries) point at BIND too.
+        config.public_url = format!("http://{}", config.bind);
+    }
     let app = Application::build(config.clone(), engines, CallSettings::default()).await?;
     let addr = app.local_addr();
     if !explicit_public {
@@ -427,7 +431,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
                 Err(e) => eprintln!("could not read the call's texts and e-mails: {e:#}"),
             }
-            println!("Messages page: {base}/app/messages");
+            let until = if args.once { " (served until the demo exits; without --once it keeps serving)" } else { "" };
+            println!("Messages page: {base}/app/messages{until}");
         }
         Err(e) => eprintln!("the simulated call failed: {e:#}"),
     }
