@@ -1,6 +1,7 @@
 //! The `ringlypro` sub-commands: serve, migrate, demo, call, nlu, tenant, numbers, admin.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::DateTime;
@@ -11,7 +12,7 @@ use sqlx::PgPool;
 use crate::call::CallSettings;
 use crate::config::Config;
 use crate::dialogue::nlu;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{CallId, TenantId};
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::BusinessHours;
@@ -20,7 +21,8 @@ use crate::services::accounts;
 use crate::services::passwords::Passwords;
 use crate::sim::{self, Line, Script};
 use crate::startup::{Application, engines_from_config, shutdown_signal};
-use crate::storage::postgres::{self, admin, calls, credits, numbers, tenants};
+use crate::storage::postgres::{self, admin, calls, credits, messages, numbers, outbox, tenants};
+use crate::vendors::twilio::Twilio;
 
 #[derive(Parser, Debug)]
 #[command(name = "ringlypro", version, about = "RinglyPro: the AI phone receptionist with a CRM")]
@@ -390,6 +392,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // Serve where PUBLIC_URL says when it is set; otherwise on BIND, and tell the
     // simulated caller the address actually bound.
     let explicit_public = std::env::var("PUBLIC_URL").is_ok_and(|v| !v.trim().is_empty());
+    if !explicit_public {
+        // The server's own links (media stream, summaries) point at BIND too.
+        config.public_url = format!("http://{}", config.bind);
+    }
     let app = Application::build(config.clone(), engines, CallSettings::default()).await?;
     let addr = app.local_addr();
     if !explicit_public {
@@ -421,6 +427,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 Ok(line) => println!("{line}"),
                 Err(e) => eprintln!("could not read the call's charge: {e:#}"),
             }
+            match demo_outbox(&config, &report.call_sid).await {
+                Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
+                Err(e) => eprintln!("could not read the call's texts and e-mails: {e:#}"),
+            }
+            let until = if args.once { " (served until the demo exits; without --once it keeps serving)" } else { "" };
+            println!("Messages page: {base}/app/messages{until}");
         }
         Err(e) => eprintln!("the simulated call failed: {e:#}"),
     }
@@ -468,6 +480,125 @@ async fn demo_charge(config: &Config, call_sid: &str) -> anyhow::Result<String> 
     Ok(line)
 }
 
+/// How long the demo waits for the owner's summary of its call: the summaries worker
+/// looks at ended calls every `MAIL_SWEEP_SECS` (10 s by default).
+const DEMO_SUMMARY_WAIT: Duration = Duration::from_secs(30);
+
+/// The texts and e-mails the demo call left (the booking's confirmation, the owner's
+/// summary), each with its status and, while it waits, why. Waits (bounded) until the
+/// call is summarised first, so the owner's summary is there to show.
+async fn demo_outbox(config: &Config, call_sid: &str) -> anyhow::Result<Vec<String>> {
+    let pool = postgres::connect(&config.database_url).await?;
+    let call = calls::find_by_sid(&pool, call_sid).await?.ok_or_else(|| anyhow::anyhow!("no call {call_sid}"))?;
+    let mut out = vec!["--- texts and e-mails the call left ---".to_owned()];
+    if !wait_for_summary(&pool, call.id).await? {
+        out.push(format!(
+            "(the owner's summary was not queued within {} s; the server queues it at its next sweep)",
+            DEMO_SUMMARY_WAIT.as_secs()
+        ));
+    }
+    let header = out.len();
+    let texts = messages::for_call(&pool, call.id).await?;
+    let ids: Vec<i64> = texts.iter().map(|m| m.id.get()).collect();
+    let mut conn = pool.acquire().await?;
+    let deliveries = outbox::deliveries(&mut conn, call.client_id, &ids).await?;
+    let twilio = Twilio::from_config(config).is_some();
+    for m in &texts {
+        let problem = deliveries.iter().find(|d| d.id == m.id.get()).and_then(|d| d.error_message.as_deref());
+        out.push(format!(
+            "text    to {}  {}  {}",
+            m.to_number,
+            m.kind.replace('_', " "),
+            text_state(&m.status, twilio, problem)
+        ));
+        out.push(format!("        \"{}\"", one_line(&m.body)));
+    }
+    let smtp = config.mail.smtp_url.is_some();
+    for e in summary_emails(&mut conn, call.id).await? {
+        out.push(format!(
+            "e-mail  to {}  {}  {}",
+            e.to_address,
+            e.kind.replace('_', " "),
+            email_state(&e.status, smtp, e.last_error.as_deref())
+        ));
+        out.push(format!("        \"{}\"", one_line(&e.subject)));
+    }
+    if out.len() == header {
+        out.push("none".to_owned());
+    }
+    drop(conn);
+    pool.close().await;
+    Ok(out)
+}
+
+/// Waits until the call has its summary row (written with the summary it queues);
+/// `false` when `DEMO_SUMMARY_WAIT` ran out first.
+async fn wait_for_summary(pool: &PgPool, call_id: CallId) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + DEMO_SUMMARY_WAIT;
+    loop {
+        let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM call_summaries WHERE call_id = $1)")
+            .bind(call_id)
+            .fetch_one(pool)
+            .await?;
+        if done {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An e-mail of the outbox, as the demo prints it.
+#[derive(sqlx::FromRow)]
+struct DemoEmail {
+    to_address: String,
+    kind: String,
+    subject: String,
+    status: String,
+    last_error: Option<String>,
+}
+
+/// The owner's summary e-mail of a call: the one queued with the call's summary text.
+async fn summary_emails(conn: &mut sqlx::PgConnection, call_id: CallId) -> sqlx::Result<Vec<DemoEmail>> {
+    sqlx::query_as(
+        "SELECT e.to_address, e.kind, e.subject, e.status, e.last_error FROM email_outbox e \
+         JOIN call_summaries s ON s.client_id = e.client_id AND s.summary = e.body \
+         WHERE s.call_id = $1 AND e.kind = 'owner_summary' ORDER BY e.id",
+    )
+    .bind(call_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// A text's status and, while it waits or when it was not sent, why.
+fn text_state(status: &str, twilio: bool, problem: Option<&str>) -> String {
+    match (status, problem) {
+        ("queued", _) if !twilio => {
+            "queued: no Twilio account configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)".to_owned()
+        }
+        ("queued" | "sending", _) => format!("{status}: the outbox worker is sending it"),
+        (_, Some(problem)) => format!("{status}: {problem}"),
+        _ => status.to_owned(),
+    }
+}
+
+/// An e-mail's status and, while it waits or when it failed, why.
+fn email_state(status: &str, smtp: bool, last_error: Option<&str>) -> String {
+    match (status, last_error) {
+        ("queued", _) if !smtp => "queued: no SMTP server configured (SMTP_URL)".to_owned(),
+        ("queued" | "sending" | "failed", Some(error)) => format!("{status}: {error}"),
+        ("queued" | "sending", None) => format!("{status}: the mail worker is sending it"),
+        _ => status.to_owned(),
+    }
+}
+
+/// A message's text on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +609,19 @@ mod tests {
         assert!(!lines[0].over_agent);
         assert!(lines[1].over_agent);
         assert_eq!(lines[1].text, "wait a second");
+    }
+
+    #[test]
+    fn the_demo_says_why_a_text_or_an_email_waits() {
+        assert_eq!(
+            text_state("queued", false, None),
+            "queued: no Twilio account configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"
+        );
+        assert_eq!(text_state("delivered", true, None), "delivered");
+        assert_eq!(text_state("suppressed", true, Some("the number opted out")), "suppressed: the number opted out");
+        assert_eq!(email_state("queued", false, None), "queued: no SMTP server configured (SMTP_URL)");
+        assert_eq!(email_state("queued", true, Some("451 try later")), "queued: 451 try later");
+        assert_eq!(email_state("sent", true, None), "sent");
     }
 
     #[test]
