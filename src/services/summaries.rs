@@ -283,7 +283,7 @@ impl Summaries {
         lang: Language,
     ) -> anyhow::Result<Facts> {
         let who = match (&call.caller_name, PhoneNumber::parse(&call.from_number)) {
-            (Some(name), Ok(number)) => format!("{name} ({})", number.formatted()),
+            (Some(name), Ok(number)) => format!("{name}, {}", number.formatted()),
             (Some(name), Err(_)) => name.clone(),
             (None, Ok(number)) => number.formatted(),
             (None, Err(_)) => written(lang, "unknown_caller", &context! {})?,

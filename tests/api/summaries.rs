@@ -154,6 +154,7 @@ async fn only_bookings_and_messages_skips_a_plain_enquiry() {
     let mails = summary_mails(&app.pool, "owner_summary").await;
     assert_eq!(mails.len(), 1);
     assert!(mails[0].2.contains("Booked an appointment") && mails[0].2.contains("I want to book a cleaning"));
+    assert_eq!(mails[0].1, "Booking: Call from (555) 014-3333", "the outcome leads the subject");
     let skipped: String = sqlx::query_scalar(
         "SELECT s.outcome FROM call_summaries s JOIN calls c ON c.id = s.call_id WHERE c.call_sid = 'CAenquiry'",
     )
