@@ -307,7 +307,8 @@ pub async fn take_message(
 }
 
 /// Queues a text to the tenant's owner in the caller's transaction.
-async fn alert_owner(
+/// Queues a text to the business owner's phone from the tenant's number.
+pub(crate) async fn alert_owner(
     conn: &mut sqlx::PgConnection,
     tenant: &Tenant,
     call_id: Option<CallId>,

@@ -28,6 +28,7 @@ use crate::domain::language::Language;
 use crate::domain::messages::Direction;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::scheduling::Slot;
+use crate::services::booking;
 use crate::storage::postgres::summaries::{self as store, EndedCall, StoredPreferences};
 use crate::storage::postgres::tenants::{self, Tenant};
 use crate::storage::postgres::{email_outbox, messages};
@@ -374,20 +375,7 @@ impl Summaries {
         body: &str,
     ) -> anyhow::Result<()> {
         if channel.texts() {
-            messages::queue(
-                conn,
-                &messages::NewMessage {
-                    client_id: tenant.id,
-                    contact_id: None,
-                    call_id,
-                    direction: Direction::Outbound,
-                    kind,
-                    to_number: &tenant.owner_phone,
-                    from_number: tenant.ringlypro_number.as_deref().unwrap_or_default(),
-                    body,
-                },
-            )
-            .await?;
+            booking::alert_owner(conn, tenant, call_id, kind, body).await?;
         }
         if channel.mails() {
             match store::owner_email(conn, tenant.id).await? {

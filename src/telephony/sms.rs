@@ -19,8 +19,8 @@ use crate::services::texting::TextReceived;
 use crate::storage::postgres::messages::{self, Direction, NewMessage};
 use crate::storage::postgres::outbox::{self, Applied, OptOutSource, Progress};
 use crate::storage::postgres::{begin_tenant, tenants};
-use crate::telephony::TelephonyState;
 use crate::telephony::request::{TwilioError, TwilioRequest, xml};
+use crate::telephony::{TelephonyState, twiml};
 
 /// The longest inbound text accepted (ten segments, as for texts we send).
 pub const MAX_TEXT_CHARS: usize = 1600;
@@ -105,7 +105,7 @@ pub async fn inbound(State(app): State<TelephonyState>, hook: TwilioRequest) -> 
     };
     let Some(message_id) = outbox::insert_received(&mut tx, &received).await? else {
         tracing::info!(sid = text.sid, tenant_id = %tenant.id, "text delivered again; already handled");
-        return Ok(xml(empty_reply()));
+        return Ok(xml(twiml::empty()));
     };
     let language = match (known_language.as_deref().and_then(Language::from_code), keyword.spanish) {
         (Some(known), _) => known,
@@ -135,13 +135,13 @@ pub async fn inbound(State(app): State<TelephonyState>, hook: TwilioRequest) -> 
     tx.commit().await?;
     publish(&app, &tenant, message_id.get(), contact_id.get(), &text, now).await;
     if let Some(reply) = reply {
-        return Ok(xml(message_reply(&reply)));
+        return Ok(xml(twiml::message(&reply)));
     }
     match replies::act_on_reply(&app.pool, &tenant, &text.from, text.body, now).await? {
-        Some(reply) => Ok(xml(message_reply(&reply))),
+        Some(reply) => Ok(xml(twiml::message(&reply))),
         None => {
             forward_to_owner(&app, &tenant, &text).await?;
-            Ok(xml(empty_reply()))
+            Ok(xml(twiml::empty()))
         }
     }
 }
@@ -195,29 +195,6 @@ async fn forward_to_owner(app: &TelephonyState, tenant: &Tenant, text: &Inbound<
     tx.commit().await?;
     tracing::info!(tenant_id = %tenant.id, from = text.from, "text forwarded to the owner");
     Ok(())
-}
-
-fn empty_reply() -> String {
-    r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_owned()
-}
-
-fn message_reply(text: &str) -> String {
-    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>{}</Message></Response>"#, escape(text))
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// What an inbound text asks of the texting itself.
@@ -324,9 +301,9 @@ mod tests {
     #[test]
     fn replies_are_escaped_twiml() {
         assert_eq!(
-            message_reply("Tom & Jerry <3"),
+            twiml::message("Tom & Jerry <3"),
             r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>Tom &amp; Jerry &lt;3</Message></Response>"#
         );
-        assert!(empty_reply().ends_with("<Response/>"));
+        assert!(twiml::empty().ends_with("<Response/>"));
     }
 }

@@ -16,6 +16,16 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// An empty answer: nothing to say back (to an inbound text, for one).
+pub fn empty() -> String {
+    r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_owned()
+}
+
+/// An answer to an inbound text: one `<Message>` back to its sender.
+pub fn message(text: &str) -> String {
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>{}</Message></Response>"#, escape(text))
+}
+
 fn document(body: &str) -> String {
     format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>"#)
 }
