@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use chrono::NaiveTime;
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::America::New_York;
 use ringlypro::call::CallSettings;
 use ringlypro::call::engines::Engines;
 use ringlypro::config::Config;
@@ -302,4 +303,10 @@ pub async fn signed_in_owner(app: &TestApp, email: &str, business: &str, number:
         .await
         .unwrap();
     SignedIn { client, client_id, csrf_token: csrf }
+}
+
+/// An instant from a New York wall-clock time (the test businesses' zone).
+pub fn ny(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    let local = NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, min, 0).unwrap();
+    New_York.from_local_datetime(&local).earliest().unwrap().with_timezone(&Utc)
 }

@@ -3,8 +3,7 @@
 //! and the wall clock kept across daylight-saving changes. Sweeps run at chosen instants
 //! on the application role's connections, as the worker runs them.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use chrono_tz::America::New_York;
+use chrono::{DateTime, Duration, Utc};
 use ringlypro::domain::appointments::{AppointmentStatus, BookingSource};
 use ringlypro::domain::language::Language;
 use ringlypro::domain::scheduling::Slot;
@@ -15,13 +14,7 @@ use ringlypro::storage::postgres::tenants::{self, Tenant};
 use ringlypro::storage::postgres::{self, begin_tenant};
 use sqlx::PgPool;
 
-use crate::helpers::{add_tenant, fresh_database};
-
-/// An instant from a New York wall-clock time.
-fn ny(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    let local = NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, min, 0).unwrap();
-    New_York.from_local_datetime(&local).earliest().unwrap().with_timezone(&Utc)
-}
+use crate::helpers::{add_tenant, fresh_database, ny};
 
 /// The owner's pool (for looking), the application role's pool (for acting), a tenant in
 /// New York open every day, and the database's URL.

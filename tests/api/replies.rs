@@ -2,8 +2,7 @@
 //! that business only, in the language of the word or the caller; other texts are not
 //! commands. Called as the SMS webhook calls it, on the application role's connections.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use chrono_tz::America::New_York;
+use chrono::{DateTime, Duration, Utc};
 use ringlypro::domain::appointments::BookingSource;
 use ringlypro::domain::ids::AppointmentId;
 use ringlypro::domain::language::Language;
@@ -15,14 +14,9 @@ use ringlypro::storage::postgres::tenants::{self, Tenant};
 use ringlypro::storage::postgres::{self};
 use sqlx::PgPool;
 
-use crate::helpers::{add_tenant, fresh_database};
+use crate::helpers::{add_tenant, fresh_database, ny};
 
 const CALLER: &str = "+15557654321";
-
-fn ny(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    let local = NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, min, 0).unwrap();
-    New_York.from_local_datetime(&local).earliest().unwrap().with_timezone(&Utc)
-}
 
 /// The owner's pool (for looking), the application role's pool and two businesses.
 async fn setup() -> (PgPool, PgPool, Tenant, Tenant) {
