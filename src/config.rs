@@ -106,6 +106,9 @@ pub struct AccountSettings {
     pub attempts_per_ip_per_minute: u32,
     /// `LOGIN_FAILURES_PER_ACCOUNT`: wrong passwords one account tolerates per 15 minutes.
     pub failures_per_account: u32,
+    /// `API_REQUESTS_PER_KEY_PER_MINUTE`: requests one API key may make per minute (per
+    /// server instance).
+    pub api_requests_per_key_per_minute: u32,
     /// `CLIENT_IP_HEADER`: the header a trusted proxy puts the caller's address in (on
     /// Fly, `Fly-Client-IP`); unset means the TCP peer address.
     pub client_ip_header: Option<String>,
@@ -132,6 +135,7 @@ impl Default for AccountSettings {
             number_pool: Vec::new(),
             attempts_per_ip_per_minute: 10,
             failures_per_account: 5,
+            api_requests_per_key_per_minute: 300,
             client_ip_header: None,
         }
     }
@@ -214,6 +218,8 @@ struct Environment {
     attempts_per_ip_per_minute: u32,
     #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = AccountSettings::default().failures_per_account, value_parser = number::<u32>("LOGIN_FAILURES_PER_ACCOUNT", "a whole number"))]
     failures_per_account: u32,
+    #[arg(long, env = "API_REQUESTS_PER_KEY_PER_MINUTE", default_value_t = AccountSettings::default().api_requests_per_key_per_minute, value_parser = number::<u32>("API_REQUESTS_PER_KEY_PER_MINUTE", "a whole number"))]
+    api_requests_per_key_per_minute: u32,
     #[arg(long, env = "CLIENT_IP_HEADER")]
     client_ip_header: Option<String>,
     #[arg(long, env = "STRIPE_SECRET_KEY", value_parser = secret)]
@@ -395,6 +401,7 @@ impl Config {
                 number_pool: env.number_pool.0,
                 attempts_per_ip_per_minute: env.attempts_per_ip_per_minute.max(1),
                 failures_per_account: env.failures_per_account.max(1),
+                api_requests_per_key_per_minute: env.api_requests_per_key_per_minute.max(1),
                 client_ip_header: env.client_ip_header,
             },
             billing: BillingSettings {

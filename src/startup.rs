@@ -162,6 +162,7 @@ impl Application {
             templates: Arc::new(web::shell::templates()?),
             passwords: Passwords::new(config.accounts.password_cost),
             attempt_limiter: Arc::new(AttemptLimiter::new(config.accounts.attempts_per_ip_per_minute)),
+            api_key_limiter: Arc::new(AttemptLimiter::new(config.accounts.api_requests_per_key_per_minute)),
             payments,
             call_control: CallControl::new(
                 registry.clone(),

@@ -1,5 +1,5 @@
-//! Who is asking: the session cookie, the [`Owner`] and [`Admin`] extractors every
-//! dashboard page and `/api` route takes, the CSRF and origin checks on state-changing
+//! Who is asking: the session cookie (or, under `/api/`, an API key as a bearer token), the
+//! [`Owner`] and [`Admin`] extractors every dashboard page and `/api` route takes, the CSRF and origin checks on state-changing
 //! requests, and the client's address for rate limits. Does not decide what an owner may
 //! see: tenant scoping is `begin_tenant(pool, owner.client_id)`.
 
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::config::Config;
 use crate::domain::ids::{TenantId, UserId};
 use crate::services::accounts::{SESSION_DAYS, token_hash};
+use crate::storage::postgres::api_keys;
 use crate::storage::postgres::sessions::{self, SessionOwner};
 use crate::web::Error;
 use crate::web::WebState;
@@ -41,6 +42,20 @@ pub struct Owner {
     pub is_admin: bool,
     pub email: String,
     pub csrf_token: String,
+    /// The API key the request was made with; `None` for a browser session.
+    #[serde(skip)]
+    pub api_key: Option<i64>,
+}
+
+impl Owner {
+    /// Refuses requests made with an API key: what only a signed-in person may do (making
+    /// and revoking keys, for one).
+    pub fn in_person(&self) -> Result<(), Error> {
+        match self.api_key {
+            Some(_) => Err(Error::Denied("this needs the owner signed in; an API key cannot do it".into())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An [`Owner`] whose user is an administrator; anyone else gets 403.
@@ -65,6 +80,8 @@ pub enum AuthRejection {
         api: bool,
         message: &'static str,
     },
+    /// A request refused with its own error (a bad API key, too many requests).
+    Refused(Error),
     Unexpected(Error),
 }
 
@@ -88,7 +105,7 @@ impl IntoResponse for AuthRejection {
                 (StatusCode::FORBIDDEN, axum::response::Html(crate::web::shell::plain_page("Not allowed", message)))
                     .into_response()
             }
-            AuthRejection::Unexpected(e) => e.into_response(),
+            AuthRejection::Refused(e) | AuthRejection::Unexpected(e) => e.into_response(),
         }
     }
 }
@@ -142,6 +159,48 @@ async fn session_of(parts: &mut Parts, app: &WebState) -> Result<Option<SessionO
     Ok(found)
 }
 
+/// The token of an `Authorization: Bearer ...` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The owner an API key acts for, counted against the key's rate limit.
+async fn key_holder(app: &WebState, key: &str) -> Result<Owner, AuthRejection> {
+    let holder = api_keys::find(&app.pool, &token_hash(key))
+        .await
+        .map_err(|e| AuthRejection::Unexpected(e.into()))?
+        .ok_or_else(|| {
+            AuthRejection::Refused(Error::Unauthorized(
+                "this API key is not valid or was revoked; make a new one in Settings → Integrations".into(),
+            ))
+        })?;
+    if let Err(wait) = app.api_key_limiter.attempt("api", holder.key_id) {
+        tracing::warn!(tenant_id = %holder.client_id, key_id = holder.key_id, "API key over its rate limit");
+        return Err(AuthRejection::Refused(Error::TooManyRequests {
+            message: format!(
+                "this API key made more than {} requests in the last minute; try again in {} s",
+                app.config.accounts.api_requests_per_key_per_minute,
+                wait.as_secs()
+            ),
+            retry_after_secs: wait.as_secs(),
+        }));
+    }
+    let stale = holder.last_used_at.is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::minutes(1));
+    if stale && let Err(e) = api_keys::touch(&app.pool, holder.key_id).await {
+        tracing::warn!(error = %e, "could not note an API key's use");
+    }
+    Ok(Owner {
+        user_id: holder.user_id,
+        client_id: holder.client_id,
+        is_admin: false,
+        email: holder.email,
+        csrf_token: String::new(),
+        api_key: Some(holder.key_id),
+    })
+}
+
 fn signed_out(parts: &Parts, app: &WebState) -> AuthRejection {
     let next = if parts.method == Method::GET {
         parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/app".into())
@@ -157,6 +216,11 @@ impl FromRequestParts<WebState> for Owner {
 
     async fn from_request_parts(parts: &mut Parts, app: &WebState) -> Result<Self, Self::Rejection> {
         let Some(session) = session_of(parts, app).await? else {
+            if is_api(parts.uri.path())
+                && let Some(key) = bearer(&parts.headers)
+            {
+                return key_holder(app, key).await;
+            }
             return Err(signed_out(parts, app));
         };
         let Some(client_id) = session.client_id else {
@@ -171,6 +235,7 @@ impl FromRequestParts<WebState> for Owner {
             is_admin: session.is_admin,
             email: session.email,
             csrf_token: session.csrf_token,
+            api_key: None,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Attempt limits per client address for the credential forms (sign in, sign up, reset
-//! request), counted in memory over a sliding one-minute window.
+//! Attempt limits over a sliding one-minute window, counted in memory: per client address
+//! for the credential forms (sign in, sign up, reset request), and per API key for requests
+//! made with one.
 //!
 //! A map of timestamps in a `DashMap` (already a dependency) rather than `governor` /
 //! `tower_governor`: the limit is keyed by action *and* address, the 429 must say in
@@ -18,29 +19,29 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Past this many tracked keys, idle ones are swept on the next attempt.
 const SWEEP_ABOVE: usize = 10_000;
 
-/// Sliding-window counters keyed by (action, client address).
-pub struct AttemptLimiter {
+/// Sliding-window counters keyed by (action, who): a client address, or an API key's id.
+pub struct AttemptLimiter<K = IpAddr> {
     per_minute: usize,
-    windows: DashMap<(&'static str, IpAddr), VecDeque<Instant>>,
+    windows: DashMap<(&'static str, K), VecDeque<Instant>>,
 }
 
-impl AttemptLimiter {
+impl<K: std::hash::Hash + Eq + Copy> AttemptLimiter<K> {
     pub fn new(per_minute: u32) -> Self {
         Self { per_minute: per_minute.max(1) as usize, windows: DashMap::new() }
     }
 
-    /// Counts one attempt at `action` from `ip`. Over the limit, the attempt is not
+    /// Counts one attempt at `action` by `who`. Over the limit, the attempt is not
     /// counted and the answer is how long until the oldest counted attempt leaves the
     /// window.
-    pub fn attempt(&self, action: &'static str, ip: IpAddr) -> Result<(), Duration> {
-        self.attempt_at(action, ip, Instant::now())
+    pub fn attempt(&self, action: &'static str, who: K) -> Result<(), Duration> {
+        self.attempt_at(action, who, Instant::now())
     }
 
-    fn attempt_at(&self, action: &'static str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    fn attempt_at(&self, action: &'static str, who: K, now: Instant) -> Result<(), Duration> {
         if self.windows.len() > SWEEP_ABOVE {
             self.windows.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
         }
-        let mut times = self.windows.entry((action, ip)).or_default();
+        let mut times = self.windows.entry((action, who)).or_default();
         while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
             times.pop_front();
         }

@@ -26,6 +26,7 @@ use crate::telephony::control::CallControl;
 
 pub mod accounts;
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod blocked;
 pub mod calls;
@@ -62,6 +63,8 @@ pub struct WebState {
     pub passwords: Passwords,
     /// Attempts per client address at the credential forms.
     pub attempt_limiter: Arc<limits::AttemptLimiter>,
+    /// Requests per API key (by the key's id).
+    pub api_key_limiter: Arc<limits::AttemptLimiter<i64>>,
     /// Credit, reloads and Stripe.
     pub payments: Payments,
     /// The owner's commands to live calls, on whichever instance they run.
@@ -90,6 +93,11 @@ pub fn routes() -> Router<WebState> {
         .route("/app/settings/blocked", post(blocked::add_form))
         .route("/app/settings/blocked/remove", post(blocked::remove_form))
         .route("/api/blocked-numbers", get(blocked::api_list).post(blocked::api_add))
+        .route("/app/integrations", get(api_keys::show))
+        .route("/app/integrations/api-keys", post(api_keys::create_form))
+        .route("/app/integrations/api-keys/{id}/revoke", post(api_keys::revoke_form))
+        .route("/api/api-keys", get(api_keys::api_list).post(api_keys::api_create))
+        .route("/api/api-keys/{id}", axum::routing::delete(api_keys::api_revoke))
         .route("/api/blocked-numbers/{phone}", axum::routing::delete(blocked::api_remove))
         .route("/admin", get(admin::list_page))
         .route("/admin/tenants/{id}", get(admin::tenant_page))

@@ -4,13 +4,15 @@
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::web::auth::SESSION_COOKIE;
 
-/// The two ways a request proves who sends it: the session cookie, and on state changes
-/// the session's CSRF token in a header.
+/// The ways a request proves who sends it: the session cookie (with, on state changes, the
+/// session's CSRF token in a header), or an API key as a bearer token.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -29,6 +31,21 @@ impl Modify for SecuritySchemes {
                 "X-CSRF-Token",
                 "the session's CSRF token (`csrf_token` from sign-in or /api/auth/me); required on every POST, PATCH and DELETE made with the session cookie",
             ))),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("rpk_...")
+                    .description(Some(
+                        "an API key made in Settings → Integrations, as `Authorization: Bearer <key>`; it acts for its \
+                         business on every /api route a session can use, needs no CSRF token, and is limited to \
+                         API_REQUESTS_PER_KEY_PER_MINUTE requests a minute (429 with Retry-After past it); making \
+                         and revoking keys needs a session",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -55,7 +72,38 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::live::LiveApi::openapi());
     doc.merge(crate::web::credits::CreditsApi::openapi());
     doc.merge(crate::web::blocked::BlockedApi::openapi());
+    doc.merge(crate::web::api_keys::ApiKeysApi::openapi());
+    accept_api_keys(&mut doc);
     doc
+}
+
+/// Every operation a session can use also takes an API key, except the administrators'
+/// and the account's own (signing in and out), and making or revoking keys.
+fn accept_api_keys(doc: &mut utoipa::openapi::OpenApi) {
+    let names = |r: &SecurityRequirement| serde_json::to_value(r).ok().and_then(|v| v.as_object().cloned());
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if path.starts_with("/api/admin") || path.starts_with("/api/auth") {
+            continue;
+        }
+        let operations = [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            if path.starts_with("/api/api-keys") && method != "get" {
+                continue;
+            }
+            let Some(security) = operation.as_mut().and_then(|o| o.security.as_mut()) else { continue };
+            let by_session = security.iter().filter_map(names).any(|n| n.contains_key("session"));
+            let by_key = security.iter().filter_map(names).any(|n| n.contains_key("api_key"));
+            if by_session && !by_key {
+                security.push(SecurityRequirement::new("api_key", Vec::<String>::new()));
+            }
+        }
+    }
 }
 
 /// `GET /api/openapi.json`

@@ -24,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("messages.html", include_str!("templates/messages.html")),
     ("thread.html", include_str!("templates/thread.html")),
     ("settings.html", include_str!("templates/settings.html")),
+    ("integrations.html", include_str!("templates/integrations.html")),
     ("admin.html", include_str!("templates/admin.html")),
     ("admin_tenant.html", include_str!("templates/admin_tenant.html")),
     ("calls.html", include_str!("templates/calls.html")),

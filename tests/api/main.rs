@@ -6,6 +6,7 @@ mod fakes;
 
 mod accounts;
 mod admin;
+mod api_keys;
 mod appointments;
 mod booking;
 mod browser;

@@ -47,7 +47,7 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 #[tokio::test]
-async fn the_document_is_openapi_3_with_session_and_csrf_security_schemes() {
+async fn the_document_is_openapi_3_with_session_csrf_and_api_key_security_schemes() {
     let app = spawn_app().await;
     let doc = document(&app.base_url).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -63,7 +63,13 @@ async fn the_document_is_openapi_3_with_session_and_csrf_security_schemes() {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing");
     }
     let patch = &doc["paths"]["/api/settings"]["patch"];
-    assert_eq!(patch["security"], json!([{"session": [], "csrf": []}]));
+    assert_eq!(patch["security"], json!([{"session": [], "csrf": []}, {"api_key": []}]));
+    assert_eq!(schemes["api_key"]["type"], "http");
+    assert_eq!(schemes["api_key"]["scheme"], "bearer");
+    let make_key = &doc["paths"]["/api/api-keys"]["post"];
+    assert_eq!(make_key["security"], json!([{"session": [], "csrf": []}]), "only a session makes keys");
+    let admin = doc["paths"]["/api/admin/tenants"]["get"]["security"].to_string();
+    assert!(!admin.contains("api_key"), "{admin}");
 }
 
 #[tokio::test]

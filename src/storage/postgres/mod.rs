@@ -12,6 +12,7 @@ use crate::domain::ids;
 use crate::domain::ids::TenantId;
 
 pub mod admin;
+pub mod api_keys;
 pub mod appointments;
 pub mod call_history;
 pub mod calls;
