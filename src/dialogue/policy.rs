@@ -3,7 +3,7 @@
 //! itself (the call actor runs the tools and hands back their results), so the booking
 //! rules stay in `services` whichever engine converses.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,12 @@ pub enum Stage {
     /// Waiting to hear what the caller wants.
     Intent,
     AskName,
+    /// A name that reads as no name was taken as heard; waiting for yes, a correction or
+    /// a spelling.
+    ConfirmName,
+    /// Asked to spell the name; one more failure and the booking goes under the caller ID.
+    SpellName,
+    /// Confirming the number to call back (the caller ID, or a number just given).
     ConfirmPhone,
     AskPhone,
     /// Three slots were offered; waiting for a choice.
@@ -42,6 +48,8 @@ pub enum Stage {
     AskCode,
     /// Stuck: offered a message or a call-back.
     Stuck,
+    /// The caller said goodbye with a booking half-done: asked whether to still book it.
+    ConfirmLeave,
     /// The call is over (or being transferred).
     Done,
 }
@@ -123,6 +131,16 @@ pub struct Policy {
     pub name: Option<String>,
     /// The caller's number from Twilio, until the caller gives another.
     pub phone: Option<PhoneNumber>,
+    /// The number the call comes from, kept when the caller gives another: the booking
+    /// falls back to it when a number cannot be understood.
+    #[serde(default)]
+    pub caller_id: Option<PhoneNumber>,
+    /// The name as heard, while the caller confirms it.
+    #[serde(default)]
+    pub heard_name: Option<String>,
+    /// Where the conversation goes back to when a caller who said goodbye carries on.
+    #[serde(default)]
+    pub resume: Option<Stage>,
     pub date: Option<NaiveDate>,
     pub time: Option<SpokenTime>,
     pub offered: Vec<Slot>,
@@ -143,6 +161,9 @@ impl Policy {
             intent: None,
             name: None,
             phone: caller_phone.and_then(|p| PhoneNumber::parse(p).ok()),
+            caller_id: caller_phone.and_then(|p| PhoneNumber::parse(p).ok()),
+            heard_name: None,
+            resume: None,
             date: None,
             time: None,
             offered: Vec::new(),
@@ -249,22 +270,33 @@ impl Policy {
         if reading.time.is_some() {
             self.time = reading.time;
         }
+        // A message may well end with "bye": only a short farewell leaves instead of one.
+        let leaving = reading.farewell && (self.stage != Stage::TakeMessage || text.split_whitespace().count() <= 4);
+        if leaving {
+            return self.on_farewell(ctx);
+        }
         match self.stage {
-            Stage::Intent | Stage::Done => self.on_intent_answer(ctx, &reading),
-            Stage::AskName => match reading.name.clone().or_else(|| nlu::read_name_answer(text)) {
-                Some(name) => {
-                    self.understood();
-                    self.name = Some(name);
-                    self.after_name(ctx)
+            Stage::Intent | Stage::Done => self.on_intent_answer(ctx, text, &reading),
+            Stage::AskName => self.on_name(ctx, text, &reading),
+            Stage::ConfirmName => self.on_name_read_back(ctx, text, &reading),
+            Stage::SpellName => match Self::name_in(text, &reading) {
+                Some(name) => self.accept_name(ctx, Some(name)),
+                None => self.name_under_caller_id(ctx),
+            },
+            Stage::ConfirmLeave => match reading.yes_no {
+                Some(false) => self.goodbye(ctx),
+                Some(true) => self.resume(ctx),
+                None => {
+                    // "The second one" answers the question left open: carry on with it.
+                    self.stage = self.resume.take().unwrap_or(Stage::Intent);
+                    self.on_utterance(ctx, text)
                 }
-                None => self.misunderstood(ctx, "ask_name_again"),
             },
             Stage::ConfirmPhone => {
                 match (reading.yes_no, reading.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok())) {
                     (_, Some(phone)) => {
                         self.understood();
-                        self.phone = Some(phone);
-                        self.check_availability()
+                        self.read_back_phone(ctx, phone)
                     }
                     (Some(true), _) => {
                         self.understood();
@@ -275,6 +307,13 @@ impl Policy {
                         self.stage = Stage::AskPhone;
                         self.say(ctx, "ask_phone", Value::UNDEFINED)
                     }
+                    _ if self.misunderstandings >= 1 && self.phone.is_some() => {
+                        // Twice unclear: go on with the number we have rather than ask forever.
+                        self.understood();
+                        let phone = self.phone.as_ref().map(PhoneNumber::spoken);
+                        self.prefix = Some(self.line(ctx, "phone_kept", context! { phone => phone }));
+                        self.check_availability()
+                    }
                     _ => {
                         let phone = self.phone.as_ref().map(PhoneNumber::spoken);
                         self.misunderstood_with(ctx, "confirm_phone", context! { phone => phone })
@@ -284,7 +323,13 @@ impl Policy {
             Stage::AskPhone => match reading.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) {
                 Some(phone) => {
                     self.understood();
-                    self.phone = Some(phone);
+                    self.read_back_phone(ctx, phone)
+                }
+                None if self.misunderstandings >= 1 && self.caller_id.is_some() => {
+                    // Twice not understood: the number the call comes from will do.
+                    self.understood();
+                    self.phone = self.caller_id.clone();
+                    self.prefix = Some(self.line(ctx, "phone_fallback", Value::UNDEFINED));
                     self.check_availability()
                 }
                 None => self.misunderstood(ctx, "ask_phone_again"),
@@ -309,7 +354,7 @@ impl Policy {
                     self.understood();
                     match &self.found {
                         Some(found) => Step::Tool(ToolCall::Cancel { appointment_id: found.id }),
-                        None => self.on_intent_answer(ctx, &reading),
+                        None => self.on_intent_answer(ctx, text, &reading),
                     }
                 }
                 Some(false) => {
@@ -342,10 +387,11 @@ impl Policy {
         }
     }
 
-    fn on_intent_answer(&mut self, ctx: &Context<'_>, reading: &Reading) -> Step {
+    fn on_intent_answer(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
         match reading.intent {
             Some(intent) => self.start_intent(ctx, intent, reading),
             None if reading.yes_no == Some(false) && self.outcome != Outcome::None => self.goodbye(ctx),
+            None if nlu::is_thanks(text) && self.outcome != Outcome::None => self.goodbye(ctx),
             None if reading.yes_no == Some(false) && self.stage == Stage::Done => self.goodbye(ctx),
             None if reading.date.is_some() || reading.time.is_some() => {
                 // "Do you have anything Tuesday morning?" reads as a booking request.
@@ -353,6 +399,147 @@ impl Policy {
             }
             None => self.misunderstood(ctx, "not_understood"),
         }
+    }
+
+    /// The caller is leaving. With a booking half-done (a name taken or times offered,
+    /// nothing booked yet) they are asked once whether to still book it.
+    fn on_farewell(&mut self, ctx: &Context<'_>) -> Step {
+        let booking = matches!(self.intent, Some(Intent::Book | Intent::Reschedule));
+        let started = self.name.is_some() || self.heard_name.is_some() || !self.offered.is_empty();
+        let in_booking = matches!(
+            self.stage,
+            Stage::AskName
+                | Stage::ConfirmName
+                | Stage::SpellName
+                | Stage::ConfirmPhone
+                | Stage::AskPhone
+                | Stage::ChooseSlot
+                | Stage::AskPreference
+        );
+        if booking && started && in_booking {
+            self.understood();
+            self.resume = Some(self.stage);
+            self.stage = Stage::ConfirmLeave;
+            return self.say(ctx, "confirm_leave", Value::UNDEFINED);
+        }
+        self.goodbye(ctx)
+    }
+
+    /// The caller chose to carry on after a goodbye: ask the open question again.
+    fn resume(&mut self, ctx: &Context<'_>) -> Step {
+        self.understood();
+        self.stage = self.resume.take().unwrap_or(Stage::Intent);
+        match self.stage {
+            Stage::AskName => self.say(ctx, "ask_name", Value::UNDEFINED),
+            Stage::ConfirmName => {
+                let heard = self.heard_name.clone();
+                self.say(ctx, "confirm_name", context! { heard => heard })
+            }
+            Stage::SpellName => self.say(ctx, "spell_name", Value::UNDEFINED),
+            Stage::ConfirmPhone => {
+                let phone = self.phone.as_ref().map(PhoneNumber::spoken);
+                self.say(ctx, "confirm_phone", context! { phone => phone })
+            }
+            Stage::AskPhone => self.say(ctx, "ask_phone", Value::UNDEFINED),
+            Stage::ChooseSlot => {
+                let slots: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
+                self.say(ctx, "which_one", context! { slots => slots })
+            }
+            Stage::AskPreference => self.say(ctx, "ask_preference", Value::UNDEFINED),
+            _ => self.say(ctx, "anything_else", Value::UNDEFINED),
+        }
+    }
+
+    /// A name in the answer: spelled, introduced or bare. Choices and yes/no are never names.
+    fn name_in(text: &str, reading: &Reading) -> Option<String> {
+        nlu::read_spelled_name(text).or_else(|| reading.name.clone()).or_else(|| {
+            if reading.choice.is_some() || reading.yes_no.is_some() { None } else { nlu::read_name_answer(text) }
+        })
+    }
+
+    /// The answer to "may I have your name?". What reads as no name is read back as heard;
+    /// nothing heard twice puts the booking under the caller ID. A name never ends a call.
+    fn on_name(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
+        if let Some(name) = Self::name_in(text, reading) {
+            return self.accept_name(ctx, Some(name));
+        }
+        if let Some(intent) = reading.intent.filter(|i| *i != Intent::Book) {
+            return self.start_intent(ctx, intent, reading);
+        }
+        let heard =
+            (reading.choice.is_none() && reading.yes_no.is_none()).then(|| nlu::read_heard_name(text)).flatten();
+        match heard {
+            Some(heard) => {
+                self.understood();
+                self.heard_name = Some(heard.clone());
+                self.stage = Stage::ConfirmName;
+                self.say(ctx, "confirm_name", context! { heard => heard })
+            }
+            None if self.misunderstandings >= 1 => self.name_under_caller_id(ctx),
+            None => {
+                self.misunderstandings += 1;
+                self.say(ctx, "ask_name_again", Value::UNDEFINED)
+            }
+        }
+    }
+
+    /// The answer to "I have it as Marie Lopez — is that right?".
+    fn on_name_read_back(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
+        if let Some(spelled) = nlu::read_spelled_name(text) {
+            return self.accept_name(ctx, Some(spelled));
+        }
+        match reading.yes_no {
+            Some(true) => {
+                let heard = self.heard_name.take();
+                self.accept_name(ctx, heard)
+            }
+            // "No, it's Maria Lopez": the correction is taken as said.
+            _ if reading.name.is_some() => self.accept_name(ctx, reading.name.clone()),
+            Some(false) => match nlu::read_heard_name(text) {
+                Some(corrected) => self.accept_name(ctx, Some(corrected)),
+                None => {
+                    self.understood();
+                    self.stage = Stage::SpellName;
+                    self.say(ctx, "spell_name", Value::UNDEFINED)
+                }
+            },
+            None => match Self::name_in(text, reading) {
+                Some(name) => self.accept_name(ctx, Some(name)),
+                None => {
+                    self.understood();
+                    self.stage = Stage::SpellName;
+                    self.say(ctx, "spell_name", Value::UNDEFINED)
+                }
+            },
+        }
+    }
+
+    fn accept_name(&mut self, ctx: &Context<'_>, name: Option<String>) -> Step {
+        self.understood();
+        self.heard_name = None;
+        if name.is_some() {
+            self.name = name;
+        }
+        self.after_name(ctx)
+    }
+
+    /// The name could not be had: the booking goes on under the caller's number.
+    fn name_under_caller_id(&mut self, ctx: &Context<'_>) -> Step {
+        self.understood();
+        self.heard_name = None;
+        self.name = None;
+        let calling_from = self.caller_id.is_some();
+        let first = self.line(ctx, "name_fallback", context! { calling_from => calling_from });
+        let next = self.after_name(ctx);
+        prepend(first, next)
+    }
+
+    /// A number the caller just gave is read back before it is used.
+    fn read_back_phone(&mut self, ctx: &Context<'_>, phone: PhoneNumber) -> Step {
+        let spoken = phone.spoken();
+        self.phone = Some(phone);
+        self.stage = Stage::ConfirmPhone;
+        self.say(ctx, "read_back_phone", context! { phone => spoken })
     }
 
     fn goodbye(&mut self, ctx: &Context<'_>) -> Step {
@@ -376,7 +563,7 @@ impl Policy {
                     self.after_name(ctx)
                 }
             }
-            Intent::Cancel | Intent::Reschedule => {
+            Intent::Cancel | Intent::Reschedule | Intent::Lookup => {
                 let code = reading.code.clone().filter(|c| confirmation::is_code(c));
                 Step::Tool(ToolCall::FindAppointment {
                     phone: self.phone.as_ref().map(|p| p.as_str().to_owned()),
@@ -467,6 +654,13 @@ impl Policy {
             None if reading.intent.is_some_and(|i| i != Intent::Book) => {
                 self.start_intent(ctx, reading.intent.unwrap_or(Intent::Book), reading)
             }
+            None if self.misunderstandings == 1 && self.offered.len() > 1 => {
+                // Twice unclear: offer the first available alone, for a plain yes or no.
+                self.misunderstandings += 1;
+                self.offered.truncate(1);
+                let first = self.offered.first().map(|s| self.describe(ctx, s));
+                self.say(ctx, "offer_first", context! { slot => first })
+            }
             None => {
                 let slots: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
                 self.misunderstood_with(ctx, "which_one", context! { slots => slots })
@@ -492,13 +686,15 @@ impl Policy {
         if self.offered.iter().any(|s| s.starts_at.with_timezone(&tz).date_naive() == date) {
             return None;
         }
-        let ordinal = text.split_whitespace().find_map(|w| match w.trim_matches(|c: char| !c.is_alphanumeric()) {
-            "first" | "1st" | "primera" | "primero" => Some(1),
-            "second" | "2nd" | "segunda" | "segundo" => Some(2),
-            "third" | "3rd" | "tercera" | "tercero" => Some(3),
-            "last" | "ultima" | "última" => Some(nlu::LAST_CHOICE),
-            _ => None,
-        })?;
+        // The last ordinal said wins: "the first, no, the second juan".
+        let ordinal =
+            text.split_whitespace().rev().find_map(|w| match w.trim_matches(|c: char| !c.is_alphanumeric()) {
+                "first" | "1st" | "primera" | "primero" => Some(1),
+                "second" | "2nd" | "segunda" | "segundo" => Some(2),
+                "third" | "3rd" | "tercera" | "tercero" => Some(3),
+                "last" | "ultima" | "última" => Some(nlu::LAST_CHOICE),
+                _ => None,
+            })?;
         nlu::choice_index(ordinal, self.offered.len()).and_then(|i| self.offered.get(i)).copied()
     }
 
@@ -536,6 +732,36 @@ impl Policy {
         None
     }
 
+    /// What the caller asked for when the business is closed then, said before the
+    /// nearest openings: "We're closed on Saturdays." / "We close at 5 PM on Fridays."
+    fn closed_note(&self, ctx: &Context<'_>) -> Option<String> {
+        let hours = &ctx.calendar.hours;
+        let at = match self.time {
+            Some(SpokenTime::At(t)) => Some(t),
+            _ => None,
+        };
+        let day = self.date.map(|d| d.weekday());
+        if let Some(day) = day.filter(|d| !hours.is_open_on(*d)) {
+            let days = phrasing::weekday_plural(day, self.language);
+            return Some(ctx.prompts.render(self.language, "closed_day", &context! { days => days }));
+        }
+        let t = at?;
+        let days = day.map(|d| phrasing::weekday_plural(d, self.language));
+        let key = if t >= hours.close {
+            "closed_after"
+        } else if t < hours.open {
+            "closed_before"
+        } else {
+            return None;
+        };
+        let extra = context! {
+            days => days,
+            open => phrasing::format_time(hours.open, self.language),
+            close => phrasing::format_time(hours.close, self.language),
+        };
+        Some(ctx.prompts.render(self.language, key, &extra))
+    }
+
     fn confirm_booking(&mut self, ctx: &Context<'_>) -> Step {
         self.stage = Stage::Intent;
         let Some((code, slot)) = self.booked.clone() else {
@@ -555,6 +781,12 @@ impl Policy {
             ToolResult::Slots(slots) => {
                 self.offered = slots;
                 self.stage = Stage::ChooseSlot;
+                if let Some(closed) = self.closed_note(ctx) {
+                    self.prefix = Some(match self.prefix.take() {
+                        Some(before) => format!("{before} {closed}"),
+                        None => closed,
+                    });
+                }
                 let described: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
                 self.say(ctx, "offer", context! { slots => described })
             }
@@ -575,6 +807,13 @@ impl Policy {
                         self.confirm_booking(ctx)
                     }
                 }
+            }
+            ToolResult::Found(Some(found)) if self.intent == Some(Intent::Lookup) => {
+                let slot_text = self.describe(ctx, &Slot { starts_at: found.starts_at, ends_at: found.ends_at });
+                let code = confirmation::spoken(&found.code);
+                self.stage = Stage::Intent;
+                self.note_info();
+                self.say(ctx, "appointment_found", context! { slot => slot_text, code => code })
             }
             ToolResult::Found(Some(found)) => {
                 let slot_text = self.describe(ctx, &Slot { starts_at: found.starts_at, ends_at: found.ends_at });
@@ -624,6 +863,14 @@ impl Policy {
                 self.say(ctx, "booking_failed", Value::UNDEFINED)
             }
         }
+    }
+}
+
+/// `first` said before whatever `next` says; a tool call goes ahead and `first` is dropped.
+fn prepend(first: String, next: Step) -> Step {
+    match next {
+        Step::Reply { text, end, transfer } => Step::Reply { text: format!("{first} {text}"), end, transfer },
+        tool => tool,
     }
 }
 
