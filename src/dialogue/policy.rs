@@ -271,7 +271,7 @@ impl Policy {
             self.time = reading.time;
         }
         // A message may well end with "bye": only a short farewell leaves instead of one.
-        let leaving = reading.farewell && (self.stage != Stage::TakeMessage || text.split_whitespace().count() <= 4);
+        let leaving = reading.farewell && (self.stage != Stage::TakeMessage || text.split_whitespace().count() <= 6);
         if leaving {
             return self.on_farewell(ctx);
         }
@@ -280,7 +280,10 @@ impl Policy {
             Stage::AskName => self.on_name(ctx, text, &reading),
             Stage::ConfirmName => self.on_name_read_back(ctx, text, &reading),
             Stage::SpellName => match Self::name_in(text, &reading) {
-                Some(name) => self.accept_name(ctx, Some(name)),
+                Some(name) => {
+                    let name = self.fit_spelling(name);
+                    self.accept_name(ctx, Some(name))
+                }
                 None => self.name_under_caller_id(ctx),
             },
             Stage::ConfirmLeave => match reading.yes_no {
@@ -486,7 +489,8 @@ impl Policy {
     /// The answer to "I have it as Marie Lopez — is that right?".
     fn on_name_read_back(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
         if let Some(spelled) = nlu::read_spelled_name(text) {
-            return self.accept_name(ctx, Some(spelled));
+            let name = self.fit_spelling(spelled);
+            return self.accept_name(ctx, Some(name));
         }
         match reading.yes_no {
             Some(true) => {
@@ -511,6 +515,37 @@ impl Policy {
                     self.say(ctx, "spell_name", Value::UNDEFINED)
                 }
             },
+        }
+    }
+
+    /// A first and last name spelled in one run ("m a r i a l o p e z") is split where the
+    /// name as heard splits, when one of its words ends or starts the spelling.
+    fn fit_spelling(&self, spelled: String) -> String {
+        let Some(heard) = self.heard_name.as_deref() else { return spelled };
+        if spelled.contains(' ') {
+            return spelled;
+        }
+        let lower = spelled.to_lowercase();
+        let words: Vec<String> = heard.split_whitespace().map(str::to_lowercase).collect();
+        let (Some(first), Some(last)) = (words.first(), words.last()) else { return spelled };
+        if words.len() < 2 {
+            return spelled;
+        }
+        let split = if lower.len() > last.len() && lower.ends_with(last.as_str()) {
+            Some(lower.len() - last.len())
+        } else if lower.len() > first.len() && lower.starts_with(first.as_str()) {
+            Some(first.len())
+        } else {
+            None
+        };
+        match split.filter(|at| spelled.is_char_boundary(*at)) {
+            Some(at) => {
+                let (a, b) = spelled.split_at(at);
+                let mut b = b.chars();
+                let tail: String = b.next().map(|c| c.to_uppercase().chain(b).collect()).unwrap_or_default();
+                format!("{a} {tail}")
+            }
+            None => spelled,
         }
     }
 
@@ -1140,6 +1175,297 @@ mod tests {
         let Step::Tool(ToolCall::CheckAvailability(pref)) = step else { panic!() };
         assert_eq!(pref.date, Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()));
         assert_eq!(pref.time, Some(NaiveTime::from_hms_opt(14, 0, 0).unwrap()));
+    }
+
+    fn ends(step: &Step) -> bool {
+        matches!(step, Step::Reply { end: true, transfer: false, .. })
+    }
+
+    /// A caller of `lang` at `stage`, with or without a name yet.
+    fn at_stage(w: &World, lang: Language, stage: Stage, name: Option<&str>) -> Policy {
+        let mut p = Policy::new(lang, Some("+15557654321"));
+        p.intent = Some(Intent::Book);
+        p.name = name.map(str::to_owned);
+        p.stage = stage;
+        if stage == Stage::ChooseSlot {
+            p.offered = w.slots();
+        }
+        p
+    }
+
+    #[test]
+    fn a_caller_can_leave_at_any_stage_with_nothing_half_done() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let english = ["no that's all", "goodbye", "never mind", "bye", "that's it", "forget it"];
+        let spanish = ["no gracias, eso es todo", "adiós", "olvídelo"];
+        for (lang, lines) in [(Language::English, &english[..]), (Language::Spanish, &spanish[..])] {
+            for stage in [Stage::Intent, Stage::AskName, Stage::AskCode, Stage::Stuck, Stage::TakeMessage] {
+                for line in lines {
+                    let mut p = at_stage(&w, lang, stage, None);
+                    let step = p.on_utterance(&ctx, line);
+                    assert!(ends(&step), "{lang:?} {stage:?} {line:?}: {step:?}");
+                    assert_eq!(p.stage, Stage::Done);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn leaving_a_half_done_booking_is_confirmed_first() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for stage in [Stage::ChooseSlot, Stage::ConfirmPhone, Stage::AskPhone, Stage::AskPreference] {
+            for line in ["never mind", "no that's all", "goodbye"] {
+                let mut p = at_stage(&w, Language::English, stage, Some("Ann Lee"));
+                let step = p.on_utterance(&ctx, line);
+                assert!(text(&step).contains("still book"), "{stage:?} {line:?}: {step:?}");
+                // A second goodbye, or a no, lets them go.
+                let again = if line == "goodbye" { "no" } else { "bye" };
+                assert!(ends(&p.on_utterance(&ctx, again)), "{stage:?} {line:?}");
+            }
+        }
+        // Yes carries on where the booking was.
+        let mut p = at_stage(&w, Language::English, Stage::ChooseSlot, Some("Ann Lee"));
+        let _ = p.on_utterance(&ctx, "forget it");
+        let step = p.on_utterance(&ctx, "yes please");
+        assert!(text(&step).contains("Which one"), "{step:?}");
+        assert_eq!(p.stage, Stage::ChooseSlot);
+        // So does answering the open question.
+        let mut p = at_stage(&w, Language::English, Stage::ChooseSlot, Some("Ann Lee"));
+        let _ = p.on_utterance(&ctx, "never mind");
+        let step = p.on_utterance(&ctx, "the second one");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[1]), "{step:?}");
+        // Spanish.
+        let mut p = at_stage(&w, Language::Spanish, Stage::ChooseSlot, Some("Ana López"));
+        let step = p.on_utterance(&ctx, "no gracias, eso es todo");
+        assert!(text(&step).contains("le reservo todavía"), "{step:?}");
+        assert!(ends(&p.on_utterance(&ctx, "adiós")));
+    }
+
+    #[test]
+    fn a_bare_no_is_an_answer_not_a_goodbye() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::ConfirmPhone, Some("Ann Lee"));
+        let step = p.on_utterance(&ctx, "no");
+        assert_eq!(p.stage, Stage::AskPhone, "{step:?}");
+        let mut p = at_stage(&w, Language::English, Stage::ChooseSlot, Some("Ann Lee"));
+        let step = p.on_utterance(&ctx, "no");
+        assert_eq!(p.stage, Stage::AskPreference, "{step:?}");
+        let mut p = at_stage(&w, Language::Spanish, Stage::ConfirmPhone, Some("Ana"));
+        let _ = p.on_utterance(&ctx, "no");
+        assert_eq!(p.stage, Stage::AskPhone);
+    }
+
+    #[test]
+    fn thanks_after_a_booking_ends_the_call() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for line in ["thanks", "thank you so much", "bye", "that's all"] {
+            let mut p = w.choosing();
+            let _ = p.on_utterance(&ctx, "the first one");
+            let _ = p.on_tool_result(&ctx, ToolResult::Booked { code: "K7M2QX".into(), slot: w.slots()[0] });
+            assert!(ends(&p.on_utterance(&ctx, line)), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_heard_as_no_name_is_read_back_and_confirmed() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let step = p.on_utterance(&ctx, "marie a lopez please");
+        assert!(text(&step).contains("I have it as Marie Lopez"), "{step:?}");
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(text(&step).contains("5 5 5, 7 6 5, 4 3 2 1"), "{step:?}");
+        assert_eq!(p.name.as_deref(), Some("Marie Lopez"));
+
+        // A correction is taken as said.
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let _ = p.on_utterance(&ctx, "marie a lopez please");
+        let _ = p.on_utterance(&ctx, "no it's maria lopez");
+        assert_eq!((p.name.as_deref(), p.stage), (Some("Maria Lopez"), Stage::ConfirmPhone));
+
+        // A plain no asks for a spelling, which is split where the heard name splits.
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let _ = p.on_utterance(&ctx, "marie a lopez please");
+        let step = p.on_utterance(&ctx, "no");
+        assert!(text(&step).contains("spell"), "{step:?}");
+        let _ = p.on_utterance(&ctx, "m a r i a l o p e z");
+        assert_eq!((p.name.as_deref(), p.stage), (Some("Maria Lopez"), Stage::ConfirmPhone));
+
+        // Spanish.
+        let mut p = at_stage(&w, Language::Spanish, Stage::AskName, None);
+        let step = p.on_utterance(&ctx, "eh marie a lopes");
+        assert!(text(&step).contains("Lo tengo como Marie Lopes"), "{step:?}");
+        let step = p.on_utterance(&ctx, "no");
+        assert!(text(&step).contains("deletrea"), "{step:?}");
+        let _ = p.on_utterance(&ctx, "eme a erre i a");
+        assert_eq!(p.name.as_deref(), Some("Maria"));
+    }
+
+    #[test]
+    fn a_name_never_blocks_a_booking_it_goes_under_the_caller_id() {
+        let w = World::new();
+        let ctx = w.ctx();
+        // Choices and yes/no said at the name question are never names.
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(text(&step).contains("first and last name"), "{step:?}");
+        let step = p.on_utterance(&ctx, "the second one");
+        let said = text(&step).to_owned();
+        assert!(said.contains("the number you're calling from"), "{said}");
+        assert!(said.contains("5 5 5, 7 6 5, 4 3 2 1"), "{said}");
+        assert_eq!(p.name, None);
+        let _ = p.on_utterance(&ctx, "yes");
+        let _ = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+        let step = p.on_utterance(&ctx, "the first one");
+        let Step::Tool(ToolCall::Book { name, phone, .. }) = step else { panic!("{step:?}") };
+        assert_eq!((name.as_str(), phone.as_str()), ("", "+15557654321"));
+
+        // A spelling that cannot be read either.
+        let mut p = at_stage(&w, Language::Spanish, Stage::AskName, None);
+        let _ = p.on_utterance(&ctx, "pues marie a lopes");
+        let _ = p.on_utterance(&ctx, "no");
+        let step = p.on_utterance(&ctx, "uh");
+        assert!(text(&step).contains("número desde el que llama"), "{step:?}");
+        assert_eq!(p.stage, Stage::ConfirmPhone);
+        assert!(!p.on_utterance(&ctx, "uh").eq(&Step::Reply { text: String::new(), end: true, transfer: false }));
+    }
+
+    #[test]
+    fn a_number_that_cannot_be_understood_falls_back_to_the_caller_id() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::ConfirmPhone, Some("Ann Lee"));
+        let _ = p.on_utterance(&ctx, "no");
+        let step = p.on_utterance(&ctx, "purple");
+        assert!(text(&step).contains("one digit at a time"), "{step:?}");
+        let step = p.on_utterance(&ctx, "monkey");
+        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "{step:?}");
+        let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+        assert!(text(&step).starts_with("No problem, I'll use the number you're calling from."), "{step:?}");
+    }
+
+    #[test]
+    fn a_changed_number_is_read_back_before_availability_is_checked() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::ConfirmPhone, Some("Ann Lee"));
+        let step = p.on_utterance(&ctx, "no use five five five two one two three four five six");
+        assert!(text(&step).contains("So that's 5 5 5, 2 1 2, 3 4 5 6"), "{step:?}");
+        let step = p.on_utterance(&ctx, "no");
+        assert!(text(&step).contains("best phone number"), "{step:?}");
+        let step = p.on_utterance(&ctx, "my number is 555 212 9999 no sorry 555 212 8888");
+        assert!(text(&step).contains("5 5 5, 2 1 2, 8 8 8 8"), "the last number said: {step:?}");
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "{step:?}");
+        assert_eq!(p.phone.as_ref().map(PhoneNumber::as_str), Some("+15552128888"));
+
+        let mut p = at_stage(&w, Language::Spanish, Stage::AskPhone, Some("Ana"));
+        let step = p.on_utterance(&ctx, "cinco cinco cinco dos uno dos tres cuatro cinco seis");
+        assert!(text(&step).contains("Entonces es el"), "{step:?}");
+    }
+
+    #[test]
+    fn a_choice_that_cannot_be_understood_is_offered_again_then_the_first_alone() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = w.choosing();
+        let step = p.on_utterance(&ctx, "purple monkey");
+        assert!(text(&step).contains("Which one"), "{step:?}");
+        let step = p.on_utterance(&ctx, "dishwasher");
+        assert!(text(&step).contains("The first opening I have is"), "{step:?}");
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[0]), "{step:?}");
+    }
+
+    #[test]
+    fn the_last_choice_said_wins() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for line in ["the first one, no wait, the second one", "the first juan no sorry the second juan"] {
+            let mut p = w.choosing();
+            let step = p.on_utterance(&ctx, line);
+            assert!(
+                matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[1]),
+                "{line}: {step:?}"
+            );
+        }
+        let mut p = w.choosing();
+        p.language = Language::Spanish;
+        let step = p.on_utterance(&ctx, "la primera, no, perdón, la tercera");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[2]), "{step:?}");
+    }
+
+    fn found(w: &World) -> FoundAppointment {
+        let slot = w.slots()[0];
+        FoundAppointment {
+            id: AppointmentId(7),
+            name: "Ann Lee".into(),
+            starts_at: slot.starts_at,
+            ends_at: slot.ends_at,
+            code: "K7M2QX".into(),
+        }
+    }
+
+    #[test]
+    fn asking_when_an_appointment_is_reads_it_back_without_booking() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for (lang, line, expect) in [
+            (Language::English, "when is my appointment", "Your next appointment is tomorrow"),
+            (Language::English, "what's my confirmation code", "K, 7, M, 2, Q, X"),
+            (Language::English, "is my appointment still on", "anything else"),
+            (Language::Spanish, "¿cuándo es mi cita?", "Su próxima cita es mañana"),
+        ] {
+            let mut p = Policy::new(lang, Some("+15557654321"));
+            let step = p.on_utterance(&ctx, line);
+            assert_eq!(
+                step,
+                Step::Tool(ToolCall::FindAppointment { phone: Some("+15557654321".into()), code: None }),
+                "{line}"
+            );
+            let step = p.on_tool_result(&ctx, ToolResult::Found(Some(found(&w))));
+            assert!(text(&step).contains(expect), "{line}: {step:?}");
+            assert_eq!((p.stage, p.outcome), (Stage::Intent, Outcome::Info));
+            // Leaving now is a plain goodbye: nothing was being booked.
+            assert!(ends(&p.on_utterance(&ctx, "no that's all")), "{line}");
+        }
+        // Not found by number: the code finds it.
+        let mut p = Policy::new(Language::English, None);
+        let _ = p.on_utterance(&ctx, "when is my appointment");
+        let step = p.on_tool_result(&ctx, ToolResult::Found(None));
+        assert!(text(&step).contains("confirmation code"), "{step:?}");
+        let step = p.on_utterance(&ctx, "k seven m two q x");
+        assert_eq!(step, Step::Tool(ToolCall::FindAppointment { phone: None, code: Some("K7M2QX".into()) }));
+        let step = p.on_tool_result(&ctx, ToolResult::Found(Some(found(&w))));
+        assert!(text(&step).contains("Your next appointment"), "{step:?}");
+    }
+
+    #[test]
+    fn a_closed_day_or_hour_is_said_before_the_nearest_openings() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let cases = [
+            (Language::English, "saturday", "We're closed on Saturdays. I have"),
+            (Language::English, "friday at 6 pm", "We close at 5 PM on Fridays. I have"),
+            (Language::English, "tuesday at 7 am", "We open at 9 AM on Tuesdays. I have"),
+            (Language::Spanish, "el sábado", "Los sábados estamos cerrados. Tengo"),
+            (Language::Spanish, "el viernes a las seis de la tarde", "Cerramos a las 5 de la tarde los viernes."),
+        ];
+        for (lang, line, expect) in cases {
+            let mut p = at_stage(&w, lang, Stage::AskPreference, Some("Ann"));
+            let step = p.on_utterance(&ctx, line);
+            assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "{line}: {step:?}");
+            let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+            assert!(text(&step).starts_with(expect), "{line}: {step:?}");
+        }
+        let mut p = at_stage(&w, Language::English, Stage::AskPreference, Some("Ann"));
+        let _ = p.on_utterance(&ctx, "wednesday at 2 pm");
+        let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+        assert!(text(&step).starts_with("I have"), "open then: nothing to say: {step:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::dialogue::datetime;
 use crate::domain::language::Language;
 
-use super::phrases::positions;
+use super::phrases::{FILLERS, positions};
 
 /// Words that are never part of a name.
 #[rustfmt::skip]
@@ -289,7 +289,9 @@ pub fn read_spelled_name(utterance: &str) -> Option<String> {
 pub fn read_heard_name(utterance: &str) -> Option<String> {
     let words: Vec<String> = raw_words(utterance)
         .into_iter()
-        .filter(|(raw, key)| is_name_word(raw, key, false) && !TITLES.contains(&key.as_str()))
+        .filter(|(raw, key)| {
+            is_name_word(raw, key, false) && !TITLES.contains(&key.as_str()) && !FILLERS.contains(&key.as_str())
+        })
         .take(3)
         .map(|(raw, _)| title_case(&raw))
         .collect();
@@ -407,6 +409,7 @@ mod tests {
         let cases: &[(&str, Option<&str>)] = &[
             ("marie a lopez please", Some("Marie Lopez")),
             ("uh it's mary uh lopes", Some("Mary Lopes")),
+            ("eh marie a lopes", Some("Marie Lopes")),
             ("yes", None),
             ("the second one", None),
             ("five five five", None),
