@@ -270,8 +270,12 @@ impl Policy {
         if reading.time.is_some() {
             self.time = reading.time;
         }
-        // A message may well end with "bye": only a short farewell leaves instead of one.
-        let leaving = reading.farewell && (self.stage != Stage::TakeMessage || text.split_whitespace().count() <= 6);
+        // A message may well end with "bye": only a refusal or a bare farewell leaves
+        // instead of leaving one.
+        let leaving = reading.farewell
+            && (self.stage != Stage::TakeMessage
+                || reading.yes_no == Some(false)
+                || text.split_whitespace().count() <= 3);
         if leaving {
             return self.on_farewell(ctx);
         }
@@ -1209,6 +1213,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_message_that_ends_with_bye_is_still_taken() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::TakeMessage, None);
+        let step = p.on_utterance(&ctx, "please ask her to call me back about the crown, bye");
+        assert!(matches!(&step, Step::Tool(ToolCall::TakeMessage { text }) if text.contains("crown")), "{step:?}");
     }
 
     #[test]
