@@ -28,7 +28,6 @@ const FAREWELLS: &[&str] = &[
     "olvidese",
     "eso es todo",
     "es todo",
-    "nada mas",
     "ya me voy",
 ];
 
@@ -38,7 +37,11 @@ const WEAK_FAREWELLS: &[&str] = &["thats it", "that is it", "eso seria todo"];
 /// Whether the caller is leaving; `yes_no` is what the same utterance answered.
 pub(super) fn says_farewell(words: &[String], yes_no: Option<bool>) -> bool {
     let said = |phrases: &[&str]| phrases.iter().any(|p| !positions(words, p).is_empty());
-    said(FAREWELLS) || (yes_no != Some(true) && said(WEAK_FAREWELLS))
+    // "nada más" closes only at the end ("nada más, gracias"), not in "¿nada más temprano?".
+    let nada_mas = positions(words, "nada mas")
+        .into_iter()
+        .any(|at| words.get(at + 2).is_none_or(|next| matches!(next.as_str(), "gracias" | "muchas" | "adios")));
+    said(FAREWELLS) || nada_mas || (yes_no != Some(true) && said(WEAK_FAREWELLS))
 }
 
 /// Words of plain thanks, said to close a call after its business is done.
@@ -83,7 +86,7 @@ mod tests {
         for text in ["yes that's it", "no", "no thanks", "the second one", "that's the one", "it's all right"] {
             assert!(!en(text).farewell, "{text:?}");
         }
-        for text in ["no", "sí, eso es", "la segunda"] {
+        for text in ["no", "sí, eso es", "la segunda", "¿no tiene nada más temprano?"] {
             assert!(!es(text).farewell, "{text:?}");
         }
     }
