@@ -148,6 +148,17 @@ fn spanish_day_period(hour: u32) -> &'static str {
     }
 }
 
+/// A weekday in the plural, for what happens every week: "Saturdays" / "sábados",
+/// "lunes" (Spanish weekdays ending in -s do not change).
+pub fn weekday_plural(day: chrono::Weekday, lang: Language) -> String {
+    let i = day.num_days_from_monday() as usize;
+    match lang {
+        Language::English => format!("{}s", EN_DAYS[i]),
+        Language::Spanish if ES_DAYS[i].ends_with('s') => ES_DAYS[i].to_string(),
+        Language::Spanish => format!("{}s", ES_DAYS[i]),
+    }
+}
+
 /// A slot as the agent says it, relative to now in the tenant's zone:
 /// "tomorrow, Tuesday March 4th at 2:30 PM" / "mañana, martes 4 de marzo a las 2:30 de la
 /// tarde"; "today at 11 AM" / "hoy a las 11 de la mañana"; other days without the prefix.

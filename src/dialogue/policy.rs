@@ -3,7 +3,7 @@
 //! itself (the call actor runs the tools and hands back their results), so the booking
 //! rules stay in `services` whichever engine converses.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,12 @@ pub enum Stage {
     /// Waiting to hear what the caller wants.
     Intent,
     AskName,
+    /// A name that reads as no name was taken as heard; waiting for yes, a correction or
+    /// a spelling.
+    ConfirmName,
+    /// Asked to spell the name; one more failure and the booking goes under the caller ID.
+    SpellName,
+    /// Confirming the number to call back (the caller ID, or a number just given).
     ConfirmPhone,
     AskPhone,
     /// Three slots were offered; waiting for a choice.
@@ -42,6 +48,8 @@ pub enum Stage {
     AskCode,
     /// Stuck: offered a message or a call-back.
     Stuck,
+    /// The caller said goodbye with a booking half-done: asked whether to still book it.
+    ConfirmLeave,
     /// The call is over (or being transferred).
     Done,
 }
@@ -123,6 +131,16 @@ pub struct Policy {
     pub name: Option<String>,
     /// The caller's number from Twilio, until the caller gives another.
     pub phone: Option<PhoneNumber>,
+    /// The number the call comes from, kept when the caller gives another: the booking
+    /// falls back to it when a number cannot be understood.
+    #[serde(default)]
+    pub caller_id: Option<PhoneNumber>,
+    /// The name as heard, while the caller confirms it.
+    #[serde(default)]
+    pub heard_name: Option<String>,
+    /// Where the conversation goes back to when a caller who said goodbye carries on.
+    #[serde(default)]
+    pub resume: Option<Stage>,
     pub date: Option<NaiveDate>,
     pub time: Option<SpokenTime>,
     pub offered: Vec<Slot>,
@@ -143,6 +161,9 @@ impl Policy {
             intent: None,
             name: None,
             phone: caller_phone.and_then(|p| PhoneNumber::parse(p).ok()),
+            caller_id: caller_phone.and_then(|p| PhoneNumber::parse(p).ok()),
+            heard_name: None,
+            resume: None,
             date: None,
             time: None,
             offered: Vec::new(),
@@ -249,22 +270,40 @@ impl Policy {
         if reading.time.is_some() {
             self.time = reading.time;
         }
+        // A message may well end with "bye": only a refusal or a bare farewell leaves
+        // instead of leaving one.
+        let leaving = reading.farewell
+            && (self.stage != Stage::TakeMessage
+                || reading.yes_no == Some(false)
+                || text.split_whitespace().count() <= 3);
+        if leaving {
+            return self.on_farewell(ctx);
+        }
         match self.stage {
-            Stage::Intent | Stage::Done => self.on_intent_answer(ctx, &reading),
-            Stage::AskName => match reading.name.clone().or_else(|| nlu::read_name_answer(text)) {
+            Stage::Intent | Stage::Done => self.on_intent_answer(ctx, text, &reading),
+            Stage::AskName => self.on_name(ctx, text, &reading),
+            Stage::ConfirmName => self.on_name_read_back(ctx, text, &reading),
+            Stage::SpellName => match Self::name_in(text, &reading) {
                 Some(name) => {
-                    self.understood();
-                    self.name = Some(name);
-                    self.after_name(ctx)
+                    let name = self.fit_spelling(name);
+                    self.accept_name(ctx, Some(name))
                 }
-                None => self.misunderstood(ctx, "ask_name_again"),
+                None => self.name_under_caller_id(ctx),
+            },
+            Stage::ConfirmLeave => match reading.yes_no {
+                Some(false) => self.goodbye(ctx),
+                Some(true) => self.resume(ctx),
+                None => {
+                    // "The second one" answers the question left open: carry on with it.
+                    self.stage = self.resume.take().unwrap_or(Stage::Intent);
+                    self.on_utterance(ctx, text)
+                }
             },
             Stage::ConfirmPhone => {
                 match (reading.yes_no, reading.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok())) {
                     (_, Some(phone)) => {
                         self.understood();
-                        self.phone = Some(phone);
-                        self.check_availability()
+                        self.read_back_phone(ctx, phone)
                     }
                     (Some(true), _) => {
                         self.understood();
@@ -275,6 +314,13 @@ impl Policy {
                         self.stage = Stage::AskPhone;
                         self.say(ctx, "ask_phone", Value::UNDEFINED)
                     }
+                    _ if self.misunderstandings >= 1 && self.phone.is_some() => {
+                        // Twice unclear: go on with the number we have rather than ask forever.
+                        self.understood();
+                        let phone = self.phone.as_ref().map(PhoneNumber::spoken);
+                        self.prefix = Some(self.line(ctx, "phone_kept", context! { phone => phone }));
+                        self.check_availability()
+                    }
                     _ => {
                         let phone = self.phone.as_ref().map(PhoneNumber::spoken);
                         self.misunderstood_with(ctx, "confirm_phone", context! { phone => phone })
@@ -284,7 +330,13 @@ impl Policy {
             Stage::AskPhone => match reading.phone.as_deref().and_then(|p| PhoneNumber::parse(p).ok()) {
                 Some(phone) => {
                     self.understood();
-                    self.phone = Some(phone);
+                    self.read_back_phone(ctx, phone)
+                }
+                None if self.misunderstandings >= 1 && self.caller_id.is_some() => {
+                    // Twice not understood: the number the call comes from will do.
+                    self.understood();
+                    self.phone = self.caller_id.clone();
+                    self.prefix = Some(self.line(ctx, "phone_fallback", Value::UNDEFINED));
                     self.check_availability()
                 }
                 None => self.misunderstood(ctx, "ask_phone_again"),
@@ -309,7 +361,7 @@ impl Policy {
                     self.understood();
                     match &self.found {
                         Some(found) => Step::Tool(ToolCall::Cancel { appointment_id: found.id }),
-                        None => self.on_intent_answer(ctx, &reading),
+                        None => self.on_intent_answer(ctx, text, &reading),
                     }
                 }
                 Some(false) => {
@@ -342,10 +394,11 @@ impl Policy {
         }
     }
 
-    fn on_intent_answer(&mut self, ctx: &Context<'_>, reading: &Reading) -> Step {
+    fn on_intent_answer(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
         match reading.intent {
             Some(intent) => self.start_intent(ctx, intent, reading),
             None if reading.yes_no == Some(false) && self.outcome != Outcome::None => self.goodbye(ctx),
+            None if nlu::is_thanks(text) && self.outcome != Outcome::None => self.goodbye(ctx),
             None if reading.yes_no == Some(false) && self.stage == Stage::Done => self.goodbye(ctx),
             None if reading.date.is_some() || reading.time.is_some() => {
                 // "Do you have anything Tuesday morning?" reads as a booking request.
@@ -353,6 +406,179 @@ impl Policy {
             }
             None => self.misunderstood(ctx, "not_understood"),
         }
+    }
+
+    /// The caller is leaving. With a booking half-done (a name taken or times offered,
+    /// nothing booked yet) they are asked once whether to still book it.
+    fn on_farewell(&mut self, ctx: &Context<'_>) -> Step {
+        let booking = matches!(self.intent, Some(Intent::Book | Intent::Reschedule));
+        let started = self.name.is_some() || self.heard_name.is_some() || !self.offered.is_empty();
+        let in_booking = matches!(
+            self.stage,
+            Stage::AskName
+                | Stage::ConfirmName
+                | Stage::SpellName
+                | Stage::ConfirmPhone
+                | Stage::AskPhone
+                | Stage::ChooseSlot
+                | Stage::AskPreference
+        );
+        if booking && started && in_booking {
+            self.understood();
+            self.resume = Some(self.stage);
+            self.stage = Stage::ConfirmLeave;
+            return self.say(ctx, "confirm_leave", Value::UNDEFINED);
+        }
+        self.goodbye(ctx)
+    }
+
+    /// The caller chose to carry on after a goodbye: ask the open question again.
+    fn resume(&mut self, ctx: &Context<'_>) -> Step {
+        self.understood();
+        self.stage = self.resume.take().unwrap_or(Stage::Intent);
+        match self.stage {
+            Stage::AskName => self.say(ctx, "ask_name", Value::UNDEFINED),
+            Stage::ConfirmName => {
+                let heard = self.heard_name.clone();
+                self.say(ctx, "confirm_name", context! { heard => heard })
+            }
+            Stage::SpellName => self.say(ctx, "spell_name", Value::UNDEFINED),
+            Stage::ConfirmPhone => {
+                let phone = self.phone.as_ref().map(PhoneNumber::spoken);
+                self.say(ctx, "confirm_phone", context! { phone => phone })
+            }
+            Stage::AskPhone => self.say(ctx, "ask_phone", Value::UNDEFINED),
+            Stage::ChooseSlot => {
+                let slots: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
+                self.say(ctx, "which_one", context! { slots => slots })
+            }
+            Stage::AskPreference => self.say(ctx, "ask_preference", Value::UNDEFINED),
+            _ => self.say(ctx, "anything_else", Value::UNDEFINED),
+        }
+    }
+
+    /// A name in the answer: spelled, introduced or bare. Choices and yes/no are never names.
+    fn name_in(text: &str, reading: &Reading) -> Option<String> {
+        nlu::read_spelled_name(text).or_else(|| reading.name.clone()).or_else(|| {
+            if reading.choice.is_some() || reading.yes_no.is_some() { None } else { nlu::read_name_answer(text) }
+        })
+    }
+
+    /// The answer to "may I have your name?". What reads as no name is read back as heard;
+    /// nothing heard twice puts the booking under the caller ID. A name never ends a call.
+    fn on_name(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
+        if let Some(name) = Self::name_in(text, reading) {
+            return self.accept_name(ctx, Some(name));
+        }
+        if let Some(intent) = reading.intent.filter(|i| *i != Intent::Book) {
+            return self.start_intent(ctx, intent, reading);
+        }
+        let heard =
+            (reading.choice.is_none() && reading.yes_no.is_none()).then(|| nlu::read_heard_name(text)).flatten();
+        match heard {
+            Some(heard) => {
+                self.understood();
+                self.heard_name = Some(heard.clone());
+                self.stage = Stage::ConfirmName;
+                self.say(ctx, "confirm_name", context! { heard => heard })
+            }
+            None if self.misunderstandings >= 1 => self.name_under_caller_id(ctx),
+            None => {
+                self.misunderstandings += 1;
+                self.say(ctx, "ask_name_again", Value::UNDEFINED)
+            }
+        }
+    }
+
+    /// The answer to "I have it as Marie Lopez — is that right?".
+    fn on_name_read_back(&mut self, ctx: &Context<'_>, text: &str, reading: &Reading) -> Step {
+        if let Some(spelled) = nlu::read_spelled_name(text) {
+            let name = self.fit_spelling(spelled);
+            return self.accept_name(ctx, Some(name));
+        }
+        match reading.yes_no {
+            Some(true) => {
+                let heard = self.heard_name.take();
+                self.accept_name(ctx, heard)
+            }
+            // "No, it's Maria Lopez": the correction is taken as said.
+            _ if reading.name.is_some() => self.accept_name(ctx, reading.name.clone()),
+            Some(false) => match nlu::read_heard_name(text) {
+                Some(corrected) => self.accept_name(ctx, Some(corrected)),
+                None => {
+                    self.understood();
+                    self.stage = Stage::SpellName;
+                    self.say(ctx, "spell_name", Value::UNDEFINED)
+                }
+            },
+            None => match Self::name_in(text, reading) {
+                Some(name) => self.accept_name(ctx, Some(name)),
+                None => {
+                    self.understood();
+                    self.stage = Stage::SpellName;
+                    self.say(ctx, "spell_name", Value::UNDEFINED)
+                }
+            },
+        }
+    }
+
+    /// A first and last name spelled in one run ("m a r i a l o p e z") is split where the
+    /// name as heard splits, when one of its words ends or starts the spelling.
+    fn fit_spelling(&self, spelled: String) -> String {
+        let Some(heard) = self.heard_name.as_deref() else { return spelled };
+        if spelled.contains(' ') {
+            return spelled;
+        }
+        let lower = spelled.to_lowercase();
+        let words: Vec<String> = heard.split_whitespace().map(str::to_lowercase).collect();
+        let (Some(first), Some(last)) = (words.first(), words.last()) else { return spelled };
+        if words.len() < 2 {
+            return spelled;
+        }
+        let split = if lower.len() > last.len() && lower.ends_with(last.as_str()) {
+            Some(lower.len() - last.len())
+        } else if lower.len() > first.len() && lower.starts_with(first.as_str()) {
+            Some(first.len())
+        } else {
+            None
+        };
+        match split.filter(|at| spelled.is_char_boundary(*at)) {
+            Some(at) => {
+                let (a, b) = spelled.split_at(at);
+                let mut b = b.chars();
+                let tail: String = b.next().map(|c| c.to_uppercase().chain(b).collect()).unwrap_or_default();
+                format!("{a} {tail}")
+            }
+            None => spelled,
+        }
+    }
+
+    fn accept_name(&mut self, ctx: &Context<'_>, name: Option<String>) -> Step {
+        self.understood();
+        self.heard_name = None;
+        if name.is_some() {
+            self.name = name;
+        }
+        self.after_name(ctx)
+    }
+
+    /// The name could not be had: the booking goes on under the caller's number.
+    fn name_under_caller_id(&mut self, ctx: &Context<'_>) -> Step {
+        self.understood();
+        self.heard_name = None;
+        self.name = None;
+        let calling_from = self.caller_id.is_some();
+        let first = self.line(ctx, "name_fallback", context! { calling_from => calling_from });
+        let next = self.after_name(ctx);
+        prepend(first, next)
+    }
+
+    /// A number the caller just gave is read back before it is used.
+    fn read_back_phone(&mut self, ctx: &Context<'_>, phone: PhoneNumber) -> Step {
+        let spoken = phone.spoken();
+        self.phone = Some(phone);
+        self.stage = Stage::ConfirmPhone;
+        self.say(ctx, "read_back_phone", context! { phone => spoken })
     }
 
     fn goodbye(&mut self, ctx: &Context<'_>) -> Step {
@@ -376,7 +602,7 @@ impl Policy {
                     self.after_name(ctx)
                 }
             }
-            Intent::Cancel | Intent::Reschedule => {
+            Intent::Cancel | Intent::Reschedule | Intent::Lookup => {
                 let code = reading.code.clone().filter(|c| confirmation::is_code(c));
                 Step::Tool(ToolCall::FindAppointment {
                     phone: self.phone.as_ref().map(|p| p.as_str().to_owned()),
@@ -467,6 +693,13 @@ impl Policy {
             None if reading.intent.is_some_and(|i| i != Intent::Book) => {
                 self.start_intent(ctx, reading.intent.unwrap_or(Intent::Book), reading)
             }
+            None if self.misunderstandings == 1 && self.offered.len() > 1 => {
+                // Twice unclear: offer the first available alone, for a plain yes or no.
+                self.misunderstandings += 1;
+                self.offered.truncate(1);
+                let first = self.offered.first().map(|s| self.describe(ctx, s));
+                self.say(ctx, "offer_first", context! { slot => first })
+            }
             None => {
                 let slots: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
                 self.misunderstood_with(ctx, "which_one", context! { slots => slots })
@@ -492,13 +725,15 @@ impl Policy {
         if self.offered.iter().any(|s| s.starts_at.with_timezone(&tz).date_naive() == date) {
             return None;
         }
-        let ordinal = text.split_whitespace().find_map(|w| match w.trim_matches(|c: char| !c.is_alphanumeric()) {
-            "first" | "1st" | "primera" | "primero" => Some(1),
-            "second" | "2nd" | "segunda" | "segundo" => Some(2),
-            "third" | "3rd" | "tercera" | "tercero" => Some(3),
-            "last" | "ultima" | "última" => Some(nlu::LAST_CHOICE),
-            _ => None,
-        })?;
+        // The last ordinal said wins: "the first, no, the second juan".
+        let ordinal =
+            text.split_whitespace().rev().find_map(|w| match w.trim_matches(|c: char| !c.is_alphanumeric()) {
+                "first" | "1st" | "primera" | "primero" => Some(1),
+                "second" | "2nd" | "segunda" | "segundo" => Some(2),
+                "third" | "3rd" | "tercera" | "tercero" => Some(3),
+                "last" | "ultima" | "última" => Some(nlu::LAST_CHOICE),
+                _ => None,
+            })?;
         nlu::choice_index(ordinal, self.offered.len()).and_then(|i| self.offered.get(i)).copied()
     }
 
@@ -536,6 +771,36 @@ impl Policy {
         None
     }
 
+    /// What the caller asked for when the business is closed then, said before the
+    /// nearest openings: "We're closed on Saturdays." / "We close at 5 PM on Fridays."
+    fn closed_note(&self, ctx: &Context<'_>) -> Option<String> {
+        let hours = &ctx.calendar.hours;
+        let at = match self.time {
+            Some(SpokenTime::At(t)) => Some(t),
+            _ => None,
+        };
+        let day = self.date.map(|d| d.weekday());
+        if let Some(day) = day.filter(|d| !hours.is_open_on(*d)) {
+            let days = phrasing::weekday_plural(day, self.language);
+            return Some(ctx.prompts.render(self.language, "closed_day", &context! { days => days }));
+        }
+        let t = at?;
+        let days = day.map(|d| phrasing::weekday_plural(d, self.language));
+        let key = if t >= hours.close {
+            "closed_after"
+        } else if t < hours.open {
+            "closed_before"
+        } else {
+            return None;
+        };
+        let extra = context! {
+            days => days,
+            open => phrasing::format_time(hours.open, self.language),
+            close => phrasing::format_time(hours.close, self.language),
+        };
+        Some(ctx.prompts.render(self.language, key, &extra))
+    }
+
     fn confirm_booking(&mut self, ctx: &Context<'_>) -> Step {
         self.stage = Stage::Intent;
         let Some((code, slot)) = self.booked.clone() else {
@@ -555,6 +820,12 @@ impl Policy {
             ToolResult::Slots(slots) => {
                 self.offered = slots;
                 self.stage = Stage::ChooseSlot;
+                if let Some(closed) = self.closed_note(ctx) {
+                    self.prefix = Some(match self.prefix.take() {
+                        Some(before) => format!("{before} {closed}"),
+                        None => closed,
+                    });
+                }
                 let described: Vec<String> = self.offered.iter().map(|s| self.describe(ctx, s)).collect();
                 self.say(ctx, "offer", context! { slots => described })
             }
@@ -575,6 +846,13 @@ impl Policy {
                         self.confirm_booking(ctx)
                     }
                 }
+            }
+            ToolResult::Found(Some(found)) if self.intent == Some(Intent::Lookup) => {
+                let slot_text = self.describe(ctx, &Slot { starts_at: found.starts_at, ends_at: found.ends_at });
+                let code = confirmation::spoken(&found.code);
+                self.stage = Stage::Intent;
+                self.note_info();
+                self.say(ctx, "appointment_found", context! { slot => slot_text, code => code })
             }
             ToolResult::Found(Some(found)) => {
                 let slot_text = self.describe(ctx, &Slot { starts_at: found.starts_at, ends_at: found.ends_at });
@@ -624,6 +902,14 @@ impl Policy {
                 self.say(ctx, "booking_failed", Value::UNDEFINED)
             }
         }
+    }
+}
+
+/// `first` said before whatever `next` says; a tool call goes ahead and `first` is dropped.
+fn prepend(first: String, next: Step) -> Step {
+    match next {
+        Step::Reply { text, end, transfer } => Step::Reply { text: format!("{first} {text}"), end, transfer },
+        tool => tool,
     }
 }
 
@@ -893,6 +1179,306 @@ mod tests {
         let Step::Tool(ToolCall::CheckAvailability(pref)) = step else { panic!() };
         assert_eq!(pref.date, Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()));
         assert_eq!(pref.time, Some(NaiveTime::from_hms_opt(14, 0, 0).unwrap()));
+    }
+
+    fn ends(step: &Step) -> bool {
+        matches!(step, Step::Reply { end: true, transfer: false, .. })
+    }
+
+    /// A caller of `lang` at `stage`, with or without a name yet.
+    fn at_stage(w: &World, lang: Language, stage: Stage, name: Option<&str>) -> Policy {
+        let mut p = Policy::new(lang, Some("+15557654321"));
+        p.intent = Some(Intent::Book);
+        p.name = name.map(str::to_owned);
+        p.stage = stage;
+        if stage == Stage::ChooseSlot {
+            p.offered = w.slots();
+        }
+        p
+    }
+
+    #[test]
+    fn a_caller_can_leave_at_any_stage_with_nothing_half_done() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let english = ["no that's all", "goodbye", "never mind", "bye", "that's it", "forget it"];
+        let spanish = ["no gracias, eso es todo", "adiós", "olvídelo"];
+        for (lang, lines) in [(Language::English, &english[..]), (Language::Spanish, &spanish[..])] {
+            for stage in [Stage::Intent, Stage::AskName, Stage::AskCode, Stage::Stuck, Stage::TakeMessage] {
+                for line in lines {
+                    let mut p = at_stage(&w, lang, stage, None);
+                    let step = p.on_utterance(&ctx, line);
+                    assert!(ends(&step), "{lang:?} {stage:?} {line:?}: {step:?}");
+                    assert_eq!(p.stage, Stage::Done);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_that_ends_with_bye_is_still_taken() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::TakeMessage, None);
+        let step = p.on_utterance(&ctx, "please ask her to call me back about the crown, bye");
+        assert!(matches!(&step, Step::Tool(ToolCall::TakeMessage { text }) if text.contains("crown")), "{step:?}");
+    }
+
+    #[test]
+    fn leaving_a_half_done_booking_is_confirmed_first() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for stage in [Stage::ChooseSlot, Stage::ConfirmPhone, Stage::AskPhone, Stage::AskPreference] {
+            for line in ["never mind", "no that's all", "goodbye"] {
+                let mut p = at_stage(&w, Language::English, stage, Some("Ann Lee"));
+                let step = p.on_utterance(&ctx, line);
+                assert!(text(&step).contains("still book"), "{stage:?} {line:?}: {step:?}");
+                // A second goodbye, or a no, lets them go.
+                let again = if line == "goodbye" { "no" } else { "bye" };
+                assert!(ends(&p.on_utterance(&ctx, again)), "{stage:?} {line:?}");
+            }
+        }
+        // Yes carries on where the booking was.
+        let mut p = at_stage(&w, Language::English, Stage::ChooseSlot, Some("Ann Lee"));
+        let _ = p.on_utterance(&ctx, "forget it");
+        let step = p.on_utterance(&ctx, "yes please");
+        assert!(text(&step).contains("Which one"), "{step:?}");
+        assert_eq!(p.stage, Stage::ChooseSlot);
+        // So does answering the open question.
+        let mut p = at_stage(&w, Language::English, Stage::ChooseSlot, Some("Ann Lee"));
+        let _ = p.on_utterance(&ctx, "never mind");
+        let step = p.on_utterance(&ctx, "the second one");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[1]), "{step:?}");
+        // Spanish.
+        let mut p = at_stage(&w, Language::Spanish, Stage::ChooseSlot, Some("Ana López"));
+        let step = p.on_utterance(&ctx, "no gracias, eso es todo");
+        assert!(text(&step).contains("le reservo todavía"), "{step:?}");
+        assert!(ends(&p.on_utterance(&ctx, "adiós")));
+    }
+
+    #[test]
+    fn a_bare_no_is_an_answer_not_a_goodbye() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::ConfirmPhone, Some("Ann Lee"));
+        let step = p.on_utterance(&ctx, "no");
+        assert_eq!(p.stage, Stage::AskPhone, "{step:?}");
+        let mut p = at_stage(&w, Language::English, Stage::ChooseSlot, Some("Ann Lee"));
+        let step = p.on_utterance(&ctx, "no");
+        assert_eq!(p.stage, Stage::AskPreference, "{step:?}");
+        let mut p = at_stage(&w, Language::Spanish, Stage::ConfirmPhone, Some("Ana"));
+        let _ = p.on_utterance(&ctx, "no");
+        assert_eq!(p.stage, Stage::AskPhone);
+    }
+
+    #[test]
+    fn thanks_after_a_booking_ends_the_call() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for line in ["thanks", "thank you so much", "bye", "that's all"] {
+            let mut p = w.choosing();
+            let _ = p.on_utterance(&ctx, "the first one");
+            let _ = p.on_tool_result(&ctx, ToolResult::Booked { code: "K7M2QX".into(), slot: w.slots()[0] });
+            assert!(ends(&p.on_utterance(&ctx, line)), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_heard_as_no_name_is_read_back_and_confirmed() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let step = p.on_utterance(&ctx, "marie a lopez please");
+        assert!(text(&step).contains("I have it as Marie Lopez"), "{step:?}");
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(text(&step).contains("5 5 5, 7 6 5, 4 3 2 1"), "{step:?}");
+        assert_eq!(p.name.as_deref(), Some("Marie Lopez"));
+
+        // A correction is taken as said.
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let _ = p.on_utterance(&ctx, "marie a lopez please");
+        let _ = p.on_utterance(&ctx, "no it's maria lopez");
+        assert_eq!((p.name.as_deref(), p.stage), (Some("Maria Lopez"), Stage::ConfirmPhone));
+
+        // A plain no asks for a spelling, which is split where the heard name splits.
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let _ = p.on_utterance(&ctx, "marie a lopez please");
+        let step = p.on_utterance(&ctx, "no");
+        assert!(text(&step).contains("spell"), "{step:?}");
+        let _ = p.on_utterance(&ctx, "m a r i a l o p e z");
+        assert_eq!((p.name.as_deref(), p.stage), (Some("Maria Lopez"), Stage::ConfirmPhone));
+
+        // Spanish.
+        let mut p = at_stage(&w, Language::Spanish, Stage::AskName, None);
+        let step = p.on_utterance(&ctx, "eh marie a lopes");
+        assert!(text(&step).contains("Lo tengo como Marie Lopes"), "{step:?}");
+        let step = p.on_utterance(&ctx, "no");
+        assert!(text(&step).contains("deletrea"), "{step:?}");
+        let _ = p.on_utterance(&ctx, "eme a erre i a");
+        assert_eq!(p.name.as_deref(), Some("Maria"));
+    }
+
+    #[test]
+    fn a_name_never_blocks_a_booking_it_goes_under_the_caller_id() {
+        let w = World::new();
+        let ctx = w.ctx();
+        // Choices and yes/no said at the name question are never names.
+        let mut p = at_stage(&w, Language::English, Stage::AskName, None);
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(text(&step).contains("first and last name"), "{step:?}");
+        let step = p.on_utterance(&ctx, "the second one");
+        let said = text(&step).to_owned();
+        assert!(said.contains("the number you're calling from"), "{said}");
+        assert!(said.contains("5 5 5, 7 6 5, 4 3 2 1"), "{said}");
+        assert_eq!(p.name, None);
+        let _ = p.on_utterance(&ctx, "yes");
+        let _ = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+        let step = p.on_utterance(&ctx, "the first one");
+        let Step::Tool(ToolCall::Book { name, phone, .. }) = step else { panic!("{step:?}") };
+        assert_eq!((name.as_str(), phone.as_str()), ("", "+15557654321"));
+
+        // A spelling that cannot be read either.
+        let mut p = at_stage(&w, Language::Spanish, Stage::AskName, None);
+        let _ = p.on_utterance(&ctx, "pues marie a lopes");
+        let _ = p.on_utterance(&ctx, "no");
+        let step = p.on_utterance(&ctx, "uh");
+        assert!(text(&step).contains("número desde el que llama"), "{step:?}");
+        assert_eq!(p.stage, Stage::ConfirmPhone);
+        assert!(!p.on_utterance(&ctx, "uh").eq(&Step::Reply { text: String::new(), end: true, transfer: false }));
+    }
+
+    #[test]
+    fn a_number_that_cannot_be_understood_falls_back_to_the_caller_id() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::ConfirmPhone, Some("Ann Lee"));
+        let _ = p.on_utterance(&ctx, "no");
+        let step = p.on_utterance(&ctx, "purple");
+        assert!(text(&step).contains("one digit at a time"), "{step:?}");
+        let step = p.on_utterance(&ctx, "monkey");
+        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "{step:?}");
+        let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+        assert!(text(&step).starts_with("No problem, I'll use the number you're calling from."), "{step:?}");
+    }
+
+    #[test]
+    fn a_changed_number_is_read_back_before_availability_is_checked() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::ConfirmPhone, Some("Ann Lee"));
+        let step = p.on_utterance(&ctx, "no use five five five two one two three four five six");
+        assert!(text(&step).contains("So that's 5 5 5, 2 1 2, 3 4 5 6"), "{step:?}");
+        let step = p.on_utterance(&ctx, "no");
+        assert!(text(&step).contains("best phone number"), "{step:?}");
+        let step = p.on_utterance(&ctx, "my number is 555 212 9999 no sorry 555 212 8888");
+        assert!(text(&step).contains("5 5 5, 2 1 2, 8 8 8 8"), "the last number said: {step:?}");
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "{step:?}");
+        assert_eq!(p.phone.as_ref().map(PhoneNumber::as_str), Some("+15552128888"));
+
+        let mut p = at_stage(&w, Language::Spanish, Stage::AskPhone, Some("Ana"));
+        let step = p.on_utterance(&ctx, "cinco cinco cinco dos uno dos tres cuatro cinco seis");
+        assert!(text(&step).contains("Entonces es el"), "{step:?}");
+    }
+
+    #[test]
+    fn a_choice_that_cannot_be_understood_is_offered_again_then_the_first_alone() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = w.choosing();
+        let step = p.on_utterance(&ctx, "purple monkey");
+        assert!(text(&step).contains("Which one"), "{step:?}");
+        let step = p.on_utterance(&ctx, "dishwasher");
+        assert!(text(&step).contains("The first opening I have is"), "{step:?}");
+        let step = p.on_utterance(&ctx, "yes");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[0]), "{step:?}");
+    }
+
+    #[test]
+    fn the_last_choice_said_wins() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for line in ["the first one, no wait, the second one", "the first juan no sorry the second juan"] {
+            let mut p = w.choosing();
+            let step = p.on_utterance(&ctx, line);
+            assert!(
+                matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[1]),
+                "{line}: {step:?}"
+            );
+        }
+        let mut p = w.choosing();
+        p.language = Language::Spanish;
+        let step = p.on_utterance(&ctx, "la primera, no, perdón, la tercera");
+        assert!(matches!(step, Step::Tool(ToolCall::Book { slot, .. }) if slot == w.slots()[2]), "{step:?}");
+    }
+
+    fn found(w: &World) -> FoundAppointment {
+        let slot = w.slots()[0];
+        FoundAppointment {
+            id: AppointmentId(7),
+            name: "Ann Lee".into(),
+            starts_at: slot.starts_at,
+            ends_at: slot.ends_at,
+            code: "K7M2QX".into(),
+        }
+    }
+
+    #[test]
+    fn asking_when_an_appointment_is_reads_it_back_without_booking() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for (lang, line, expect) in [
+            (Language::English, "when is my appointment", "Your next appointment is tomorrow"),
+            (Language::English, "what's my confirmation code", "K, 7, M, 2, Q, X"),
+            (Language::English, "is my appointment still on", "anything else"),
+            (Language::Spanish, "¿cuándo es mi cita?", "Su próxima cita es mañana"),
+        ] {
+            let mut p = Policy::new(lang, Some("+15557654321"));
+            let step = p.on_utterance(&ctx, line);
+            assert_eq!(
+                step,
+                Step::Tool(ToolCall::FindAppointment { phone: Some("+15557654321".into()), code: None }),
+                "{line}"
+            );
+            let step = p.on_tool_result(&ctx, ToolResult::Found(Some(found(&w))));
+            assert!(text(&step).contains(expect), "{line}: {step:?}");
+            assert_eq!((p.stage, p.outcome), (Stage::Intent, Outcome::Info));
+            // Leaving now is a plain goodbye: nothing was being booked.
+            assert!(ends(&p.on_utterance(&ctx, "no that's all")), "{line}");
+        }
+        // Not found by number: the code finds it.
+        let mut p = Policy::new(Language::English, None);
+        let _ = p.on_utterance(&ctx, "when is my appointment");
+        let step = p.on_tool_result(&ctx, ToolResult::Found(None));
+        assert!(text(&step).contains("confirmation code"), "{step:?}");
+        let step = p.on_utterance(&ctx, "k seven m two q x");
+        assert_eq!(step, Step::Tool(ToolCall::FindAppointment { phone: None, code: Some("K7M2QX".into()) }));
+        let step = p.on_tool_result(&ctx, ToolResult::Found(Some(found(&w))));
+        assert!(text(&step).contains("Your next appointment"), "{step:?}");
+    }
+
+    #[test]
+    fn a_closed_day_or_hour_is_said_before_the_nearest_openings() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let cases = [
+            (Language::English, "saturday", "We're closed on Saturdays. I have"),
+            (Language::English, "friday at 6 pm", "We close at 5 PM on Fridays. I have"),
+            (Language::English, "tuesday at 7 am", "We open at 9 AM on Tuesdays. I have"),
+            (Language::Spanish, "el sábado", "Los sábados estamos cerrados. Tengo"),
+            (Language::Spanish, "el viernes a las seis de la tarde", "Cerramos a las 5 de la tarde los viernes."),
+        ];
+        for (lang, line, expect) in cases {
+            let mut p = at_stage(&w, lang, Stage::AskPreference, Some("Ann"));
+            let step = p.on_utterance(&ctx, line);
+            assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "{line}: {step:?}");
+            let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+            assert!(text(&step).starts_with(expect), "{line}: {step:?}");
+        }
+        let mut p = at_stage(&w, Language::English, Stage::AskPreference, Some("Ann"));
+        let _ = p.on_utterance(&ctx, "wednesday at 2 pm");
+        let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()));
+        assert!(text(&step).starts_with("I have"), "open then: nothing to say: {step:?}");
     }
 
     #[test]

@@ -52,9 +52,10 @@ pub fn specs() -> Vec<ToolSpec> {
         spec(
             "book_appointment",
             "Book one of the options check_availability returned.",
-            json!({"type": "object", "required": ["name"], "properties": {
+            json!({"type": "object", "properties": {
                 "option": slot_choice["option"], "starts_at": slot_choice["starts_at"],
                 "name": {"type": "string", "description": "The caller's full name"},
+                "under_number": {"type": "boolean", "description": "True, with no name, only when the name could not be understood after reading it back and asking to spell it: the booking goes under the caller's number"},
                 "phone": {"type": "string", "description": "Only if different from the number they call from"}
             }}),
         ),
@@ -119,8 +120,12 @@ struct SlotArgs {
 struct BookArgs {
     #[serde(flatten)]
     slot: SlotArgs,
+    #[serde(default)]
     name: String,
     phone: Option<String>,
+    /// The name could not be had: book under the number instead of asking forever.
+    #[serde(default)]
+    under_number: bool,
 }
 
 #[derive(Deserialize)]
@@ -198,8 +203,10 @@ pub fn parse(call: &ToolCallRequest, offered: &[Slot], caller_phone: Option<&str
         }
         "book_appointment" => {
             let a: BookArgs = args(call, r#"{"option": 1, "name": "Full Name"}"#)?;
-            if a.name.trim().is_empty() {
-                return Err("ask the caller for their name before booking".into());
+            if a.name.trim().is_empty() && !a.under_number {
+                return Err("ask the caller for their name before booking; if it cannot be understood after \
+                            reading it back and asking to spell it, pass under_number: true"
+                    .into());
             }
             let slot = chosen_slot(&a.slot, offered)?;
             let phone = match a.phone.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -269,6 +276,7 @@ pub fn result_json(result: &ToolResult, calendar: &Calendar, now: DateTime<Utc>,
         }
         ToolResult::Found(Some(FoundAppointment { id, name, starts_at, ends_at, code })) => json!({"appointment": {
             "appointment_id": id, "name": name, "confirmation_code": code,
+            "read_code_as": confirmation::spoken(code),
             "when": spoken(&Slot { starts_at: *starts_at, ends_at: *ends_at })
         }}),
         ToolResult::Found(None) => json!({"appointment": null, "note": "none found; ask for the confirmation code"}),
@@ -332,12 +340,22 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_could_not_be_had_books_under_the_callers_number() {
+        let args = r#"{"option":1,"under_number":true}"#;
+        let t = parse(&call("book_appointment", args), &offered(), Some("+15557654321")).unwrap();
+        assert_eq!(
+            t,
+            ModelTool::Call(ToolCall::Book { slot: offered()[0], name: String::new(), phone: "+15557654321".into() })
+        );
+    }
+
+    #[test]
     fn bad_arguments_get_messages_the_model_can_act_on() {
         let cases = [
             (call("book_appointment", r#"{"option":2"#), "not valid"),
             (call("book_appointment", r#"{"option":7,"name":"Ann"}"#), "was not offered"),
             (call("book_appointment", r#"{"name":"Ann"}"#), "which option"),
-            (call("book_appointment", r#"{"option":1,"name":" "}"#), "name"),
+            (call("book_appointment", r#"{"option":1,"name":" "}"#), "under_number"),
             (call("check_availability", r#"{"date":"next tuesday"}"#), "YYYY-MM-DD"),
             (call("check_availability", r#"{"part_of_day":"night"}"#), "part_of_day"),
             (call("find_appointment", r#"{"confirmation_code":"hello"}"#), "not a confirmation code"),
@@ -369,5 +387,14 @@ mod tests {
             Language::English,
         );
         assert_eq!(booked["read_code_as"], "K, 7, M, 2, Q, X");
+        let found = FoundAppointment {
+            id: AppointmentId(7),
+            name: "Ann Lee".into(),
+            starts_at: offered()[0].starts_at,
+            ends_at: offered()[0].ends_at,
+            code: "K7M2QX".into(),
+        };
+        let found = result_json(&ToolResult::Found(Some(found)), &cal, now, Language::English);
+        assert_eq!(found["appointment"]["read_code_as"], "K, 7, M, 2, Q, X");
     }
 }

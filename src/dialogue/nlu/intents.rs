@@ -16,6 +16,8 @@ pub enum Intent {
     Hours,
     Human,
     Message,
+    /// "When is my appointment?": find the caller's next appointment and read it back.
+    Lookup,
 }
 
 const CANCEL: &[&str] = &[
@@ -61,6 +63,38 @@ const RESCHEDULE: &[&str] = &[
     "otra hora",
     "no puedo ir",
     "no voy a poder",
+];
+
+const LOOKUP: &[&str] = &[
+    "when is my",
+    "when was my",
+    "what time is my",
+    "what day is my",
+    "whats my confirmation",
+    "what is my confirmation",
+    "whats my code",
+    "what is my code",
+    "my confirmation code",
+    "forgot my code",
+    "lost my code",
+    "still on",
+    "still scheduled",
+    "still booked",
+    "do i have an appointment",
+    "do i have anything",
+    "check my appointment",
+    "confirm my appointment",
+    "cuando es mi",
+    "cuando tengo",
+    "a que hora es mi",
+    "que dia es mi",
+    "cual es mi codigo",
+    "mi codigo de confirmacion",
+    "sigue en pie",
+    "sigue mi cita",
+    "tengo cita",
+    "confirmar mi cita",
+    "revisar mi cita",
 ];
 
 const MESSAGE: &[&str] = &[
@@ -258,7 +292,7 @@ fn says_any(words: &[String], phrases: &[&str]) -> bool {
     phrases.iter().any(|p| positions(words, p).into_iter().any(|at| !negated(words, at)))
 }
 
-/// The intent, from keywords in priority order: cancel, reschedule, message, human,
+/// The intent, from keywords in priority order: cancel, reschedule, lookup, message, human,
 /// pricing, booking (explicit), hours, booking (a mere mention). Earlier intents win
 /// because their phrases are more specific ("cancel my appointment" mentions an
 /// appointment; "call me back" mentions no person but "have someone call" does).
@@ -271,9 +305,10 @@ pub(super) fn read_intent(words: &[String]) -> Option<Intent> {
         }
         w
     };
-    let ranked: [(Intent, &[&str]); 8] = [
+    let ranked: [(Intent, &[&str]); 9] = [
         (Intent::Cancel, CANCEL),
         (Intent::Reschedule, RESCHEDULE),
+        (Intent::Lookup, LOOKUP),
         (Intent::Message, MESSAGE),
         (Intent::Human, HUMAN),
         (Intent::Pricing, PRICING),
@@ -328,6 +363,11 @@ mod tests {
             ("just ask him to call me back", Some(Message)),
             ("i'd like to come in person", Some(Book)),
             ("are there any openings this week", Some(Book)),
+            ("when is my appointment", Some(Lookup)),
+            ("what's my confirmation code", Some(Lookup)),
+            ("is my appointment still on", Some(Lookup)),
+            ("hi what time is my appointment tomorrow", Some(Lookup)),
+            ("when is my appointment i need to cancel it", Some(Cancel)),
             ("yes", None),
             ("my name is john smith", None),
             ("", None),
@@ -356,6 +396,9 @@ mod tests {
             ("con el dueño por favor", Some(Human)),
             ("quiero dejar un mensaje", Some(Message)),
             ("que me llame por favor", Some(Message)),
+            ("¿cuándo es mi cita?", Some(Lookup)),
+            ("¿cuál es mi código de confirmación?", Some(Lookup)),
+            ("¿mi cita sigue en pie?", Some(Lookup)),
             ("sí", None),
         ];
         for (text, expected) in cases {

@@ -5,6 +5,8 @@
 mod backchannels;
 mod choices;
 mod codes;
+mod corrections;
+mod farewells;
 mod intents;
 mod language;
 mod names;
@@ -21,12 +23,15 @@ use crate::domain::language::Language;
 
 pub use backchannels::is_backchannel;
 pub use choices::{LAST_CHOICE, choice_index};
+pub use farewells::is_thanks;
 pub use intents::Intent;
 pub use language::looks_spanish;
-pub use names::read_name_answer;
+pub use names::{read_heard_name, read_name_answer, read_spelled_name};
 
 use choices::read_choice;
 use codes::{find_code, typed_code};
+use corrections::parts;
+use farewells::says_farewell;
 use intents::read_intent;
 use names::read_intro_name;
 use phones::find_phone;
@@ -48,20 +53,47 @@ pub struct Reading {
     pub yes_no: Option<bool>,
     /// A spelled confirmation code, upper-case ("k seven m two q x" → "K7M2QX").
     pub code: Option<String>,
+    /// The caller is leaving: "goodbye", "that's all", "never mind", "olvídelo".
+    pub farewell: bool,
 }
 
 /// Reads one utterance. `now` is in the tenant's zone: "tomorrow" is the tenant's
-/// tomorrow. Never fails: what cannot be read is left `None`.
+/// tomorrow. Never fails: what cannot be read is left `None`. When the caller corrects
+/// themselves ("the first one, no wait, the second one"), each field is read from the last
+/// part of the utterance that says it.
 pub fn read(utterance: &str, now: DateTime<Tz>, lang: Language) -> Reading {
     let words = datetime::tokens(utterance);
     let today = now.date_naive();
+    let mut reading = Reading { intent: read_intent(&words), name: read_intro_name(utterance), ..Reading::default() };
+    let mut earlier_time = false;
+    for range in parts(&words) {
+        let part = read_part(utterance, &words[range], today, lang, earlier_time);
+        earlier_time |= part.time.is_some();
+        reading.date = part.date.or(reading.date);
+        reading.time = part.time.or(reading.time);
+        reading.phone = part.phone.or(reading.phone);
+        reading.choice = part.choice.or(reading.choice);
+        reading.yes_no = part.yes_no.or(reading.yes_no);
+        reading.code = part.code.or(reading.code);
+    }
+    reading.code = reading.code.or_else(|| typed_code(utterance));
+    reading.farewell = says_farewell(&words, reading.yes_no);
+    reading
+}
 
-    let phone = find_phone(&words, lang);
-    let code_span = find_code(&words, lang);
-    let code = code_span.as_ref().map(|(_, _, code)| code.clone()).or_else(|| typed_code(utterance));
+/// The fields one part of an utterance says.
+fn read_part(
+    utterance: &str,
+    words: &[String],
+    today: chrono::NaiveDate,
+    lang: Language,
+    earlier_time: bool,
+) -> Reading {
+    let phone = find_phone(words, lang);
+    let code_span = find_code(words, lang);
 
     // Digits of a phone number or code must not be read as dates or times.
-    let mut rest = words.clone();
+    let mut rest = words.to_vec();
     for (start, end) in phone.iter().map(|(s, e, _)| (*s, *e)).chain(code_span.iter().map(|(s, e, _)| (*s, *e))) {
         for w in rest.iter_mut().take(end).skip(start) {
             *w = String::new();
@@ -71,18 +103,30 @@ pub fn read(utterance: &str, now: DateTime<Tz>, lang: Language) -> Reading {
 
     // A bare ordinal ("the second") fills both `choice` and `date`: whether it picks an
     // offered option or names a day depends on what the agent just asked.
-    let choice = read_choice(&words);
+    let choice = read_choice(words);
     let date = datetime::parse_date(&rest, today, lang);
+    // "at 2, no, 3": a bare number correcting a time is a time.
+    let starts_with_number = rest
+        .split_whitespace()
+        .next()
+        .is_some_and(|w| w.bytes().all(|b| b.is_ascii_digit()) || datetime::cardinal(w, lang).is_some());
+    let time = datetime::parse_time(&rest, lang).or_else(|| {
+        (earlier_time && starts_with_number)
+            .then(|| {
+                let at = if lang == Language::Spanish { "a las" } else { "at" };
+                datetime::parse_time(&format!("{at} {rest}"), lang)
+            })
+            .flatten()
+    });
 
     Reading {
-        intent: read_intent(&words),
         date,
-        time: datetime::parse_time(&rest, lang),
-        name: read_intro_name(utterance),
+        time,
         phone: phone.map(|(_, _, p)| p),
         choice,
-        yes_no: read_yes_no(utterance, &words),
-        code,
+        yes_no: read_yes_no(utterance, words),
+        code: code_span.map(|(_, _, code)| code),
+        ..Reading::default()
     }
 }
 

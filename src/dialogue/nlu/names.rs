@@ -4,7 +4,7 @@
 use crate::dialogue::datetime;
 use crate::domain::language::Language;
 
-use super::phrases::positions;
+use super::phrases::{FILLERS, positions};
 
 /// Words that are never part of a name.
 #[rustfmt::skip]
@@ -192,6 +192,112 @@ pub fn read_name_answer(utterance: &str) -> Option<String> {
     Some(core.iter().map(|(raw, _)| title_case(raw)).collect::<Vec<_>>().join(" "))
 }
 
+/// The letter a word stands for when a name is spelled: a single letter, or its name in
+/// English ("em", "ay") or Spanish ("eme", "erre"). Names that are also common words are
+/// left out ("you", "are", "why", "see"): a sentence must not read as a spelling.
+fn letter(word: &str) -> Option<char> {
+    let c = match word {
+        w if w.chars().count() == 1 => w.chars().next().filter(char::is_ascii_alphabetic)?,
+        "ay" => 'a',
+        "bee" | "be" => 'b',
+        "cee" | "ce" => 'c',
+        "dee" => 'd',
+        "ee" => 'e',
+        "ef" | "eff" | "efe" => 'f',
+        "gee" | "ge" => 'g',
+        "aitch" | "hache" => 'h',
+        "eye" => 'i',
+        "jay" | "jota" => 'j',
+        "kay" | "ka" => 'k',
+        "ell" | "ele" => 'l',
+        "em" | "eme" => 'm',
+        "en" | "ene" => 'n',
+        "pee" | "pe" => 'p',
+        "cue" | "cu" => 'q',
+        "ar" | "erre" | "ere" => 'r',
+        "ess" | "ese" => 's',
+        "tee" | "te" => 't',
+        "vee" | "uve" | "ve" => 'v',
+        "ex" | "equis" => 'x',
+        "wye" | "ye" => 'y',
+        "zee" | "zed" | "zeta" => 'z',
+        _ => return None,
+    };
+    Some(c)
+}
+
+/// Words that may surround a spelling ("it's spelled j o n", "se escribe m a r i a").
+#[rustfmt::skip]
+const AROUND_SPELLING: &[&str] = &[
+    "its", "it", "is", "spelled", "spelt", "spell", "spelling", "thats", "that", "yes", "yeah",
+    "ok", "okay", "sure", "um", "uh", "so", "my", "name", "first", "last", "and", "then",
+    "please", "thanks", "thank", "you", "se", "escribe", "deletreo", "mi", "nombre", "apellido",
+    "es", "y", "si", "claro", "gracias", "por", "favor", "with", "con", "space", "espacio",
+];
+
+/// A name spelled letter by letter, title-cased: "m a r i a" → "Maria", "M-A-R-I-A",
+/// "m. a. r. i. a.", "it's spelled j o n", "em ay ar eye ay", "eme a erre i a". Runs of
+/// letters separated by other words are separate names ("m a r i a last name l o p e z"
+/// → "Maria Lopez"). `None` unless three letters or more were spelled and nothing but
+/// words around a spelling was said besides.
+pub fn read_spelled_name(utterance: &str) -> Option<String> {
+    let words = datetime::tokens(utterance);
+    let mut names: Vec<String> = Vec::new();
+    let mut run = String::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        let next = words.get(i + 1).map(String::as_str);
+        let doubled = match (w, next) {
+            ("double", Some("u")) | ("doble", Some("ve" | "u" | "uve")) => Some('w'),
+            ("i", Some("griega")) => Some('y'),
+            _ => None,
+        };
+        if let Some(c) = doubled {
+            run.push(c);
+            i += 2;
+            continue;
+        }
+        // A word of the sentence around the spelling, unless it is spelled among letters.
+        let around = AROUND_SPELLING.contains(&w) && (run.is_empty() || w.chars().count() > 1);
+        match letter(w).filter(|_| !around) {
+            Some(c) => run.push(c),
+            None if AROUND_SPELLING.contains(&w) => {
+                if run.chars().count() >= 2 {
+                    names.push(title_case(&run));
+                } else if !run.is_empty() {
+                    return None;
+                }
+                run.clear();
+            }
+            None => return None,
+        }
+        i += 1;
+    }
+    if run.chars().count() >= 2 {
+        names.push(title_case(&run));
+    } else if !run.is_empty() {
+        return None;
+    }
+    let letters: usize = names.iter().map(|n| n.chars().count()).sum();
+    (letters >= 3 && names.len() <= 3).then(|| names.join(" "))
+}
+
+/// The name as heard, when it reads as no name at all: the words that could be part of
+/// one, up to three, title-cased ("marie a lopez please" → "Marie Lopez"), for the agent to
+/// read back and confirm. `None` when no word could be (a yes, a choice, a number).
+pub fn read_heard_name(utterance: &str) -> Option<String> {
+    let words: Vec<String> = raw_words(utterance)
+        .into_iter()
+        .filter(|(raw, key)| {
+            is_name_word(raw, key, false) && !TITLES.contains(&key.as_str()) && !FILLERS.contains(&key.as_str())
+        })
+        .take(3)
+        .map(|(raw, _)| title_case(&raw))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +374,49 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(read_name_answer(text).as_deref(), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn spelled_names_are_joined_and_title_cased() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("M-A-R-I-A", Some("Maria")),
+            ("m a r i a", Some("Maria")),
+            ("m. a. r. i. a.", Some("Maria")),
+            ("it's spelled j o n", Some("Jon")),
+            ("em ay ar eye ay", Some("Maria")),
+            ("eme a erre i a", Some("Maria")),
+            ("se escribe j o s e", Some("Jose")),
+            ("m a r i a last name l o p e z", Some("Maria Lopez")),
+            ("m a r i a l o p e z", Some("Marialopez")),
+            ("d o u b l e", Some("Double")),
+            ("double u a l t", Some("Walt")),
+            ("yes", None),
+            ("the second one", None),
+            ("are you there", None),
+            ("a b", None),
+            ("maria lopez", None),
+            ("five five five", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(read_spelled_name(text).as_deref(), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_as_heard_keeps_only_words_that_could_be_a_name() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("marie a lopez please", Some("Marie Lopez")),
+            ("uh it's mary uh lopes", Some("Mary Lopes")),
+            ("eh marie a lopes", Some("Marie Lopes")),
+            ("yes", None),
+            ("the second one", None),
+            ("five five five", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(read_heard_name(text).as_deref(), *expected, "{text:?}");
         }
     }
 }

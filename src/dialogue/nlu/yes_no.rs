@@ -88,6 +88,11 @@ const NO: &[&str] = &[
     "de ninguna manera",
     "esta mal",
     "tampoco",
+    "leave it",
+    "dejelo",
+    "dejalo",
+    "la dejamos",
+    "mejor no",
 ];
 
 /// Phrases that contain yes/no words but answer neither ("i'm not sure", "no sé").
