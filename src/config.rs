@@ -30,6 +30,11 @@ pub struct Config {
     pub twilio_api_base: Url,
     /// `TEXTING_POLL_MS`: how often the outbox worker looks for texts to send.
     pub texting_poll: std::time::Duration,
+    /// `WEBHOOK_POLL_MS`: how often the webhook worker looks for deliveries to send.
+    pub webhook_poll: std::time::Duration,
+    /// `WEBHOOK_ALLOW_HTTP`: accept `http://` webhook endpoints (for a local receiver);
+    /// otherwise only `https://`.
+    pub webhook_allow_http: bool,
     /// `RINGLYPRO_KEY_PREFIX`: prefix of every Redis key (lets tests share one Redis).
     pub key_prefix: String,
     /// `RINGLYPRO_STT_DECODERS`: local speech decoders kept warm for new calls.
@@ -180,6 +185,10 @@ struct Environment {
     twilio_api_base: Url,
     #[arg(long, env = "TEXTING_POLL_MS", default_value = "2000", value_parser = number::<u64>("TEXTING_POLL_MS", "a number of milliseconds"))]
     texting_poll_ms: u64,
+    #[arg(long, env = "WEBHOOK_POLL_MS", default_value = "1000", value_parser = number::<u64>("WEBHOOK_POLL_MS", "a number of milliseconds"))]
+    webhook_poll_ms: u64,
+    #[arg(long, env = "WEBHOOK_ALLOW_HTTP", default_value = "false", value_parser = yes_or_no("WEBHOOK_ALLOW_HTTP"), action = clap::ArgAction::Set)]
+    webhook_allow_http: bool,
     #[arg(long, env = "RINGLYPRO_KEY_PREFIX", default_value = "ringlypro:")]
     key_prefix: String,
     #[arg(long, env = "RINGLYPRO_STT_DECODERS", default_value = "2", value_parser = number::<usize>("RINGLYPRO_STT_DECODERS", "a number"))]
@@ -313,6 +322,14 @@ fn pool_size(v: &str) -> Result<u32, String> {
     }
 }
 
+fn yes_or_no(name: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone {
+    move |v| match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        other => Err(format!("{name} must be true or false, got {other:?}")),
+    }
+}
+
 fn relay_for_all(v: &str) -> Result<bool, String> {
     match v {
         "stream" => Ok(false),
@@ -377,6 +394,8 @@ impl Config {
             twilio_auth_token: env.twilio_auth_token,
             twilio_api_base: env.twilio_api_base,
             texting_poll: std::time::Duration::from_millis(env.texting_poll_ms.max(1)),
+            webhook_poll: std::time::Duration::from_millis(env.webhook_poll_ms.max(1)),
+            webhook_allow_http: env.webhook_allow_http,
             key_prefix: env.key_prefix,
             stt_warm_decoders: env.stt_warm_decoders,
             shutdown_grace: std::time::Duration::from_secs(env.shutdown_grace_secs),
@@ -473,6 +492,8 @@ impl fmt::Debug for Config {
             .field("twilio_auth_token", &redact(&self.twilio_auth_token))
             .field("twilio_api_base", &self.twilio_api_base.as_str())
             .field("texting_poll", &self.texting_poll)
+            .field("webhook_poll", &self.webhook_poll)
+            .field("webhook_allow_http", &self.webhook_allow_http)
             .field("key_prefix", &self.key_prefix)
             .field("stt_warm_decoders", &self.stt_warm_decoders)
             .field("shutdown_grace", &self.shutdown_grace)

@@ -204,6 +204,8 @@ impl Application {
         let reminder_sweeper =
             Reminders::new(self.state.pool.clone(), self.state.config.reminder_sweep_every).spawn_sweeper();
         let texter = crate::services::texting::Texting::new(self.state.pool.clone(), &self.state.config).spawn_worker();
+        let webhooks =
+            crate::services::webhooks::Webhooks::new(self.state.pool.clone(), &self.state.config)?.spawn_worker();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -229,6 +231,7 @@ impl Application {
         summaries_worker.abort();
         reminder_sweeper.abort();
         texter.abort();
+        webhooks.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod calls;
 pub mod confirmation;
 pub mod credits;
+pub mod events;
 pub mod forwarding;
 pub mod ids;
 pub mod language;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Acquire, PgConnection, PgPool};
 
 use crate::domain::appointments::{AppointmentStatus, BookingSource};
+use crate::domain::events::EventKind;
 use crate::domain::ids::{AppointmentId, ContactId, TenantId};
 use crate::domain::phone::PhoneNumber;
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
@@ -89,6 +90,9 @@ pub async fn book(pool: &PgPool, client_id: TenantId, req: &ManualBooking) -> Re
     };
     match appointments::insert_with_fresh_code(&mut tx, &new).await {
         Ok(appointment) => {
+            appointments::announce(&mut tx, EventKind::AppointmentBooked, &appointment, None)
+                .await
+                .context("recording the booking's webhooks")?;
             tx.commit().await.context("committing the booking")?;
             Ok(appointment)
         }
@@ -130,6 +134,23 @@ pub async fn change(
     match appointments::change(&mut attempt, client_id, id, starts_at, ends_at, status).await {
         Ok(Some(updated)) => {
             attempt.commit().await.context("savepoint release")?;
+            let moved = updated.starts_at != current.starts_at || updated.ends_at != current.ends_at;
+            let cancelled =
+                updated.status == AppointmentStatus::Cancelled && current.status != AppointmentStatus::Cancelled;
+            let event = if cancelled {
+                Some((EventKind::AppointmentCancelled, None))
+            } else if moved {
+                Some((EventKind::AppointmentRescheduled, Some(&current)))
+            } else if current.status == AppointmentStatus::Cancelled && updated.status != AppointmentStatus::Cancelled {
+                Some((EventKind::AppointmentBooked, None))
+            } else {
+                None
+            };
+            if let Some((kind, previous)) = event {
+                appointments::announce(&mut tx, kind, &updated, previous)
+                    .await
+                    .context("recording the change's webhooks")?;
+            }
             tx.commit().await.context("committing the change")?;
             Ok(updated)
         }

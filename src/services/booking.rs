@@ -10,6 +10,7 @@ use crate::dialogue::phrasing;
 use crate::dialogue::prompts::written;
 use crate::domain::appointments::BookingSource;
 use crate::domain::calls::Outcome;
+use crate::domain::events::EventKind;
 use crate::domain::ids::{AppointmentId, CallId, ContactId, MessageId};
 use crate::domain::language::Language;
 use crate::domain::messages::Direction;
@@ -86,6 +87,9 @@ pub async fn book(
 ) -> Result<Booked, BookingError> {
     let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
     let booked = book_in(&mut tx, tenant, req, now, Outcome::Booked).await?;
+    appointments::announce(&mut tx, EventKind::AppointmentBooked, &booked.appointment, None)
+        .await
+        .context("recording the booking's webhooks")?;
     tx.commit().await.context("committing the booking")?;
     Ok(booked)
 }
@@ -100,10 +104,14 @@ pub async fn reschedule(
     now: DateTime<Utc>,
 ) -> Result<Booked, BookingError> {
     let mut tx = begin_tenant(pool, tenant.id).await.context("opening a tenant transaction")?;
+    let previous = appointments::find(&mut tx, tenant.id, appointment_id).await.context("reading the old time")?;
     if !appointments::cancel(&mut tx, tenant.id, appointment_id).await.context("releasing the old time")? {
         return Err(BookingError::NotFound);
     }
     let booked = book_in(&mut tx, tenant, req, now, Outcome::Rescheduled).await?;
+    appointments::announce(&mut tx, EventKind::AppointmentRescheduled, &booked.appointment, previous.as_ref())
+        .await
+        .context("recording the move's webhooks")?;
     tx.commit().await.context("committing the new time")?;
     Ok(booked)
 }
@@ -225,6 +233,10 @@ pub async fn cancel_at(
     };
     let cancelled = appointments::cancel(&mut tx, tenant.id, appointment_id).await?;
     if cancelled {
+        let now_cancelled = appointments::find(&mut tx, tenant.id, appointment_id).await?;
+        if let Some(appointment) = &now_cancelled {
+            appointments::announce(&mut tx, EventKind::AppointmentCancelled, appointment, None).await?;
+        }
         let language = tenants::owner_language(&mut tx, tenant.id).await?;
         let body = written(language, "owner_cancellation_alert", &who_and_when(tenant, &appointment, now, language))?;
         alert_owner(&mut tx, tenant, call_id, "owner_cancellation_alert", &body).await?;

@@ -13,3 +13,4 @@ pub mod reminders;
 pub mod replies;
 pub mod summaries;
 pub mod texting;
+pub mod webhooks;

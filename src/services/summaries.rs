@@ -23,6 +23,7 @@ use crate::config::{Config, endpoint};
 use crate::dialogue::phrasing;
 use crate::dialogue::prompts::written;
 use crate::domain::calls::{HandledBy, Outcome};
+use crate::domain::events::EventKind;
 use crate::domain::ids::{CallId, TenantId};
 use crate::domain::language::Language;
 use crate::domain::messages::Direction;
@@ -243,8 +244,52 @@ impl Summaries {
             self.summary(&mut tx, &tenant, &prefs, &call).await?
         };
         store::record(&mut tx, call.id, outcome, &summary, source).await?;
+        self.announce(&mut tx, &tenant, &prefs, &call, &summary, source).await?;
         tx.commit().await.context("committing the call's summary")?;
         tracing::info!(tenant_id = %call.client_id, call_id = call.id.get(), outcome, source, "call summarised");
+        Ok(())
+    }
+
+    /// Tells the business's webhooks that the call completed: who called, the outcome, the
+    /// transcript and the summary (written by the rules in the owner's language when the
+    /// owner gets none).
+    async fn announce(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &Tenant,
+        prefs: &StoredPreferences,
+        call: &EndedCall,
+        summary: &str,
+        source: &str,
+    ) -> anyhow::Result<()> {
+        let (summary, source) = if summary.is_empty() && call.handled_by == HandledBy::Agent {
+            let lang = Language::from_code(&prefs.summary_language).unwrap_or_default();
+            let facts = self.facts(conn, tenant, call, lang).await?;
+            (written(lang, "call_summary", &facts_ctx(&facts))?, "rules")
+        } else {
+            (summary.to_owned(), source)
+        };
+        let transcript: Vec<_> = crate::storage::postgres::calls::turns(&mut *conn, call.id)
+            .await?
+            .into_iter()
+            .map(|t| serde_json::json!({ "speaker": t.speaker, "text": t.text, "at": t.started_at }))
+            .collect();
+        let data = serde_json::json!({
+            "call_id": call.id,
+            "call_sid": call.call_sid,
+            "from": call.from_number,
+            "caller_name": call.caller_name,
+            "handled_by": call.handled_by,
+            "outcome": call.outcome,
+            "language": call.language,
+            "started_at": call.started_at,
+            "duration_seconds": call.duration_seconds,
+            "summary": (!summary.is_empty()).then_some(summary),
+            "summary_source": source,
+            "transcript": transcript,
+            "link": format!("{}/app/calls/{}", self.inner.public_url, call.call_sid),
+        });
+        crate::storage::postgres::webhooks::emit(conn, tenant.id, EventKind::CallCompleted, data).await?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use chrono::Utc;
 use minijinja::context;
 
 use crate::dialogue::prompts::written;
+use crate::domain::events::EventKind;
 use crate::domain::language::Language;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::tenants::Tenant;
@@ -18,7 +19,7 @@ use crate::services::replies;
 use crate::services::texting::TextReceived;
 use crate::storage::postgres::messages::{self, Direction, NewMessage};
 use crate::storage::postgres::outbox::{self, Applied, OptOutSource, Progress};
-use crate::storage::postgres::{begin_tenant, tenants};
+use crate::storage::postgres::{begin_tenant, tenants, webhooks};
 use crate::telephony::request::{TwilioError, TwilioRequest, xml};
 use crate::telephony::{TelephonyState, twiml};
 
@@ -115,6 +116,16 @@ pub async fn inbound(State(app): State<TelephonyState>, hook: TwilioRequest) -> 
         }
         (None, false) => tenant.language,
     };
+    let data = serde_json::json!({
+        "message_id": message_id,
+        "contact_id": contact_id,
+        "from": text.from,
+        "to": text.to,
+        "body": text.body,
+        "twilio_sid": text.sid,
+        "received_at": now,
+    });
+    webhooks::emit(&mut tx, tenant.id, EventKind::MessageReceived, data).await?;
     let opted_out = outbox::is_opted_out(&mut tx, tenant.id, &text.from).await?;
     let action = keyword.action(opted_out, || outbox::has_upcoming_appointment(&app.pool, tenant.id, &text.from, now));
     let action = action.await?;

@@ -3,11 +3,10 @@
 //! manages keys: a request made with a key cannot make or revoke one. How a key is
 //! checked on each request is `web::auth`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
-use minijinja::context;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,8 +16,9 @@ use crate::storage::postgres::api_keys::{self, ApiKey};
 use crate::storage::postgres::begin_tenant;
 use crate::web::auth::Owner;
 use crate::web::error::ErrorBody;
+use crate::web::integrations::{self, Shown};
 use crate::web::json_body::JsonBody;
-use crate::web::{Error, WebState, render};
+use crate::web::{Error, WebState};
 
 /// What every key starts with, so a leaked one is easy to recognise.
 pub const KEY_PREFIX: &str = "rpk_";
@@ -44,7 +44,7 @@ pub struct CreatedApiKey {
     pub api_key: ApiKey,
 }
 
-async fn list(app: &WebState, owner: &Owner) -> Result<Vec<ApiKey>, Error> {
+pub(crate) async fn list(app: &WebState, owner: &Owner) -> Result<Vec<ApiKey>, Error> {
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let keys = api_keys::list(&mut tx, owner.client_id).await?;
     tx.commit().await?;
@@ -141,49 +141,6 @@ pub async fn api_revoke(State(app): State<WebState>, owner: Owner, Path(id): Pat
     Ok(Json(revoke(&app, &owner, id).await?))
 }
 
-/// What the Integrations page was sent back after.
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    pub done: Option<String>,
-}
-
-/// The Integrations page: API keys (and, as they come, the other ways in and out).
-pub async fn page(
-    app: &WebState,
-    owner: &Owner,
-    created: Option<&CreatedApiKey>,
-    notice: Option<&str>,
-    error: Option<&str>,
-) -> Result<Response, Error> {
-    let keys = list(app, owner).await?;
-    render(
-        &app.templates,
-        "integrations.html",
-        context! {
-            owner => minijinja::Value::from(minijinja::value::Serde(owner)),
-            active => "settings",
-            keys => minijinja::Value::from(minijinja::value::Serde(&keys)),
-            created => created.map(|c| c.key.clone()),
-            notice,
-            error,
-            public_url => app.config.public_url.clone(),
-        },
-    )
-}
-
-/// `GET /app/integrations`
-pub async fn show(
-    State(app): State<WebState>,
-    owner: Owner,
-    Query(query): Query<PageQuery>,
-) -> Result<Response, Error> {
-    let notice = match query.done.as_deref() {
-        Some("revoked") => Some("Revoked. Requests with that key are refused from now on."),
-        _ => None,
-    };
-    page(&app, &owner, None, notice, None).await
-}
-
 /// The form that makes a key.
 #[derive(Debug, Deserialize)]
 pub struct KeyForm {
@@ -200,17 +157,14 @@ pub async fn create_form(
 ) -> Result<Response, Error> {
     match create(&app, &owner, &NewApiKey { name: form.name }).await {
         Ok(created) => {
-            let mut response = page(&app, &owner, Some(&created), None, None).await?;
+            let shown = Shown { created_key: Some(&created), ..Shown::default() };
+            let mut response = integrations::page(&app, &owner, shown).await?;
             response
                 .headers_mut()
                 .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
             Ok(response)
         }
-        Err(e @ (Error::Invalid(_) | Error::Conflict { .. })) => {
-            let mut response = page(&app, &owner, None, None, Some(&e.to_string())).await?;
-            *response.status_mut() = e.status();
-            Ok(response)
-        }
+        Err(e @ (Error::Invalid(_) | Error::Conflict { .. })) => integrations::refused(&app, &owner, e).await,
         Err(e) => Err(e),
     }
 }

@@ -33,6 +33,7 @@ pub mod calls;
 pub mod credits;
 pub mod crm;
 pub mod error;
+pub mod integrations;
 pub mod json_body;
 pub mod limits;
 pub mod live;
@@ -93,7 +94,14 @@ pub fn routes() -> Router<WebState> {
         .route("/app/settings/blocked", post(blocked::add_form))
         .route("/app/settings/blocked/remove", post(blocked::remove_form))
         .route("/api/blocked-numbers", get(blocked::api_list).post(blocked::api_add))
-        .route("/app/integrations", get(api_keys::show))
+        .route("/app/integrations", get(integrations::show))
+        .route("/app/integrations/webhooks", post(integrations::add_form))
+        .route("/app/integrations/webhooks/{id}/remove", post(integrations::remove_form))
+        .route("/app/integrations/deliveries/{id}/resend", post(integrations::resend_form))
+        .route("/api/webhooks", get(integrations::api_list).post(integrations::api_add))
+        .route("/api/webhooks/deliveries", get(integrations::api_deliveries))
+        .route("/api/webhooks/deliveries/{id}/resend", post(integrations::api_resend))
+        .route("/api/webhooks/{id}", axum::routing::delete(integrations::api_remove))
         .route("/app/integrations/api-keys", post(api_keys::create_form))
         .route("/app/integrations/api-keys/{id}/revoke", post(api_keys::revoke_form))
         .route("/api/api-keys", get(api_keys::api_list).post(api_keys::api_create))

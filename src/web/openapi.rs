@@ -73,6 +73,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::credits::CreditsApi::openapi());
     doc.merge(crate::web::blocked::BlockedApi::openapi());
     doc.merge(crate::web::api_keys::ApiKeysApi::openapi());
+    doc.merge(crate::web::integrations::WebhooksApi::openapi());
     accept_api_keys(&mut doc);
     doc
 }

@@ -24,6 +24,7 @@ mod messages_browser;
 mod metering;
 mod numbers;
 mod openapi;
+mod outbound_webhooks;
 mod payments;
 mod recordings;
 mod relay;

@@ -260,3 +260,20 @@ pub async fn change(
     .await
     .map_err(InsertError::from)
 }
+
+/// Tells the business's webhooks what became of an appointment: `data.appointment` as it
+/// now stands, and for a move `data.previous` (the old appointment row, or the same one
+/// with its old times).
+pub async fn announce(
+    conn: &mut PgConnection,
+    kind: crate::domain::events::EventKind,
+    appointment: &Appointment,
+    previous: Option<&Appointment>,
+) -> sqlx::Result<()> {
+    let encode = |e: serde_json::Error| sqlx::Error::Encode(Box::new(e));
+    let mut data = serde_json::json!({ "appointment": serde_json::to_value(appointment).map_err(encode)? });
+    if let Some(previous) = previous {
+        data["previous"] = serde_json::to_value(previous).map_err(encode)?;
+    }
+    super::webhooks::emit(conn, appointment.client_id, kind, data).await.map(|_| ())
+}

@@ -219,13 +219,13 @@ pub async fn save_turns(
     Ok(())
 }
 
-pub async fn turns(pool: &PgPool, call_id: CallId) -> sqlx::Result<Vec<Turn>> {
+pub async fn turns<'e>(conn: impl sqlx::PgExecutor<'e>, call_id: CallId) -> sqlx::Result<Vec<Turn>> {
     sqlx::query_as(
         "SELECT seq, speaker, text, heard_text, interrupted, intent, started_at, ended_at, caller_stopped_at, \
              stt_final_at, reply_ready_at, tts_first_byte_at, first_audio_sent_at, first_mark_at \
          FROM call_turns WHERE call_id = $1 ORDER BY seq",
     )
     .bind(call_id)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }

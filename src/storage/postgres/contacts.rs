@@ -1,6 +1,7 @@
 //! Contacts: the people who call a tenant, one per phone number per tenant. Callers are
 //! matched by phone here; the owner's CRM pages list, search, edit and delete them.
 
+use crate::domain::events::EventKind;
 use crate::domain::ids::{ContactId, TenantId};
 use sqlx::PgConnection;
 
@@ -12,18 +13,37 @@ pub async fn upsert_by_phone(
     phone: &str,
     name: &str,
 ) -> sqlx::Result<ContactId> {
-    sqlx::query_scalar(
+    let (id, created): (ContactId, bool) = sqlx::query_as(
         "INSERT INTO contacts (client_id, phone, name, last_contacted_at) VALUES ($1, $2, $3, now()) \
          ON CONFLICT (client_id, phone) DO UPDATE SET \
              name = CASE WHEN contacts.name = '' THEN EXCLUDED.name ELSE contacts.name END, \
              last_contacted_at = now(), updated_at = now() \
-         RETURNING id",
+         RETURNING id, (xmax = 0) AS created",
     )
     .bind(client_id)
     .bind(phone)
     .bind(name)
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    if created {
+        announce(conn, client_id, id).await?;
+    }
+    Ok(id)
+}
+
+/// Tells the business's webhooks of a contact just created.
+pub async fn announce(conn: &mut PgConnection, client_id: TenantId, id: ContactId) -> sqlx::Result<()> {
+    let contact: Option<Contact> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE client_id = $1 AND id = $2")))
+            .bind(client_id)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(contact) = contact {
+        let data = serde_json::to_value(&contact).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        super::webhooks::emit(conn, client_id, EventKind::ContactCreated, data).await?;
+    }
+    Ok(())
 }
 
 /// A contact as the CRM pages show it.
@@ -125,7 +145,7 @@ pub async fn insert(
     fields: &ContactFields<'_>,
     source: &str,
 ) -> Result<Contact, ContactError> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let contact: Contact = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO contacts (client_id, name, phone, email, notes, source) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING {COLUMNS}"
     )))
@@ -135,9 +155,12 @@ pub async fn insert(
     .bind(fields.email)
     .bind(fields.notes)
     .bind(source)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(on_save_error)
+    .map_err(on_save_error)?;
+    let data = serde_json::to_value(&contact).map_err(|e| ContactError::Database(sqlx::Error::Encode(Box::new(e))))?;
+    super::webhooks::emit(conn, client_id, EventKind::ContactCreated, data).await?;
+    Ok(contact)
 }
 
 /// Saves new fields; `None` when the tenant has no such contact.

@@ -33,6 +33,7 @@ pub mod summaries;
 pub mod tenants;
 pub mod today;
 pub mod users;
+pub mod webhooks;
 
 /// Stores each named enum as its text (`names::named!`): encoded with `as_str`, decoded
 /// with `FromStr`, so a stored name no variant has fails the read instead of passing as text.

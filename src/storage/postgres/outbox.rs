@@ -347,15 +347,19 @@ pub async fn contact_for_sender(
     client_id: TenantId,
     phone: &str,
 ) -> sqlx::Result<(crate::domain::ids::ContactId, Option<String>)> {
-    sqlx::query_as(
+    let (id, language, created): (crate::domain::ids::ContactId, Option<String>, bool) = sqlx::query_as(
         "INSERT INTO contacts (client_id, phone, name, source, last_contacted_at) VALUES ($1, $2, '', 'sms', now()) \
          ON CONFLICT (client_id, phone) DO UPDATE SET last_contacted_at = now(), updated_at = now() \
-         RETURNING id, language",
+         RETURNING id, language, (xmax = 0) AS created",
     )
     .bind(client_id)
     .bind(phone)
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    if created {
+        super::contacts::announce(conn, client_id, id).await?;
+    }
+    Ok((id, language))
 }
 
 /// Whether `phone` has an appointment with the tenant still to come.
