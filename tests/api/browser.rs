@@ -14,7 +14,7 @@ use ringlypro::sim::{self, Line, Script as CallScript};
 use serde_json::json;
 
 use crate::fakes::deepgram::FakeDeepgram;
-use crate::helpers::{Options, TestApp, local_engines, spawn_app_with};
+use crate::helpers::{Options, TestApp, local_engines, spawn_app, spawn_app_with};
 
 const NUMBER: &str = "+15550001111";
 const EMAIL: &str = "maria@brightsmile.example";
@@ -439,6 +439,47 @@ async fn a_locked_owner_pays_on_stripes_checkout_page_and_the_next_call_reaches_
     let answered =
         twilio.post(format!("{}/twilio/voice", app.base_url)).form(&voice("CA_UNLOCKED")).send().await.unwrap();
     assert!(answered.text().await.unwrap().contains("<Stream"), "the next call reaches Rachel");
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_owner_makes_an_api_key_and_adds_a_webhook_on_a_phone_screen() {
+    let app = spawn_app().await;
+    let mut browser = Browser::start().await;
+    browser.client.goto(&format!("{}/signup", app.base_url)).await.unwrap();
+    browser
+        .fill(
+            "form[action='/signup']",
+            &[
+                ("business_name", "Bright Smile Dental"),
+                ("business_phone", "+1 (555) 010-2000"),
+                ("business_type", "Dental"),
+                ("timezone", "America/New_York"),
+                ("owner_name", "Maria Lopez"),
+                ("owner_phone", "+1 555 010 2001"),
+                ("email", EMAIL),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    browser.client.goto(&format!("{}/app/settings", app.base_url)).await.unwrap();
+    browser.click("#open-integrations").await;
+    assert!(browser.text("#no-keys").await.contains("No keys yet"));
+    browser.fill("form[action='/app/integrations/api-keys']", &[("name", "Zapier")]).await;
+    let key = browser.text("#new-key-value").await;
+    assert!(key.starts_with("rpk_"), "{key}");
+    browser.screenshot("integrations-new-key").await;
+    let listed =
+        reqwest::Client::new().get(format!("{}/api/webhooks", app.base_url)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(listed.status(), 200, "the key shown works");
+
+    browser.fill("form[action='/app/integrations/webhooks']", &[("url", "https://hooks.example.com/ringlypro")]).await;
+    let added = browser.wait_for_text("#endpoint-list", "hooks.example.com", Duration::from_secs(10)).await;
+    assert!(added.contains("appointment.booked") && added.contains("whsec_"), "{added}");
+    assert!(!browser.client.source().await.unwrap().contains(&key), "the key is not shown again");
+    browser.client.execute("document.getElementById('webhooks').scrollIntoView(); return null;", vec![]).await.unwrap();
+    browser.screenshot("integrations-webhook").await;
     browser.close().await;
     app.stop().await;
 }
