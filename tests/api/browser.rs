@@ -466,6 +466,8 @@ async fn an_owner_makes_an_api_key_and_adds_a_webhook_on_a_phone_screen() {
     browser.client.goto(&format!("{}/app/settings", app.base_url)).await.unwrap();
     browser.click("#open-integrations").await;
     assert!(browser.text("#no-keys").await.contains("No keys yet"));
+    let title = browser.client.title().await.unwrap();
+    assert!(title.starts_with("Integrations") && title.len() < 40, "{title}");
     browser.fill("form[action='/app/integrations/api-keys']", &[("name", "Zapier")]).await;
     let key = browser.text("#new-key-value").await;
     assert!(key.starts_with("rpk_"), "{key}");
