@@ -88,7 +88,7 @@ impl<'de> Deserialize<'de> for SpokenTime {
 /// "oclock"), turns punctuation into spaces (keeping `:` `/` `-` `.` between digits, so
 /// "2:30", "1/9" and "555-123-4567" stay whole) and splits "2pm" but not "9th".
 pub fn normalize(text: &str) -> String {
-    let chars: Vec<char> = text.to_lowercase().chars().map(fold_accent).collect();
+    let chars: Vec<char> = text.to_lowercase().chars().map(crate::domain::language::fold_accent).collect();
     let mut out = String::with_capacity(chars.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
         let prev = if i > 0 { chars.get(i - 1).copied() } else { None };
@@ -123,19 +123,6 @@ fn ordinal_suffix_at(chars: &[char], i: usize) -> bool {
     let pair: String = chars.iter().skip(i).take(2).collect();
     let after = chars.get(i + 2);
     matches!(pair.as_str(), "st" | "nd" | "rd" | "th") && after.is_none_or(|c| !c.is_alphanumeric())
-}
-
-fn fold_accent(c: char) -> char {
-    match c {
-        'á' | 'à' | 'â' | 'ä' => 'a',
-        'é' | 'è' | 'ê' | 'ë' => 'e',
-        'í' | 'ì' | 'î' | 'ï' => 'i',
-        'ó' | 'ò' | 'ô' | 'ö' => 'o',
-        'ú' | 'ù' | 'û' | 'ü' => 'u',
-        'ñ' => 'n',
-        'ç' => 'c',
-        other => other,
-    }
 }
 
 /// The normalised words of an utterance.

@@ -163,7 +163,7 @@ pub fn parse_reply(body: &str) -> Option<Reply> {
     let word: String = body
         .chars()
         .flat_map(char::to_lowercase)
-        .map(fold_accent)
+        .map(super::language::fold_accent)
         .filter(|c| c.is_alphanumeric() || c.is_whitespace())
         .collect();
     let (command, language) = match word.split_whitespace().collect::<Vec<_>>().as_slice() {
@@ -179,18 +179,6 @@ pub fn parse_reply(body: &str) -> Option<Reply> {
         _ => return None,
     };
     Some(Reply { command, language })
-}
-
-fn fold_accent(c: char) -> char {
-    match c {
-        'á' | 'à' | 'â' | 'ä' => 'a',
-        'é' | 'è' | 'ê' | 'ë' => 'e',
-        'í' | 'ì' | 'î' | 'ï' => 'i',
-        'ó' | 'ò' | 'ô' | 'ö' => 'o',
-        'ú' | 'ù' | 'û' | 'ü' => 'u',
-        'ñ' => 'n',
-        other => other,
-    }
 }
 
 /// The language a reply is written in: Spanish for a Spanish word, else the contact's,
