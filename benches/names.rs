@@ -218,12 +218,19 @@ async fn run() -> anyhow::Result<()> {
         Some(path) => (read_heard(Path::new(&path))?, format!("transcripts from {}", Path::new(&path).display())),
         None => {
             let decoding = Instant::now();
+            let cpu_before = process_cpu_seconds();
             let config = SphinxConfig { spare_decoders: PARALLEL, ..SphinxConfig::default() };
             let stt = Arc::new(tokio::task::spawn_blocking(move || SphinxStt::new(config)).await??);
             let heard = recognise_all(&stt, &utterances).await?;
             let audio_s: f64 = utterances.iter().map(|u| u.audio.len() as f64 / 8000.0).sum();
             let wall = decoding.elapsed().as_secs_f64();
-            println!("recognised {audio_s:.0} s of audio in {wall:.1} s on {PARALLEL} threads");
+            let cpu = process_cpu_seconds().zip(cpu_before).map_or(f64::NAN, |(after, before)| after - before);
+            println!(
+                "recognised {audio_s:.0} s of audio in {wall:.1} s on {PARALLEL} threads: {cpu:.1} CPU s, {:.3} CPU s per \
+                 second of audio, {:.0} ms CPU per utterance",
+                cpu / audio_s,
+                1000.0 * cpu / utterances.len() as f64
+            );
             (heard, "PocketSphinx, booking language model".to_owned())
         }
     };
@@ -539,6 +546,18 @@ fn wav_bytes(samples: &[i16], rate: u32) -> Vec<u8> {
         out.extend_from_slice(&s.to_le_bytes());
     }
     out
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, in clock ticks
+/// of 1/100 s), or `None` where that cannot be read.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line: indices 11 and 12 after the name.
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// Transcripts written by another recogniser: `id<TAB>text` a line.

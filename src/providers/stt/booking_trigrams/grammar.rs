@@ -189,6 +189,7 @@ type Turns = HashMap<String, usize>;
 
 /// Picks after the first round weigh the name at rank r (from 0) as 1 / (r + ZIPF_OFFSET):
 /// the first name is about 20 times as likely as the two-thousandth.
+/// The cache key does not see this: bump `GENERATOR_VERSION` when changing it.
 const ZIPF_OFFSET: f64 = 100.0;
 
 pub(super) struct NameList {
