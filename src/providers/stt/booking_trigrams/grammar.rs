@@ -92,6 +92,8 @@ pub(super) enum Node {
     Seq(Vec<Node>),
     Choice(Vec<Node>),
     Optional(Box<Node>),
+    /// `<spell:NAME>`: one word of the name list NAME, said letter by letter.
+    Spell(String),
 }
 
 /// Parses one template into a node tree.
@@ -155,7 +157,11 @@ fn parse_seq(tokens: &[String], pos: &mut usize) -> anyhow::Result<Node> {
                 items.push(if open == "(" { inner } else { Node::Optional(Box::new(inner)) });
             }
             t if t.starts_with('<') && t.ends_with('>') && t.len() > 2 => {
-                items.push(Node::Rule(t[1..t.len() - 1].to_owned()));
+                let inner = &t[1..t.len() - 1];
+                items.push(match inner.strip_prefix("spell:") {
+                    Some(list) => Node::Spell(list.to_owned()),
+                    None => Node::Rule(inner.to_owned()),
+                });
                 *pos += 1;
             }
             t => {
@@ -170,7 +176,51 @@ fn parse_seq(tokens: &[String], pos: &mut usize) -> anyhow::Result<Node> {
 /// The whole grammar, parsed, with name lists restricted to the dictionary.
 pub(super) struct Grammar {
     rules: HashMap<String, Node>,
+    /// Name lists, most frequent first. Each list is taken in turn until every name has
+    /// been sampled once (random picks among thousands would leave some out of the corpus,
+    /// and so out of the model); after that, picks favour the head of the list, so that a
+    /// common name beats a rare one that sounds the same ("brown" over "braun").
+    names: HashMap<String, NameList>,
     utterances: Vec<(u32, Node)>,
+}
+
+/// Where each name list's turn has got to while a corpus is sampled.
+type Turns = HashMap<String, usize>;
+
+/// Picks after the first round weigh the name at rank r (from 0) as 1 / (r + ZIPF_OFFSET):
+/// the first name is about 20 times as likely as the two-thousandth.
+/// The cache key does not see this: bump `GENERATOR_VERSION` when changing it.
+const ZIPF_OFFSET: f64 = 100.0;
+
+pub(super) struct NameList {
+    words: Vec<String>,
+    /// Cumulative pick weights, for the frequency-weighted picks.
+    cumulative: Vec<f64>,
+}
+
+impl NameList {
+    fn new(words: Vec<String>) -> Self {
+        let mut total = 0.0;
+        let cumulative = (0..words.len())
+            .map(|rank| {
+                total += 1.0 / (rank as f64 + ZIPF_OFFSET);
+                total
+            })
+            .collect();
+        Self { words, cumulative }
+    }
+
+    /// The name for draw number `turn` of this list.
+    fn pick(&self, turn: usize, rng: &mut SplitMix64) -> &str {
+        if turn < self.words.len() {
+            return &self.words[turn];
+        }
+        let total = self.cumulative.last().copied().unwrap_or(0.0);
+        // 53 random bits as a fraction in [0, 1).
+        let point = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        let rank = self.cumulative.partition_point(|&c| c <= point).min(self.words.len() - 1);
+        &self.words[rank]
+    }
 }
 
 impl Grammar {
@@ -181,69 +231,88 @@ impl Grammar {
             let parsed = alternatives.iter().map(|a| parse_template(a)).collect::<anyhow::Result<Vec<_>>>()?;
             rules.insert((*name).to_owned(), Node::Choice(parsed));
         }
+        let mut names = HashMap::new();
         for (name, list) in &source.names {
             // A name the dictionary cannot pronounce cannot be recognised either.
-            let words: Vec<Node> =
-                list.iter().filter(|w| dictionary.contains(w)).map(|w| Node::Word((*w).to_owned())).collect();
+            let words: Vec<String> = list.iter().filter(|w| dictionary.contains(w)).map(|w| (*w).to_owned()).collect();
             if words.is_empty() {
                 bail!("no {name} names are in the dictionary");
             }
-            rules.insert((*name).to_owned(), Node::Choice(words));
+            if rules.contains_key(*name) {
+                bail!("{name} is both a rule and a name list");
+            }
+            names.insert((*name).to_owned(), NameList::new(words));
         }
         let utterances = source
             .utterances
             .iter()
             .map(|(count, t)| Ok((*count, parse_template(t)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let grammar = Self { rules, utterances };
+        let grammar = Self { rules, names, utterances };
         grammar.check_references()?;
         Ok(grammar)
     }
 
     fn check_references(&self) -> anyhow::Result<()> {
-        fn walk(node: &Node, rules: &HashMap<String, Node>, depth: usize) -> anyhow::Result<()> {
+        fn walk(grammar: &Grammar, node: &Node, depth: usize) -> anyhow::Result<()> {
             if depth > 32 {
                 bail!("rules nest too deeply (a cycle?)");
             }
             match node {
                 Node::Word(_) => Ok(()),
+                Node::Rule(name) if grammar.names.contains_key(name) => Ok(()),
                 Node::Rule(name) => {
-                    let rule = rules.get(name).with_context(|| format!("unknown rule <{name}>"))?;
-                    walk(rule, rules, depth + 1)
+                    let rule = grammar.rules.get(name).with_context(|| format!("unknown rule <{name}>"))?;
+                    walk(grammar, rule, depth + 1)
                 }
-                Node::Seq(items) | Node::Choice(items) => items.iter().try_for_each(|n| walk(n, rules, depth)),
-                Node::Optional(inner) => walk(inner, rules, depth),
+                Node::Spell(name) => match grammar.names.contains_key(name) {
+                    true => Ok(()),
+                    false => bail!("<spell:{name}> names no name list"),
+                },
+                Node::Seq(items) | Node::Choice(items) => items.iter().try_for_each(|n| walk(grammar, n, depth)),
+                Node::Optional(inner) => walk(grammar, inner, depth),
             }
         }
-        self.utterances.iter().try_for_each(|(_, n)| walk(n, &self.rules, 0))
+        self.utterances.iter().try_for_each(|(_, n)| walk(self, n, 0))
     }
 
-    /// Appends one random expansion of `node` to `out`.
-    fn sample(&self, node: &Node, rng: &mut SplitMix64, out: &mut Vec<String>) {
+    /// Appends one random expansion of `node` to `out`; names come from `turns`.
+    fn sample(&self, node: &Node, rng: &mut SplitMix64, turns: &mut Turns, out: &mut Vec<String>) {
         match node {
             Node::Word(w) => out.push(w.clone()),
             Node::Rule(name) => {
                 // References were checked in `new`.
-                if let Some(rule) = self.rules.get(name) {
-                    self.sample(rule, rng, out);
+                if let Some(list) = self.names.get(name) {
+                    let turn = turns.entry(name.clone()).or_default();
+                    out.push(list.pick(*turn, rng).to_owned());
+                    *turn += 1;
+                } else if let Some(rule) = self.rules.get(name) {
+                    self.sample(rule, rng, turns, out);
                 }
             }
-            Node::Seq(items) => items.iter().for_each(|n| self.sample(n, rng, out)),
+            Node::Spell(name) => {
+                if let Some(list) = self.names.get(name) {
+                    let word = list.pick(usize::MAX, rng);
+                    out.extend(word.chars().map(String::from));
+                }
+            }
+            Node::Seq(items) => items.iter().for_each(|n| self.sample(n, rng, turns, out)),
             Node::Choice(items) => {
                 if !items.is_empty() {
                     let pick = below(rng, items.len());
-                    self.sample(&items[pick], rng, out);
+                    self.sample(&items[pick], rng, turns, out);
                 }
             }
             Node::Optional(inner) => {
                 if below(rng, 2) == 0 {
-                    self.sample(inner, rng, out);
+                    self.sample(inner, rng, turns, out);
                 }
             }
         }
     }
 
-    /// Every word any template can produce (names excluded: they are filtered already).
+    /// Every word any template can produce (names excluded: they are filtered already;
+    /// spelled names as their letters).
     #[cfg(test)]
     pub(super) fn template_words(&self) -> std::collections::HashSet<String> {
         fn walk(node: &Node, out: &mut std::collections::HashSet<String>) {
@@ -251,22 +320,27 @@ impl Grammar {
                 Node::Word(w) => {
                     out.insert(w.clone());
                 }
+                Node::Spell(_) => out.extend(('a'..='z').map(String::from)),
                 Node::Rule(_) => {}
                 Node::Seq(items) | Node::Choice(items) => items.iter().for_each(|n| walk(n, out)),
                 Node::Optional(inner) => walk(inner, out),
             }
         }
         let mut words = std::collections::HashSet::new();
-        for (name, rule) in &self.rules {
-            if name != "first" && name != "last" {
-                walk(rule, &mut words);
-            }
+        for rule in self.rules.values() {
+            walk(rule, &mut words);
         }
         for (_, node) in &self.utterances {
             walk(node, &mut words);
         }
         words
     }
+}
+
+/// The name lists of `grammar.txt` as written, before the dictionary filters them.
+#[cfg(test)]
+pub(super) fn name_lists() -> Vec<(&'static str, Vec<&'static str>)> {
+    Source::read(SOURCE).map(|source| source.names).unwrap_or_default()
 }
 
 /// A pick below `n` (at least one choice), as the remainder of the generator's next output.
@@ -277,11 +351,12 @@ fn below(rng: &mut SplitMix64, n: usize) -> usize {
 /// The generated corpus: one sentence per entry, lower-case words.
 pub(super) fn corpus(grammar: &Grammar) -> Vec<Vec<String>> {
     let mut rng = SplitMix64::seed_from_u64(SEED);
+    let mut turns = Turns::new();
     let mut sentences = Vec::new();
     for (count, node) in &grammar.utterances {
         for _ in 0..*count {
             let mut words = Vec::new();
-            grammar.sample(node, &mut rng, &mut words);
+            grammar.sample(node, &mut rng, &mut turns, &mut words);
             if !words.is_empty() {
                 sentences.push(words);
             }
@@ -316,6 +391,31 @@ mod tests {
     }
 
     #[test]
+    fn every_name_is_taken_once_before_the_common_ones_are_favoured() {
+        let words: Vec<String> = (0..1000).map(|i| format!("name{i}")).collect();
+        let list = NameList::new(words.clone());
+        let mut rng = SplitMix64::seed_from_u64(SEED);
+        let first_round: Vec<&str> = (0..1000).map(|turn| list.pick(turn, &mut rng)).collect();
+        assert_eq!(first_round, words.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut head = 0;
+        let mut tail = 0;
+        for turn in 1000..21000 {
+            let picked = list.pick(turn, &mut rng);
+            let rank = words.iter().position(|w| w == picked).unwrap();
+            head += usize::from(rank < 100);
+            tail += usize::from(rank >= 900);
+        }
+        // 1/(r + 100) summed over the first and the last hundred ranks: about 7 to 1.
+        assert!(head > 5 * tail && tail > 0, "head {head}, tail {tail}");
+    }
+
+    #[test]
+    fn spell_references_parse_into_a_spelled_name_list() {
+        let node = parse_template("it's <spell:last>").unwrap();
+        assert!(matches!(node, Node::Seq(ref items) if matches!(items[1], Node::Spell(ref l) if l == "last")));
+    }
+
+    #[test]
     fn template_syntax_errors_are_reported() {
         assert!(parse_template("i (want | need").is_err());
         assert!(parse_template("i want ]").is_err());
@@ -326,7 +426,7 @@ mod tests {
     #[test]
     fn the_data_file_reads_into_its_sections_in_order() {
         let source = Source::read(SOURCE).unwrap();
-        assert_eq!(source.utterances.len(), 67);
+        assert_eq!(source.utterances.len(), 73);
         assert_eq!(
             source.utterances.first(),
             Some(&(

@@ -18,7 +18,11 @@ use grammar::{Grammar, SEED, SOURCE, corpus};
 /// Debian's (pocketsphinx-en-us) CMU pronouncing dictionary.
 pub const CMU_DICT: &str = "/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict";
 /// Bumped whenever the generator changes in a way the cache key does not see.
-const GENERATOR_VERSION: u32 = 4;
+const GENERATOR_VERSION: u32 = 5;
+/// Pronunciations of names the CMU dictionary lacks (CMU phones, one `word PHONES` a line),
+/// generated once with flite's letter-to-sound rules (`t2p`) and reviewed as data. Entries
+/// of the CMU dictionary win over these.
+const NAMES_DICT: &str = include_str!("names.dict");
 
 /// A generated model and the dictionary restricted to its words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +67,16 @@ fn cache_key(cmu_dict: &Path) -> String {
     let size = std::fs::metadata(cmu_dict).map(|meta| meta.len().to_le_bytes());
     let version = GENERATOR_VERSION.to_le_bytes();
     let seed = SEED.to_le_bytes();
-    let mut parts: Vec<&[u8]> = vec![&version, &seed, SOURCE.as_bytes(), cmu_dict.as_os_str().as_encoded_bytes()];
+    let mut parts: Vec<&[u8]> =
+        vec![&version, &seed, SOURCE.as_bytes(), NAMES_DICT.as_bytes(), cmu_dict.as_os_str().as_encoded_bytes()];
     if let Ok(size) = &size {
         parts.push(size);
     }
     content_key(parts)
 }
 
-/// The CMU dictionary: head word → its pronunciation lines (variants included).
+/// The CMU dictionary plus [`NAMES_DICT`]: head word → its pronunciation lines (variants
+/// included).
 pub(super) struct Dictionary {
     entries: HashMap<String, Vec<String>>,
 }
@@ -78,7 +84,11 @@ pub(super) struct Dictionary {
 impl Dictionary {
     fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading dictionary {}", path.display()))?;
-        Ok(Self::parse(&text))
+        let mut dictionary = Self::parse(&text);
+        for (word, lines) in Self::parse(NAMES_DICT).entries {
+            dictionary.entries.entry(word).or_insert(lines);
+        }
+        Ok(dictionary)
     }
 
     fn parse(text: &str) -> Self {
@@ -278,6 +288,69 @@ mod tests {
         let a = build(&dictionary).unwrap();
         let b = build(&dictionary).unwrap();
         assert!(a.arpa == b.arpa && a.dict == b.dict);
+    }
+
+    #[test]
+    fn every_listed_name_the_dictionary_can_say_is_in_the_model() {
+        let Some((built, dictionary)) = built() else { return };
+        let vocabulary: std::collections::HashSet<String> = Arpa::parse(&built.arpa).vocabulary().into_iter().collect();
+        let lists = grammar::name_lists();
+        let mut absent = Vec::new();
+        for word in lists.iter().flat_map(|(_, words)| words) {
+            if dictionary.contains(word) && !vocabulary.contains(*word) {
+                absent.push(*word);
+            }
+        }
+        assert!(absent.is_empty(), "listed but never sampled: {absent:?}");
+        let listed: usize = lists.iter().map(|(_, words)| words.len()).sum();
+        assert!(listed > 2000, "{listed} names listed");
+    }
+
+    #[test]
+    fn names_the_cmu_dictionary_lacks_are_pronounced_by_the_names_dictionary() {
+        let Some((built, dictionary)) = built() else { return };
+        let cmu = Dictionary::parse(&std::fs::read_to_string(CMU_DICT).unwrap());
+        for name in ["chinedu", "okafor", "oluwaseun", "yusuf", "priya", "kwame"] {
+            assert!(!cmu.contains(name), "{name} is in the CMU dictionary after all");
+            assert!(dictionary.contains(name), "{name} has no pronunciation");
+            assert!(
+                built.dict.lines().any(|l| l.starts_with(&format!("{name} "))),
+                "{name} missing from the written dict"
+            );
+        }
+        // Where both have a word, the CMU dictionary's pronunciations are kept.
+        assert_eq!(dictionary.entries["smith"], cmu.entries["smith"]);
+        // Every names.dict line uses the acoustic model's phones.
+        let phones =
+            "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH";
+        let phones: Vec<&str> = phones.split(' ').collect();
+        for line in NAMES_DICT.lines() {
+            let mut fields = line.split_whitespace();
+            let word = fields.next().unwrap();
+            assert!(word.chars().all(|c| c.is_ascii_lowercase()), "{line}");
+            let said: Vec<&str> = fields.collect();
+            assert!(!said.is_empty() && said.iter().all(|p| phones.contains(p)), "{line}");
+        }
+    }
+
+    #[test]
+    fn spelled_names_are_likelier_than_the_same_letters_shuffled() {
+        let Some((built, _)) = built() else { return };
+        let arpa = Arpa::parse(&built.arpa);
+        let vocabulary = arpa.vocabulary();
+        for letter in 'a'..='z' {
+            assert!(vocabulary.contains(&letter.to_string()), "the letter {letter} cannot be heard");
+        }
+        let score = |sentence: &str| -> f64 {
+            let mut words = vec!["<s>"];
+            words.extend(sentence.split_whitespace());
+            words.push("</s>");
+            (2..=words.len()).map(|i| arpa.log_prob(&words[i.saturating_sub(3)..i - 1], words[i - 1])).sum()
+        };
+        let spelled = score("m a r i a");
+        let shuffled = score("r m a a i");
+        assert!(spelled > shuffled + 2.0, "spelled {spelled}, shuffled {shuffled}");
+        assert!(score("it's spelled l o p e z") > score("it's spelled z e p o l") + 2.0);
     }
 
     #[test]
