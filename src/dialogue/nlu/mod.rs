@@ -78,7 +78,20 @@ pub fn read(utterance: &str, now: DateTime<Tz>, lang: Language) -> Reading {
     }
     reading.code = reading.code.or_else(|| typed_code(utterance));
     reading.farewell = says_farewell(&words, reading.yes_no);
+    if let Some(to) = moved_to(&words, today, lang) {
+        reading.date = Some(to);
+    }
     reading
+}
+
+/// "From Tuesday to Thursday", "move my Tuesday one to Thursday", "del martes al jueves":
+/// with a day on both sides of "to", the day it goes to.
+fn moved_to(words: &[String], today: chrono::NaiveDate, lang: Language) -> Option<chrono::NaiveDate> {
+    let linkers: &[&str] = if lang == Language::Spanish { &["a", "al", "para"] } else { &["to", "until", "till"] };
+    let at = words.iter().rposition(|w| linkers.contains(&w.as_str()))?;
+    let before = datetime::parse_date(&words[..at].join(" "), today, lang)?;
+    let after = datetime::parse_date(&words[at + 1..].join(" "), today, lang)?;
+    (before != after).then_some(after)
 }
 
 /// The fields one part of an utterance says.
@@ -135,6 +148,20 @@ mod tests {
     use super::*;
     use chrono::{NaiveDate, NaiveTime, TimeZone};
     use chrono_tz::America::New_York;
+
+    #[test]
+    fn a_move_from_one_day_to_another_reads_the_day_it_goes_to() {
+        // Monday 2026-11-23.
+        let now = New_York.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        let thursday = NaiveDate::from_ymd_opt(2026, 11, 26);
+        for said in ["can you move my thing from tuesday to thursday", "move my tuesday appointment to thursday please"]
+        {
+            assert_eq!(read(said, now, Language::English).date, thursday, "{said}");
+        }
+        assert_eq!(read("cámbiela del martes al jueves", now, Language::Spanish).date, thursday);
+        let tuesday = NaiveDate::from_ymd_opt(2026, 11, 24);
+        assert_eq!(read("i want to come in on tuesday", now, Language::English).date, tuesday, "one day, kept");
+    }
 
     use crate::domain::scheduling::DayPart;
 
