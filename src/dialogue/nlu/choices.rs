@@ -22,7 +22,7 @@ fn choice_word(word: &str) -> Option<usize> {
         "fourth" | "4th" | "cuarta" => 4,
         "fifth" | "5th" | "quinta" | "quinto" => 5,
         "last" | "ultima" | "ultimo" | "later" | "latest" => LAST_CHOICE,
-        "earlier" | "earliest" => 1,
+        "earlier" | "earliest" | "soonest" | "sooner" => 1,
         _ => return None,
     };
     Some(n)
@@ -70,7 +70,8 @@ pub(super) fn read_choice(words: &[String]) -> Option<usize> {
             return Some(n);
         }
     }
-    if contains(words, "la mas temprana") || contains(words, "el mas temprano") {
+    let soonest = ["la mas temprana", "el mas temprano", "soonest"];
+    if soonest.iter().any(|p| contains(words, p)) {
         return Some(1);
     }
     if contains(words, "la mas tarde") || contains(words, "la mas tardia") {
@@ -88,6 +89,7 @@ mod tests {
     fn choices_among_offered_options() {
         let cases: &[(&str, Option<usize>)] = &[
             ("the first one", Some(1)),
+            ("whatever's soonest", Some(1)),
             ("first one please", Some(1)),
             ("the first", Some(1)),
             ("yes the second one", Some(2)),

@@ -93,6 +93,15 @@ const NO: &[&str] = &[
     "dejalo",
     "la dejamos",
     "mejor no",
+    "none of those",
+    "none of them",
+    "none of these",
+    "neither of those",
+    "neither works",
+    "ninguna de esas",
+    "ninguno de esos",
+    "ninguna me sirve",
+    "ninguno me sirve",
 ];
 
 /// Phrases that contain yes/no words but answer neither ("i'm not sure", "no sé").
@@ -204,6 +213,8 @@ mod tests {
             ("no", Some(false)),
             ("No.", Some(false)),
             ("nope", Some(false)),
+            ("none of those work for me", Some(false)),
+            ("ninguna de esas me sirve", Some(false)),
             ("not really", Some(false)),
             ("wrong", Some(false)),
             ("that's not right", Some(false)),
