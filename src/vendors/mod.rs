@@ -1,6 +1,7 @@
-//! Clients for the business vendors behind billing, messaging and provisioning (not the
+//! Clients for the business vendors behind billing, messaging, provisioning and the CRMs (not the
 //! speech and language providers, which live in `providers`). Each vendor's wire format
 //! stays inside its own module; callers see typed requests, results and errors.
 
+pub mod gohighlevel;
 pub mod stripe;
 pub mod twilio;

@@ -6,6 +6,7 @@ mod fakes;
 
 mod deepgram;
 mod elevenlabs;
+mod gohighlevel;
 mod openai;
 mod stripe;
 mod twilio;
