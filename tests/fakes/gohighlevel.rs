@@ -195,18 +195,18 @@ async fn token(State(ledger): State<Shared>, body: Bytes) -> Response {
 }
 
 /// The location the bearer token acts for, after the version check and scripted failures.
-fn authorise(l: &mut Ledger, headers: &HeaderMap, version: &str) -> Result<String, Response> {
+fn authorise(l: &mut Ledger, headers: &HeaderMap, version: &str) -> Result<String, Box<Response>> {
     l.requests += 1;
     if l.rate_limit_next > 0 {
         l.rate_limit_next -= 1;
         let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
         response.headers_mut().insert("x-ratelimit-interval-milliseconds", "10000".parse().unwrap());
         response.headers_mut().insert("x-ratelimit-remaining", "0".parse().unwrap());
-        return Err(response);
+        return Err(Box::new(response));
     }
     if l.fail_next > 0 {
         l.fail_next -= 1;
-        return Err(error(StatusCode::BAD_GATEWAY, "Bad Gateway"));
+        return Err(Box::new(error(StatusCode::BAD_GATEWAY, "Bad Gateway")));
     }
     let token = headers
         .get("authorization")
@@ -214,14 +214,16 @@ fn authorise(l: &mut Ledger, headers: &HeaderMap, version: &str) -> Result<Strin
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let Some(location) = l.access.get(token).cloned() else {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"statusCode": 401, "message": "Invalid token: access token is invalid", "error": "Unauthorized"})),
-        )
-            .into_response());
+        return Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"statusCode": 401, "message": "Invalid token: access token is invalid", "error": "Unauthorized"})),
+            )
+                .into_response(),
+        ));
     };
     if headers.get("version").and_then(|v| v.to_str().ok()) != Some(version) {
-        return Err(error(StatusCode::BAD_REQUEST, "version header is missing or wrong"));
+        return Err(Box::new(error(StatusCode::BAD_REQUEST, "version header is missing or wrong")));
     }
     Ok(location)
 }
@@ -230,7 +232,7 @@ async fn upsert(State(ledger): State<Shared>, headers: HeaderMap, body: Bytes) -
     let mut l = lock(&ledger);
     let location = match authorise(&mut l, &headers, "2021-07-28") {
         Ok(location) => location,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(body) = serde_json::from_slice::<Value>(&body) else { return error(StatusCode::BAD_REQUEST, "Bad Request") };
     if body["locationId"].as_str() != Some(location.as_str()) {
@@ -267,7 +269,7 @@ async fn calendars(
     let mut l = lock(&ledger);
     let location = match authorise(&mut l, &headers, "2021-04-15") {
         Ok(location) => location,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if query.get("locationId") != Some(&location) {
         return error(StatusCode::FORBIDDEN, "The token does not have access to this location.");
@@ -291,7 +293,7 @@ async fn create_appointment(State(ledger): State<Shared>, headers: HeaderMap, bo
     let mut l = lock(&ledger);
     let location = match authorise(&mut l, &headers, "2021-04-15") {
         Ok(location) => location,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(body) = serde_json::from_slice::<Value>(&body) else { return error(StatusCode::BAD_REQUEST, "Bad Request") };
     let text = |k: &str| body[k].as_str().map(str::to_owned);
@@ -332,7 +334,7 @@ async fn update_appointment(
     let mut l = lock(&ledger);
     let location = match authorise(&mut l, &headers, "2021-04-15") {
         Ok(location) => location,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(body) = serde_json::from_slice::<Value>(&body) else { return error(StatusCode::BAD_REQUEST, "Bad Request") };
     let Some(found) = l.appointments.iter_mut().find(|a| a.id == id && a.location_id == location) else {
