@@ -93,6 +93,8 @@ pub struct Done {
     pub message_taken: bool,
     pub info: bool,
     pub found: bool,
+    /// The caller's appointment is kept as it was (they declined to cancel).
+    pub kept: bool,
 }
 
 /// Lower case, accents off, punctuation as spaces (but `?` kept), single spaces.
@@ -107,7 +109,11 @@ pub fn normalise(text: &str) -> String {
             'ú' | 'ù' | 'ü' => 'u',
             'ñ' => 'n',
             '’' => '\'',
-            c if c.is_alphanumeric() || c == '\'' || c == '?' || c == ':' => c,
+            '?' => {
+                out.push_str(" ? ");
+                continue;
+            }
+            c if c.is_alphanumeric() || c == '\'' || c == ':' => c,
             _ => ' ',
         };
         out.push(c);
@@ -115,8 +121,17 @@ pub fn normalise(text: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether `text` (normalised) has one of `words` starting at a word's start.
 fn any(text: &str, words: &[&str]) -> bool {
-    words.iter().any(|w| text.contains(w))
+    let padded = format!(" {text} ");
+    words.iter().any(|w| padded.contains(&format!(" {}", w.trim_start())))
+}
+
+/// Whether the text names a clock time ("9 AM", "2:30", "de la tarde").
+fn names_a_time(text: &str) -> bool {
+    text.split_whitespace().any(|w| {
+        w == "am" || w == "pm" || (w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    }) || any(text, &["de la manana", "de la tarde", "del mediodia", "a las"])
 }
 
 fn digit_count(text: &str) -> usize {
@@ -156,9 +171,8 @@ pub fn classify(agent_text: &str) -> Ask {
     if digit_count(&q) >= 7 && (any(&q, &phone_words) || any(&q, &["right", "correct", "correcto", "bien"])) {
         return Ask::PhoneConfirm;
     }
-    let times = ["am", "pm", "de la manana", "de la tarde", "del mediodia", " a las ", " at "];
     if any(&q, &["which works", "which one", "cual le conviene", "cual prefiere", "which would you", "which time"])
-        || (any(&whole, &["i have ", "tengo ", "openings", "available"]) && any(&whole, &times) && q.contains('?'))
+        || (any(&whole, &["i have", "tengo", "openings", "available"]) && names_a_time(&whole) && q.contains('?'))
     {
         if !any(&q, &["book an appointment", "hacer una cita", "anything else", "algo mas"]) {
             return Ask::Offer;
@@ -208,7 +222,8 @@ pub fn done_in(agent_text: &str) -> Done {
             || (any(&t, &["moved", "rescheduled", "reprogram", "cambiada", "cambie su cita"]) && !t.contains("let's")),
         cancelled: any(&t, &["is cancelled", "is canceled", "been cancelled", "quedo cancelada", "fue cancelada"]),
         message_taken: any(&t, &["passed your message", "pase su mensaje", "message has been", "got your message"]),
-        info: any(&t, &["we're open", "we are open", "our hours", "horario es", "what we offer", "ofrecemos", "$"]),
+        info: any(&t, &["we're open", "we are open", "our hours", "horario es", "what we offer", "ofrecemos", "price", "cost"]),
+        kept: any(&t, &["keep your appointment", "kept your appointment", "dejo su cita", "mantengo su cita"]),
         found: any(&t, &["your appointment for", "your appointment is", "your next appointment", "su cita para", "su cita es", "su proxima cita", "found your appointment", "encontre su cita"]),
     }
 }
@@ -277,7 +292,7 @@ impl Caller {
         self.goal_done |= match self.persona.goal {
             Goal::Book => done.booked,
             Goal::Reschedule => done.booked,
-            Goal::Cancel => done.cancelled,
+            Goal::Cancel => done.cancelled || done.kept,
             Goal::Lookup => done.found,
             Goal::Pricing | Goal::Hours => done.info,
             Goal::Message => done.message_taken,

@@ -245,7 +245,7 @@ pub async fn run_one(pool: &PgPool, s: &Scenario, opts: &RunOptions) -> Scenario
             }
             VoicePath::Audio => audio_call(s, &seeded, opts, &mut caller, max_turns).await?,
         };
-        let failures = check(pool, s, &seeded, &call_sid, transferred, &caller, &mut result).await?;
+        let failures = check(pool, opts, s, &seeded, &call_sid, transferred, &caller, &mut result).await?;
         anyhow::Ok(failures)
     };
     match tokio::time::timeout(Duration::from_secs(240), checked).await {
@@ -387,9 +387,17 @@ async fn decide(
     })
 }
 
+/// The part of `GET /calls/{sid}` the runner reads.
+#[derive(serde::Deserialize)]
+struct CallRecord {
+    live: bool,
+}
+
 /// Waits for the server to save the call, then lists every expectation it does not meet.
+#[allow(clippy::too_many_arguments)]
 async fn check(
     pool: &PgPool,
+    opts: &RunOptions,
     s: &Scenario,
     seeded: &Seeded,
     call_sid: &str,
@@ -397,18 +405,40 @@ async fn check(
     caller: &Caller,
     result: &mut ScenarioResult,
 ) -> anyhow::Result<Vec<String>> {
-    let mut call = None;
+    // The server's record says when the call's actor has finished (`live` false)...
+    let url = format!("{}/calls/{call_sid}", opts.base_url.trim_end_matches('/'));
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     for _ in 0..150 {
-        if let Some(c) = calls::find_by_sid(pool, call_sid).await?
-            && c.ended_at.is_some()
+        let mut req = client.get(&url);
+        if let Some(token) = &opts.auth_token {
+            req = req.header("X-Twilio-Signature", crate::telephony::signature::sign(token, &url, &[]));
+        }
+        if let Ok(resp) = req.send().await
+            && resp.status().is_success()
+            && let Ok(record) = resp.json::<CallRecord>().await
+            && !record.live
         {
-            call = Some(c);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let Some(call) = call else { bail!("the server did not save the call {call_sid} within 15 s") };
-    let turns = calls::turns(pool, call.id).await?;
+    // ...then its rows are read typed: ended, the transcript written and no longer growing.
+    let mut saved = None;
+    let mut last_count = 0;
+    for _ in 0..150 {
+        if let Some(c) = calls::find_by_sid(pool, call_sid).await?
+            && c.ended_at.is_some()
+        {
+            let turns = calls::turns(pool, c.id).await?;
+            if !turns.is_empty() && turns.len() == last_count {
+                saved = Some((c, turns));
+                break;
+            }
+            last_count = turns.len();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some((call, turns)) = saved else { bail!("the server did not save the call {call_sid} within 15 s") };
     result.transcript = turns
         .iter()
         .filter(|t| !t.text.is_empty())
@@ -441,6 +471,8 @@ async fn check(
             booked = row.map(|r| r.1);
             booked_name = Some(s.caller.name.clone());
         }
+        // Moved in place, or cancelled with a new one booked on the call: moved either way.
+        let state = if state == ExistingState::Cancelled && booked.is_some() { ExistingState::Moved } else { state };
         if let Some(want) = e.existing
             && want != state
         {
