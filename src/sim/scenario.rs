@@ -27,6 +27,9 @@ pub struct Scenario {
     /// `known` instead of failing.
     #[serde(default)]
     pub known_failing: Option<String>,
+    /// Known to fail on the audio path only (the local recogniser), and why.
+    #[serde(default)]
+    pub known_failing_audio: Option<String>,
     pub caller: Persona,
     #[serde(default)]
     pub business: Business,
