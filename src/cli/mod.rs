@@ -405,10 +405,8 @@ async fn test_calls(args: TestCallsArgs) -> anyhow::Result<()> {
         }
     }
     print!("{}", runner::table(&results));
-    let failed = results
-        .iter()
-        .filter(|r| r.verdict == Verdict::Fail || (args.strict && r.verdict == Verdict::Known))
-        .count();
+    let failed =
+        results.iter().filter(|r| r.verdict == Verdict::Fail || (args.strict && r.verdict == Verdict::Known)).count();
     if failed > 0 {
         bail!("{failed} scenario(s) failed");
     }

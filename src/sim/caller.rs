@@ -129,9 +129,9 @@ fn any(text: &str, words: &[&str]) -> bool {
 
 /// Whether the text names a clock time ("9 AM", "2:30", "de la tarde").
 fn names_a_time(text: &str) -> bool {
-    text.split_whitespace().any(|w| {
-        w == "am" || w == "pm" || (w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_digit()))
-    }) || any(text, &["de la manana", "de la tarde", "del mediodia", "a las"])
+    text.split_whitespace()
+        .any(|w| w == "am" || w == "pm" || (w.contains(':') && w.chars().next().is_some_and(|c| c.is_ascii_digit())))
+        || any(text, &["de la manana", "de la tarde", "del mediodia", "a las"])
 }
 
 fn digit_count(text: &str) -> usize {
@@ -167,16 +167,16 @@ pub fn classify(agent_text: &str) -> Ask {
     if any(&q, &["cancel it", "me to cancel", "want to cancel", "la cancele", "cancelarla", "cancele su cita"]) {
         return Ask::ConfirmCancel;
     }
-    let phone_words = ["best number", "phone number", "mejor numero", "reach you", "contactarle", "text you at", "number"];
+    let phone_words =
+        ["best number", "phone number", "mejor numero", "reach you", "contactarle", "text you at", "number"];
     if digit_count(&q) >= 7 && (any(&q, &phone_words) || any(&q, &["right", "correct", "correcto", "bien"])) {
         return Ask::PhoneConfirm;
     }
-    if any(&q, &["which works", "which one", "cual le conviene", "cual prefiere", "which would you", "which time"])
-        || (any(&whole, &["i have", "tengo", "openings", "available"]) && names_a_time(&whole) && q.contains('?'))
-    {
-        if !any(&q, &["book an appointment", "hacer una cita", "anything else", "algo mas"]) {
-            return Ask::Offer;
-        }
+    let offers =
+        any(&q, &["which works", "which one", "cual le conviene", "cual prefiere", "which would you", "which time"])
+            || (any(&whole, &["i have", "tengo", "openings", "available"]) && names_a_time(&whole) && q.contains('?'));
+    if offers && !any(&q, &["book an appointment", "hacer una cita", "anything else", "algo mas"]) {
+        return Ask::Offer;
     }
     if any(&q, &["what day", "which day", "que dia", "day and time", "dia y hora", "when would you", "cuando le"]) {
         return Ask::Preference;
@@ -187,8 +187,10 @@ pub fn classify(agent_text: &str) -> Ask {
     if any(&q, &["leave a message", "dejar un mensaje", "call you back", "le devuelvan", "le llame"]) {
         return Ask::LeaveMessage;
     }
-    if any(&q, &["is that right", "is that correct", "es correcto", "esta bien", "did i get", "lo tengo como", "have it as"])
-    {
+    if any(
+        &q,
+        &["is that right", "is that correct", "es correcto", "esta bien", "did i get", "lo tengo como", "have it as"],
+    ) {
         return Ask::NameReadback;
     }
     if any(&q, &["your name", "su nombre", "first and last", "nombre y apellido", "como se llama", "who am i speaking"])
@@ -204,11 +206,16 @@ pub fn classify(agent_text: &str) -> Ask {
     if any(&q, &["anything else", "what else", "algo mas", "que mas", "something else"]) {
         return Ask::AnythingElse;
     }
-    if any(&whole, &["didn't quite catch", "didn't catch", "didn't understand", "no le entendi", "still there", "sigue ahi"])
-    {
+    if any(
+        &whole,
+        &["didn't quite catch", "didn't catch", "didn't understand", "no le entendi", "still there", "sigue ahi"],
+    ) {
         return Ask::NotUnderstood;
     }
-    if any(&q, &["how can i help", "how may i help", "help you today", "en que le puedo", "en que puedo", "le puedo ayudar"]) {
+    if any(
+        &q,
+        &["how can i help", "how may i help", "help you today", "en que le puedo", "en que puedo", "le puedo ayudar"],
+    ) {
         return Ask::Greeting;
     }
     Ask::Other
@@ -218,13 +225,31 @@ pub fn classify(agent_text: &str) -> Ask {
 pub fn done_in(agent_text: &str) -> Done {
     let t = normalise(agent_text);
     Done {
-        booked: any(&t, &["you're all set", "you are all set", "code is", "codigo de confirmacion es", "su cita es", "is booked"])
-            || (any(&t, &["moved", "rescheduled", "reprogram", "cambiada", "cambie su cita"]) && !t.contains("let's")),
+        booked: any(
+            &t,
+            &["you're all set", "you are all set", "code is", "codigo de confirmacion es", "su cita es", "is booked"],
+        ) || (any(&t, &["moved", "rescheduled", "reprogram", "cambiada", "cambie su cita"])
+            && !t.contains("let's")),
         cancelled: any(&t, &["is cancelled", "is canceled", "been cancelled", "quedo cancelada", "fue cancelada"]),
         message_taken: any(&t, &["passed your message", "pase su mensaje", "message has been", "got your message"]),
-        info: any(&t, &["we're open", "we are open", "our hours", "horario es", "what we offer", "ofrecemos", "price", "cost"]),
+        info: any(
+            &t,
+            &["we're open", "we are open", "our hours", "horario es", "what we offer", "ofrecemos", "price", "cost"],
+        ),
         kept: any(&t, &["keep your appointment", "kept your appointment", "dejo su cita", "mantengo su cita"]),
-        found: any(&t, &["your appointment for", "your appointment is", "your next appointment", "su cita para", "su cita es", "su proxima cita", "found your appointment", "encontre su cita"]),
+        found: any(
+            &t,
+            &[
+                "your appointment for",
+                "your appointment is",
+                "your next appointment",
+                "su cita para",
+                "su cita es",
+                "su proxima cita",
+                "found your appointment",
+                "encontre su cita",
+            ],
+        ),
     }
 }
 
@@ -331,7 +356,9 @@ impl Caller {
         }
         let wants = self.persona.wants.as_deref().map(|w| format!(" {w}")).unwrap_or_default();
         let (en, es) = match self.persona.goal {
-            Goal::Book => (format!("I'd like to book an appointment{wants}."), format!("Quiero hacer una cita{wants}.")),
+            Goal::Book => {
+                (format!("I'd like to book an appointment{wants}."), format!("Quiero hacer una cita{wants}."))
+            }
             Goal::Cancel => ("I need to cancel my appointment.".into(), "Necesito cancelar mi cita.".into()),
             Goal::Reschedule => ("I need to reschedule my appointment.".into(), "Necesito cambiar mi cita.".into()),
             Goal::Lookup => ("When is my appointment?".into(), "¿Cuándo es mi cita?".into()),
@@ -357,9 +384,9 @@ impl Caller {
     }
 
     fn spoken_number(number: &str) -> String {
-        crate::domain::phone::PhoneNumber::parse(number)
-            .map(|p| p.spoken())
-            .unwrap_or_else(|_| number.chars().filter(char::is_ascii_digit).map(String::from).collect::<Vec<_>>().join(" "))
+        crate::domain::phone::PhoneNumber::parse(number).map(|p| p.spoken()).unwrap_or_else(|_| {
+            number.chars().filter(char::is_ascii_digit).map(String::from).collect::<Vec<_>>().join(" ")
+        })
     }
 
     fn answer(&self, ask: Ask, nth: usize, agent_text: &str) -> String {
@@ -428,9 +455,11 @@ impl Caller {
                 }
                 _ => self.pick("The first one, please.", "La primera, por favor."),
             },
-            Ask::Preference => {
-                self.persona.wants.clone().unwrap_or_else(|| self.pick("Any time next week.", "Cualquier día de la próxima semana."))
-            }
+            Ask::Preference => self
+                .persona
+                .wants
+                .clone()
+                .unwrap_or_else(|| self.pick("Any time next week.", "Cualquier día de la próxima semana.")),
             Ask::Message => self.persona.message.clone().unwrap_or_else(|| {
                 self.pick("Please call me back about an appointment.", "Por favor llámenme para una cita.")
             }),
@@ -465,7 +494,10 @@ mod tests {
             ("What's the best phone number to reach you?", Ask::Phone),
             ("I have Tuesday December 8th at 9 AM, 9:30 AM, or 10 AM. Which works best for you?", Ask::Offer),
             ("No problem. What day and time would work better for you?", Ask::Preference),
-            ("You're all set, John, for Tuesday at 9 AM. Your confirmation code is K, 7. I'll text you the details. Is there anything else I can help you with?", Ask::AnythingElse),
+            (
+                "You're all set, John, for Tuesday at 9 AM. Your confirmation code is K, 7. I'll text you the details. Is there anything else I can help you with?",
+                Ask::AnythingElse,
+            ),
             ("Sure. Please go ahead with your message, and I'll make sure Bright Smile gets it.", Ask::Message),
             ("I found your appointment for Tuesday at 9 AM. Would you like me to cancel it?", Ask::ConfirmCancel),
             ("I couldn't find an upcoming appointment for this number. Do you have your confirmation code?", Ask::Code),
@@ -473,12 +505,21 @@ mod tests {
             ("I have it as Marie Lopez. Is that right?", Ask::NameReadback),
             ("Thank you for calling Bright Smile Dental. Have a great day. Goodbye!", Ask::Goodbye),
             ("Of course. Let me connect you with someone now. Please hold.", Ask::Transfer),
-            ("I'm sorry, I don't see any openings in the next few weeks. Would you like to leave a message so Bright Smile can call you back?", Ask::LeaveMessage),
+            (
+                "I'm sorry, I don't see any openings in the next few weeks. Would you like to leave a message so Bright Smile can call you back?",
+                Ask::LeaveMessage,
+            ),
             ("Gracias por llamar a Bright Smile Dental. Habla Lina. ¿En qué le puedo ayudar?", Ask::Greeting),
             ("Con gusto le ayudo a hacer una cita. ¿Me dice su nombre, por favor?", Ask::Name),
             ("Gracias, Ana. ¿El 5 5 5, 7 6 5, 4 3 2 1 es el mejor número para contactarle?", Ask::PhoneConfirm),
-            ("Tengo martes 8 de diciembre a las 9 de la mañana, o a las 10 de la mañana. ¿Cuál le conviene más?", Ask::Offer),
-            ("Listo, Ana, su cita es martes. Su código de confirmación es K. ¿Le puedo ayudar con algo más?", Ask::AnythingElse),
+            (
+                "Tengo martes 8 de diciembre a las 9 de la mañana, o a las 10 de la mañana. ¿Cuál le conviene más?",
+                Ask::Offer,
+            ),
+            (
+                "Listo, Ana, su cita es martes. Su código de confirmación es K. ¿Le puedo ayudar con algo más?",
+                Ask::AnythingElse,
+            ),
             ("Encontré su cita para el martes. ¿Quiere que la cancele?", Ask::ConfirmCancel),
             ("Gracias por llamar a Bright Smile Dental. Que tenga un buen día. ¡Adiós!", Ask::Goodbye),
             ("Could you spell your last name for me?", Ask::Spell),
@@ -489,10 +530,13 @@ mod tests {
     }
 
     fn persona(goal: Goal) -> Persona {
-        toml::from_str::<Persona>(&format!("name = \"Xiomara Quispe\"\ngoal = \"{}\"", match goal {
-            Goal::Book => "book",
-            _ => "cancel",
-        }))
+        toml::from_str::<Persona>(&format!(
+            "name = \"Xiomara Quispe\"\ngoal = \"{}\"",
+            match goal {
+                Goal::Book => "book",
+                _ => "cancel",
+            }
+        ))
         .unwrap()
     }
 

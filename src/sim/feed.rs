@@ -14,7 +14,11 @@ use crate::telephony::signature;
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
     /// A transcript line, possibly again and longer under the same `seq`.
-    Turn { seq: i32, agent: bool, text: String },
+    Turn {
+        seq: i32,
+        agent: bool,
+        text: String,
+    },
     Ended,
 }
 

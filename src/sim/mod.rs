@@ -228,8 +228,17 @@ async fn place_call_with(
         marks_after_clear: 0,
     };
     if let Some(stream_url) = &instructions.stream_url {
-        converse(script, voice, stream_url, &instructions.parameters, &call_sid, &account_sid, &mut report, live.as_mut())
-            .await?;
+        converse(
+            script,
+            voice,
+            stream_url,
+            &instructions.parameters,
+            &call_sid,
+            &account_sid,
+            &mut report,
+            live.as_mut(),
+        )
+        .await?;
         if let Some(after) = &instructions.redirect {
             let resp = signed_post(&client, token, after, &base_params).send().await.context("after-stream webhook")?;
             let next = twiml::read(&resp.text().await.unwrap_or_default());

@@ -385,7 +385,8 @@ async fn decide(
             // Said in one breath: the voice pauses at punctuation long enough for the
             // server's recogniser to end the turn there (a finding of its own, reported
             // apart); the scenarios test the dialogue, not that.
-            let breath: String = text.chars().map(|c| if matches!(c, ',' | '.' | '!' | ';') { ' ' } else { c }).collect();
+            let breath: String =
+                text.chars().map(|c| if matches!(c, ',' | '.' | '!' | ';') { ' ' } else { c }).collect();
             let audio = crate::sim::synthesize(voice, &breath).await?;
             Some(Next::Say(Line { text, over_agent }, audio))
         }
@@ -466,7 +467,10 @@ async fn check(
     let mut booked_name = made.iter().rev().find(|a| a.status.as_str() != "cancelled").map(|a| a.customer_name.clone());
     if let Some((id, original, _)) = &seeded.existing {
         let row: Option<(String, DateTime<Utc>)> =
-            sqlx::query_as("SELECT status, starts_at FROM appointments WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            sqlx::query_as("SELECT status, starts_at FROM appointments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
         let state = match &row {
             Some((status, _)) if status == "cancelled" => ExistingState::Cancelled,
             Some((_, starts)) if starts != original => ExistingState::Moved,
@@ -546,8 +550,9 @@ async fn check(
     {
         failures.push(format!("call in {}, expected {lang}", call.language));
     }
-    let agent_words =
-        normalise(&turns.iter().filter(|t| t.speaker == Speaker::Agent).map(|t| t.text.as_str()).collect::<Vec<_>>().join(" "));
+    let agent_words = normalise(
+        &turns.iter().filter(|t| t.speaker == Speaker::Agent).map(|t| t.text.as_str()).collect::<Vec<_>>().join(" "),
+    );
     for phrase in &e.says {
         if !phrase.split('|').any(|p| agent_words.contains(&normalise(p))) {
             failures.push(format!("the agent never said {phrase:?}"));

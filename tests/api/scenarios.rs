@@ -127,12 +127,9 @@ async fn scenarios_with_a_model_script_meet_the_same_expectations_through_the_mo
             llm: Some(Arc::new(OpenAiLlm::new(llm.config()).expect("model config")) as _),
             ..local_engines()
         };
-        let app = spawn_app_with(Options {
-            engines: Some(engines),
-            settings: Some(quick_settings()),
-            ..Options::default()
-        })
-        .await;
+        let app =
+            spawn_app_with(Options { engines: Some(engines), settings: Some(quick_settings()), ..Options::default() })
+                .await;
         let opts = RunOptions { base_url: app.base_url.clone(), auth_token: None, path: VoicePath::Text, voice: None };
         let mut result = runner::run_one(&app.pool, s, &opts).await;
         // The mark is about the local dialogue; the scripted model is held to the expectations.
