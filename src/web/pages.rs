@@ -92,16 +92,21 @@ pub async fn call_events(
         let done = LiveEvent::Ended { call_sid: call_sid.clone().into(), outcome: call.outcome }.to_json();
         futures::stream::once(async move { Event::default().event("ended").data(done) }).boxed()
     } else {
+        // Ends right after the call's `ended` event.
         let sid = call_sid.clone();
-        feed.filter_map(move |raw| {
-            let found = call_event(&raw, &sid).map(|(kind, ended)| (Event::default().event(kind).data(raw), ended));
-            async move { found }
-        })
-        // The `ended` event is the stream's last.
-        .scan(false, |over, (event, ended)| {
-            let next = (!*over).then_some(event);
-            *over = ended;
-            async move { next }
+        futures::stream::unfold((feed, false), move |(mut feed, over)| {
+            let sid = sid.clone();
+            async move {
+                if over {
+                    return None;
+                }
+                loop {
+                    let raw = feed.next().await?;
+                    if let Some((kind, ended)) = call_event(&raw, &sid) {
+                        return Some((Event::default().event(kind).data(raw), (feed, ended)));
+                    }
+                }
+            }
         })
         .boxed()
     };

@@ -145,3 +145,79 @@ async fn scenarios_with_a_model_script_meet_the_same_expectations_through_the_mo
     let failed = report(&results);
     assert!(failed.is_empty(), "scenarios failed through the model:\n{}", failed.join("\n"));
 }
+
+#[tokio::test]
+async fn a_calls_live_feed_is_signed_like_its_record_carries_only_that_call_and_ends_with_it() {
+    use futures::{SinkExt, StreamExt};
+    use ringlypro::sim::feed::{CallFeed, FeedEvent};
+    use ringlypro::telephony::{signature, twiml};
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    const TOKEN: &str = "feed_auth_token";
+    let app = spawn_app_with(Options { auth_token: Some(TOKEN.into()), ..Options::default() }).await;
+    let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    sqlx::query("UPDATE clients SET voice_path = 'relay' WHERE id = $1").bind(tenant).execute(&app.pool).await.unwrap();
+    let client = reqwest::Client::new();
+    let voice_url = format!("{}/twilio/voice", app.base_url);
+    let mut relay_urls = Vec::new();
+    for sid in ["CA900", "CA901"] {
+        let params = crate::helpers::voice_params(sid, "+15557654321", "+15550001111");
+        let resp = client
+            .post(&voice_url)
+            .header("X-Twilio-Signature", signature::sign(TOKEN, &voice_url, &params))
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        relay_urls.push(twiml::read(&resp.text().await.unwrap()).relay_url.expect("relay TwiML"));
+    }
+
+    // Unsigned, or for a call that does not exist, there is no feed.
+    let unsigned = client.get(format!("{}/calls/CA900/events", app.base_url)).send().await.unwrap();
+    assert_eq!(unsigned.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(CallFeed::open(&app.base_url, "CA404", Some(TOKEN)).await.is_err());
+    let mut feed = CallFeed::open(&app.base_url, "CA900", Some(TOKEN)).await.expect("the signed feed opens");
+
+    // Both calls talk; only CA900's lines reach its feed.
+    let mut sockets = Vec::new();
+    for (sid, (url, words)) in ["CA900", "CA901"]
+        .iter()
+        .zip(relay_urls.iter().zip(["I would like to book an appointment", "What are your hours"]))
+    {
+        let mut request = url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert("X-Twilio-Signature", signature::sign(TOKEN, url, &[]).parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let setup = json!({"type": "setup", "callSid": sid, "from": "+15557654321", "customParameters": {}});
+        ws.send(Message::text(setup.to_string())).await.unwrap();
+        let prompt = json!({"type": "prompt", "voicePrompt": words, "lang": "en-US", "last": true});
+        ws.send(Message::text(prompt.to_string())).await.unwrap();
+        sockets.push(ws);
+    }
+    let mut lines = Vec::new();
+    let mut ended = false;
+    while !ended {
+        let event = tokio::time::timeout(Duration::from_secs(10), feed.next()).await.expect("an event in time");
+        match event {
+            Some(FeedEvent::Turn { agent, text, .. }) => {
+                lines.push((agent, text));
+                // Once the agent has answered, the caller hangs up.
+                if agent && lines.iter().any(|(a, _)| !a) && !sockets.is_empty() {
+                    for mut ws in sockets.drain(..) {
+                        let _ = ws.close(None).await;
+                    }
+                }
+            }
+            Some(FeedEvent::Ended) => ended = true,
+            None => panic!("the feed closed before the call's end: {lines:?}"),
+        }
+    }
+    assert!(lines.iter().any(|(a, t)| !a && t == "I would like to book an appointment"), "{lines:?}");
+    assert!(lines.iter().any(|(a, t)| *a && t.contains("your name")), "{lines:?}");
+    assert!(!lines.iter().any(|(_, t)| t.contains("hours")), "another call's lines leaked: {lines:?}");
+    // After its end the feed closes.
+    let after = tokio::time::timeout(Duration::from_secs(5), feed.next()).await.expect("the feed closes");
+    assert_eq!(after, None);
+    app.stop().await;
+}
