@@ -602,3 +602,46 @@ pub fn table(results: &[ScenarioResult]) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, verdict: Verdict) -> ScenarioResult {
+        ScenarioResult {
+            name: name.into(),
+            path: VoicePath::Text,
+            outcome: "booked".into(),
+            verdict,
+            reason: String::new(),
+            turns: 4,
+            seconds: 1.5,
+            transcript: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_counts_known_and_fixed_apart_from_failures_and_leaves_skips_out_of_the_rate() {
+        let table = table(&[
+            result("a", Verdict::Pass),
+            result("b", Verdict::Fail),
+            result("c", Verdict::Known),
+            result("d", Verdict::Fixed),
+            result("e", Verdict::Skip),
+        ]);
+        assert!(table.ends_with("2/4 passed (1 failed, 1 known failing, 1 fixed, 1 skipped)\n"), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("b ") && l.contains("FAIL")), "{table}");
+    }
+
+    #[test]
+    fn the_agent_lines_since_the_last_answer_are_joined_once() {
+        let mut agent = std::collections::BTreeMap::new();
+        agent.insert(0, "Hello.".to_owned());
+        agent.insert(2, "How can I help?".to_owned());
+        let mut upto = -1;
+        assert_eq!(unanswered(&agent, &mut upto), "Hello. How can I help?");
+        assert_eq!(unanswered(&agent, &mut upto), "");
+        agent.insert(4, "Your name?".to_owned());
+        assert_eq!(unanswered(&agent, &mut upto), "Your name?");
+    }
+}
