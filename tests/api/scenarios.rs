@@ -148,7 +148,7 @@ async fn scenarios_with_a_model_script_meet_the_same_expectations_through_the_mo
 
 #[tokio::test]
 async fn a_calls_live_feed_is_signed_like_its_record_carries_only_that_call_and_ends_with_it() {
-    use futures::{SinkExt, StreamExt};
+    use futures::SinkExt;
     use ringlypro::sim::feed::{CallFeed, FeedEvent};
     use ringlypro::telephony::{signature, twiml};
     use serde_json::json;
