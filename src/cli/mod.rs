@@ -1,4 +1,4 @@
-//! The `ringlypro` sub-commands: serve, migrate, demo, call, nlu, tenant, numbers, admin.
+//! The `ringlypro` sub-commands: serve, migrate, demo, call, test-calls, nlu, tenant, numbers, admin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +41,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Place a simulated call against a running server, exactly as Twilio would.
     Call(CallArgs),
+    /// Run scenario files (goal-driven simulated callers) against a running server.
+    TestCalls(TestCallsArgs),
     /// Show how the dialogue engine reads one utterance.
     Nlu(NluArgs),
     /// Manage tenants.
@@ -96,6 +98,31 @@ pub struct CallArgs {
     /// Hang up right after the last line, without waiting for the agent.
     #[arg(long)]
     pub hang_up: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TestCallsArgs {
+    /// Scenario files, or folders of them (`*.toml`).
+    #[arg(required = true)]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Server base URL (defaults to PUBLIC_URL).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// `text` (ConversationRelay) or `audio` (Media Streams with the local recogniser).
+    #[arg(long, default_value = "text", value_parser = ["text", "audio"])]
+    pub path: String,
+    /// Scenarios run at once.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Count scenarios marked `known_failing` that fail as failures too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print each failed call's transcript.
+    #[arg(long)]
+    pub transcripts: bool,
 }
 
 #[derive(Args, Debug)]
@@ -169,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo(args).await,
         Command::Call(args) => call(args).await,
+        Command::TestCalls(args) => test_calls(args).await,
         Command::Nlu(args) => nlu_command(args),
         Command::Tenant(TenantCommand::Add(args)) => {
             let (config, pool) = database().await?;
@@ -347,6 +375,41 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     let report = sim::place_call(&script, Arc::new(FliteTts::default())).await?;
     print!("{}", report.transcript());
     println!("{}", report.summary());
+    Ok(())
+}
+
+/// Seeds each scenario's business through DATABASE_URL, calls the server and prints the
+/// summary table; fails when a scenario does.
+async fn test_calls(args: TestCallsArgs) -> anyhow::Result<()> {
+    use crate::sim::runner::{self, RunOptions, Verdict, VoicePath};
+    let mut scenarios = crate::sim::scenario::load(&args.paths)?;
+    if let Some(filter) = &args.filter {
+        scenarios.retain(|s| s.name.contains(filter.as_str()));
+    }
+    if scenarios.is_empty() {
+        bail!("no scenarios to run");
+    }
+    let (config, pool) = database().await?;
+    let path = if args.path == "audio" { VoicePath::Audio } else { VoicePath::Text };
+    let opts = RunOptions {
+        base_url: args.url.clone().unwrap_or_else(|| config.public_url.clone()),
+        auth_token: config.twilio_auth_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        path,
+        voice: Some(Arc::new(FliteTts::default())),
+    };
+    eprintln!("running {} scenarios through the {} path at {}", scenarios.len(), path.name(), opts.base_url);
+    let results = runner::run_all(&pool, &scenarios, &opts, args.jobs).await;
+    if args.transcripts {
+        for r in results.iter().filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Known)) {
+            println!("--- {} ({}) ---\n{}\n", r.name, r.reason, r.transcript);
+        }
+    }
+    print!("{}", runner::table(&results));
+    let failed =
+        results.iter().filter(|r| r.verdict == Verdict::Fail || (args.strict && r.verdict == Verdict::Known)).count();
+    if failed > 0 {
+        bail!("{failed} scenario(s) failed");
+    }
     Ok(())
 }
 

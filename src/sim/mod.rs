@@ -2,6 +2,14 @@
 //! Media Streams socket with real-time 20 ms μ-law frames, playing the agent's audio back
 //! at real-time speed, echoing marks when their audio has "played" and honouring `clear`.
 //! Frames are written and read with telephony's own wire types, never by hand here.
+//! The caller's lines come from a fixed list (`ringlypro call --say`) or, line by line,
+//! from a goal-driven caller ([`Live`]) that decides each one after hearing the agent.
+
+pub mod caller;
+pub mod feed;
+pub mod relay;
+pub mod runner;
+pub mod scenario;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -46,6 +55,29 @@ pub struct Script {
     pub max_duration: Duration,
     /// Hang up right after saying the last line, without waiting for the agent.
     pub hang_up_after_last_line: bool,
+    /// Background noise mixed into everything the caller sends, 0 (none) to 1 (loud).
+    pub noise: f32,
+}
+
+/// What a live caller does next.
+#[derive(Debug)]
+pub enum Next {
+    /// Say this line (its audio already synthesized).
+    Say(Line, Vec<u8>),
+    /// Say nothing this turn; wait for the agent to speak again.
+    Silence,
+    HangUp,
+}
+
+/// The channels a goal-driven caller drives a call through.
+pub struct Live {
+    /// Gets the CallSid once the voice webhook has answered; the media stream connects
+    /// when the caller replies (after it has opened the call's live feed).
+    pub answered: mpsc::UnboundedSender<(String, oneshot::Sender<()>)>,
+    /// Ticks each time the agent's audio has ended and no line is waiting.
+    pub agent_done: mpsc::UnboundedSender<()>,
+    /// The caller's lines, as decided; a line `over_agent` may come at any time.
+    pub lines: mpsc::UnboundedReceiver<Next>,
 }
 
 impl Script {
@@ -59,6 +91,7 @@ impl Script {
             answer_gap: Duration::from_millis(700),
             max_duration: Duration::from_secs(180),
             hang_up_after_last_line: false,
+            noise: 0.0,
         }
     }
 }
@@ -140,6 +173,19 @@ fn signed_post(
 
 /// Places the scripted call and returns what happened.
 pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow::Result<Report> {
+    place_call_with(script, voice, None).await
+}
+
+/// Places a call whose lines a live caller decides as it goes (`script.lines` are unused).
+pub async fn place_live_call(script: &Script, voice: Arc<dyn TextToSpeech>, live: Live) -> anyhow::Result<Report> {
+    place_call_with(script, voice, Some(live)).await
+}
+
+async fn place_call_with(
+    script: &Script,
+    voice: Arc<dyn TextToSpeech>,
+    mut live: Option<Live>,
+) -> anyhow::Result<Report> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
     let call_sid = random_sid("CA");
     let account_sid = random_sid("AC");
@@ -160,6 +206,12 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
     }
     let doc = response.text().await?;
     let instructions = twiml::read(&doc);
+    if let Some(live) = &live {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        if live.answered.send((call_sid.clone(), ready_tx)).is_ok() {
+            let _ = ready_rx.await;
+        }
+    }
     let started = Instant::now();
     let mut report = Report {
         call_sid: call_sid.clone(),
@@ -176,7 +228,17 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
         marks_after_clear: 0,
     };
     if let Some(stream_url) = &instructions.stream_url {
-        converse(script, voice, stream_url, &instructions.parameters, &call_sid, &account_sid, &mut report).await?;
+        converse(
+            script,
+            voice,
+            stream_url,
+            &instructions.parameters,
+            &call_sid,
+            &account_sid,
+            &mut report,
+            live.as_mut(),
+        )
+        .await?;
         if let Some(after) = &instructions.redirect {
             let resp = signed_post(&client, token, after, &base_params).send().await.context("after-stream webhook")?;
             let next = twiml::read(&resp.text().await.unwrap_or_default());
@@ -225,7 +287,7 @@ pub async fn place_call(script: &Script, voice: Arc<dyn TextToSpeech>) -> anyhow
 }
 
 /// Synthesizes a line into μ-law bytes.
-async fn synthesize(voice: &Arc<dyn TextToSpeech>, text: &str) -> anyhow::Result<Vec<u8>> {
+pub async fn synthesize(voice: &Arc<dyn TextToSpeech>, text: &str) -> anyhow::Result<Vec<u8>> {
     let mut rx = voice.synthesize(TtsRequest { text: text.to_owned(), language: Language::English });
     let mut audio = Vec::new();
     while let Some(chunk) = rx.recv().await {
@@ -300,6 +362,21 @@ impl Player {
     }
 }
 
+/// Mixes white noise of `level` (0 to 1) into a μ-law frame.
+fn add_noise(frame: &mut [u8], level: f32) {
+    use rand::Rng;
+    let amplitude = (level.clamp(0.0, 1.0) * 4000.0) as i32;
+    if amplitude == 0 {
+        return;
+    }
+    let mut rng = rand::rng();
+    for b in frame.iter_mut() {
+        let sample = i32::from(crate::audio::mulaw::decode(*b)) + rng.random_range(-amplitude..=amplitude);
+        *b = crate::audio::mulaw::encode(sample.clamp(i16::MIN as i32, i16::MAX as i32) as i16);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn converse(
     script: &Script,
     voice: Arc<dyn TextToSpeech>,
@@ -308,6 +385,7 @@ async fn converse(
     call_sid: &str,
     account_sid: &str,
     report: &mut Report,
+    mut live: Option<&mut Live>,
 ) -> anyhow::Result<()> {
     let mut request = stream_url.into_client_request()?;
     if let Some(token) = &script.auth_token {
@@ -341,9 +419,21 @@ async fn converse(
     let mut barge_started: Option<Instant> = None;
     let mut last_generation: Option<u64> = None;
     let mut cleared_generation: Option<u64> = None;
+    // A live caller has been told the agent is done and has not answered yet.
+    let mut requested = false;
 
     loop {
         tokio::select! {
+            next = async { match live.as_mut() { Some(l) => l.lines.recv().await, None => std::future::pending().await } } => {
+                match next {
+                    Some(Next::Say(line, audio)) => lines.push_back((line, audio)),
+                    Some(Next::Silence) => {
+                        requested = false;
+                        agent_spoke_since_line = false;
+                    }
+                    Some(Next::HangUp) | None => done_at = Some(Instant::now()),
+                }
+            }
             msg = rx.next() => {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
@@ -411,6 +501,11 @@ async fn converse(
                             barge_started = (line.over_agent && barge_moment).then_some(now);
                             speaking = Some((audio, 0));
                             agent_spoke_since_line = false;
+                            requested = false;
+                        } else if let Some(l) = live.as_mut() {
+                            if agent_done && !requested {
+                                requested = l.agent_done.send(()).is_ok();
+                            }
                         } else if done_at.is_none() {
                             done_at = Some(now);
                         }
@@ -433,6 +528,8 @@ async fn converse(
                     }
                     None => vec![SILENCE; FRAME],
                 };
+                let mut frame = frame;
+                add_noise(&mut frame, script.noise);
                 if tx.send(Message::text(twilio.media(&frame))).await.is_err() {
                     server_closed = true;
                     break;

@@ -82,6 +82,7 @@ pub fn routes() -> Router<WebState> {
         .route("/health", get(pages::health))
         .route("/metrics", get(pages::metrics))
         .route("/calls/{call_sid}", get(pages::call_json))
+        .route("/calls/{call_sid}/events", get(pages::call_events))
         .route("/", get(today::home))
         .route("/app", get(today::page))
         .route("/app/rachel", post(today::set_rachel))

@@ -30,6 +30,7 @@ mod recordings;
 mod relay;
 mod reminders;
 mod replies;
+mod scenarios;
 mod settings;
 mod sms_inbound;
 mod summaries;
