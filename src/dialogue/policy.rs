@@ -145,6 +145,9 @@ pub struct Policy {
     pub time: Option<SpokenTime>,
     pub offered: Vec<Slot>,
     pub misunderstandings: u32,
+    /// Numbers read back and turned down: past two, the call goes on without asking again.
+    #[serde(default)]
+    pub phone_refusals: u32,
     pub outcome: Outcome,
     pub found: Option<FoundAppointment>,
     pub booked: Option<(String, Slot)>,
@@ -168,6 +171,7 @@ impl Policy {
             time: None,
             offered: Vec::new(),
             misunderstandings: 0,
+            phone_refusals: 0,
             outcome: Outcome::None,
             found: None,
             booked: None,
@@ -309,8 +313,24 @@ impl Policy {
                         self.understood();
                         self.check_availability()
                     }
+                    (Some(false), _) if self.phone_refusals >= 2 => {
+                        // Read back and refused three times: never ask again in a loop.
+                        self.understood();
+                        match self.caller_id.clone() {
+                            Some(caller_id) => {
+                                self.phone = Some(caller_id);
+                                self.prefix = Some(self.line(ctx, "phone_fallback", Value::UNDEFINED));
+                            }
+                            None => {
+                                let phone = self.phone.as_ref().map(PhoneNumber::spoken);
+                                self.prefix = Some(self.line(ctx, "phone_kept", context! { phone => phone }));
+                            }
+                        }
+                        self.check_availability()
+                    }
                     (Some(false), _) => {
                         self.understood();
+                        self.phone_refusals += 1;
                         self.stage = Stage::AskPhone;
                         self.say(ctx, "ask_phone", Value::UNDEFINED)
                     }
@@ -1379,6 +1399,23 @@ mod tests {
         let mut p = at_stage(&w, Language::Spanish, Stage::AskPhone, Some("Ana"));
         let step = p.on_utterance(&ctx, "cinco cinco cinco dos uno dos tres cuatro cinco seis");
         assert!(text(&step).contains("Entonces es el"), "{step:?}");
+    }
+
+    #[test]
+    fn a_number_turned_down_again_and_again_never_loops() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let mut p = at_stage(&w, Language::English, Stage::ConfirmPhone, Some("Nora Ephron"));
+        let mut step = p.on_utterance(&ctx, "no please use 555 111 2222");
+        for _ in 0..2 {
+            assert!(text(&step).contains("So that's 5 5 5, 1 1 1, 2 2 2 2"), "{step:?}");
+            let asked = p.on_utterance(&ctx, "no it's nora ephron");
+            assert!(text(&asked).contains("best phone number"), "{asked:?}");
+            step = p.on_utterance(&ctx, "555 111 2222");
+        }
+        let step = p.on_utterance(&ctx, "no it's nora ephron");
+        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))), "the third refusal moves on: {step:?}");
+        assert_eq!(p.phone.as_ref().map(PhoneNumber::as_str), Some("+15557654321"), "the number the call comes from");
     }
 
     #[test]

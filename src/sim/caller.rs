@@ -169,7 +169,10 @@ pub fn classify(agent_text: &str) -> Ask {
     }
     let phone_words =
         ["best number", "phone number", "mejor numero", "reach you", "contactarle", "text you at", "number"];
-    if digit_count(&q) >= 7 && (any(&q, &phone_words) || any(&q, &["right", "correct", "correcto", "bien"])) {
+    let asks_if_right = any(&q, &["right", "correct", "correcto", "bien"]);
+    // "So that's 5 5 5, 1 1 1, 2 2 2 2. Is that right?": the number is in the sentence before.
+    let read_back = digit_count(&whole) >= 7 && asks_if_right && !any(&whole, &["code is", "codigo es"]);
+    if (digit_count(&q) >= 7 && (any(&q, &phone_words) || asks_if_right)) || read_back {
         return Ask::PhoneConfirm;
     }
     let offers =
@@ -491,6 +494,9 @@ mod tests {
             ("I'd be happy to help you book an appointment. May I have your name, please?", Ask::Name),
             ("Sorry, I didn't get your name. Could you say your first and last name?", Ask::Name),
             ("Thanks, John Smith. Is 5 5 5, 7 6 5, 4 3 2 1 the best number to reach you?", Ask::PhoneConfirm),
+            ("So that's 5 5 5, 1 1 1, 2 2 2 2. Is that right?", Ask::PhoneConfirm),
+            ("I have it as Marie Lopez. Is that right?", Ask::NameReadback),
+            ("Entonces es el 5 5 5, 1 1 1, 2 2 2 2. ¿Es correcto?", Ask::PhoneConfirm),
             ("What's the best phone number to reach you?", Ask::Phone),
             ("I have Tuesday December 8th at 9 AM, 9:30 AM, or 10 AM. Which works best for you?", Ask::Offer),
             ("No problem. What day and time would work better for you?", Ask::Preference),

@@ -66,7 +66,11 @@ pub fn read(utterance: &str, now: DateTime<Tz>, lang: Language) -> Reading {
     let today = now.date_naive();
     let mut reading = Reading { intent: read_intent(&words), name: read_intro_name(utterance), ..Reading::default() };
     let mut earlier_time = false;
-    for range in parts(&words) {
+    let ranges = parts(&words);
+    if let Some(corrected) = corrected_name(&words, &ranges, reading.name.is_some()) {
+        reading.name = Some(corrected);
+    }
+    for range in ranges {
         let part = read_part(utterance, &words[range], today, lang, earlier_time);
         earlier_time |= part.time.is_some();
         reading.date = part.date.or(reading.date);
@@ -82,6 +86,18 @@ pub fn read(utterance: &str, now: DateTime<Tz>, lang: Language) -> Reading {
         reading.date = Some(to);
     }
     reading
+}
+
+/// "My name is John Smith, no sorry, Jon Smyth": a name given and then taken back for the
+/// short name said after the correction.
+fn corrected_name(words: &[String], ranges: &[std::ops::Range<usize>], named: bool) -> Option<String> {
+    let last = ranges.last().filter(|_| named && ranges.len() > 1)?;
+    let said = &words[last.clone()];
+    if said.is_empty() || said.len() > 4 || read_choice(said).is_some() || find_phone(said, Language::English).is_some()
+    {
+        return None;
+    }
+    read_name_answer(&said.join(" "))
 }
 
 /// "From Tuesday to Thursday", "move my Tuesday one to Thursday", "del martes al jueves":
@@ -148,6 +164,16 @@ mod tests {
     use super::*;
     use chrono::{NaiveDate, NaiveTime, TimeZone};
     use chrono_tz::America::New_York;
+
+    #[test]
+    fn a_name_taken_back_in_the_same_breath_is_replaced() {
+        let now = New_York.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+        let read_en = |said: &str| read(said, now, Language::English).name;
+        assert_eq!(read_en("My name is John Smith, no sorry, Jon Smyth.").as_deref(), Some("Jon Smyth"));
+        assert_eq!(read_en("it's ana lopez, actually anna lopes").as_deref(), Some("Anna Lopes"));
+        assert_eq!(read_en("my name is john smith, no wait, the second one").as_deref(), Some("John Smith"));
+        assert_eq!(read_en("my name is john smith").as_deref(), Some("John Smith"));
+    }
 
     #[test]
     fn a_move_from_one_day_to_another_reads_the_day_it_goes_to() {
