@@ -230,3 +230,39 @@ async fn pressing_two_switches_the_call_to_lina_in_spanish() {
     assert_eq!(language, "es");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn after_its_goodbye_the_agent_does_not_ask_whether_the_caller_is_still_there() {
+    let settings = ringlypro::call::CallSettings { silence_timeout: Duration::from_millis(300), ..Default::default() };
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Options { settings: Some(settings), ..Default::default() })
+            .await;
+    let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    sqlx::query("UPDATE clients SET voice_path = 'relay' WHERE id = $1").bind(tenant).execute(&app.pool).await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/twilio/voice", app.base_url))
+        .form(&voice_params("CA310", "+15557654321", "+15550001111"))
+        .send()
+        .await
+        .unwrap();
+    let relay_url = twiml::read(&resp.text().await.unwrap()).relay_url.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(relay_url.as_str()).await.unwrap();
+    let setup = json!({"type": "setup", "sessionId": "VX2", "accountSid": "AC1", "callSid": "CA310",
+        "from": "+15557654321", "to": "+15550001111", "direction": "inbound", "customParameters": {"tenant_id": tenant.to_string()}});
+    ws.send(Message::text(setup.to_string())).await.unwrap();
+    say(&mut ws, "What are your hours").await;
+    let hours = reply(&mut ws).await.0;
+    assert!(hours.contains("open"), "{hours}");
+    say(&mut ws, "No that's all, goodbye").await;
+    let (goodbye, _) = reply(&mut ws).await;
+    assert!(goodbye.contains("Goodbye"), "{goodbye}");
+    // Twilio has not hung up yet: several silence timeouts pass with nothing more said.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(frame) = message {
+            let frame: Value = serde_json::from_str(&frame).unwrap();
+            assert_ne!(frame["type"], "text", "nothing is said after the goodbye: {frame}");
+        }
+    }
+    app.stop().await;
+}

@@ -236,8 +236,11 @@ impl CallActor {
         if self.owner_note.is_some() {
             self.say_owner_note().await;
         }
+        // After its goodbye the agent waits for the line to close: no "are you still there?".
+        // After its goodbye the agent waits for the line to close: no "are you still there?".
         if self.speaking.is_none()
             && self.reply.is_none()
+            && !self.hangup_requested
             && self.floor.silent_for(now, self.deps.settings.silence_timeout)
         {
             let step = self.with_policy(|p, ctx| p.on_silence(ctx));
