@@ -426,7 +426,7 @@ mod tests {
     #[test]
     fn the_data_file_reads_into_its_sections_in_order() {
         let source = Source::read(SOURCE).unwrap();
-        assert_eq!(source.utterances.len(), 73);
+        assert_eq!(source.utterances.len(), 80);
         assert_eq!(
             source.utterances.first(),
             Some(&(
