@@ -172,6 +172,7 @@ impl Application {
                 crate::vendors::twilio::Twilio::from_config(&config),
             ),
             numbers: NumberOrders::new(pool.clone(), &config),
+            calendar: crate::services::calendar_sync::CalendarSync::new(pool.clone(), &config)?,
             config,
             pool,
             store,
@@ -206,6 +207,7 @@ impl Application {
         let texter = crate::services::texting::Texting::new(self.state.pool.clone(), &self.state.config).spawn_worker();
         let webhooks =
             crate::services::webhooks::Webhooks::new(self.state.pool.clone(), &self.state.config)?.spawn_worker();
+        let calendar_worker = self.state.calendar.spawn_worker();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -232,6 +234,7 @@ impl Application {
         reminder_sweeper.abort();
         texter.abort();
         webhooks.abort();
+        calendar_worker.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;
