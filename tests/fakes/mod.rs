@@ -4,6 +4,7 @@
 
 pub mod deepgram;
 pub mod elevenlabs;
+pub mod google;
 pub mod openai;
 pub mod smtp;
 pub mod stripe;
