@@ -198,9 +198,13 @@ async fn a_google_outage_does_not_hold_availability_past_its_budget() {
     assert_eq!(source, BusySource::LocalCopyAfterTimeout, "the answer came from the local copy");
     assert_eq!(slots.len(), 3);
 
-    let started = Instant::now();
-    booking::availability(&app.pool, &tenant, &pref, now, 3).await.unwrap();
-    let local_only = started.elapsed();
+    // Best of three: the first query after the abandoned freeBusy may pay for a new connection.
+    let mut local_only = Duration::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        booking::availability(&app.pool, &tenant, &pref, now, 3).await.unwrap();
+        local_only = local_only.min(started.elapsed());
+    }
     let other = app.signed_in_owner("kim@example.com", "Kim Salon").await;
     let unconnected = tenants::find(&app.pool, other.client_id).await.unwrap().unwrap();
     let started = Instant::now();
