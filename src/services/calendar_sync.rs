@@ -548,7 +548,8 @@ impl CalendarSync {
                 // Google refuses channels to addresses it cannot reach (plain http, no
                 // valid certificate): syncs then run on the worker's schedule; look again in an hour.
                 tracing::warn!(tenant_id = %c.client_id, error = %e, "Google refused the push channel");
-                store::defer_channel(&self.pool, c.client_id, now + chrono::Duration::hours(1)).await.map_err(db)
+                let again = now + self.renew_margin() + chrono::Duration::hours(1);
+                store::defer_channel(&self.pool, c.client_id, again).await.map_err(db)
             }
         }
     }

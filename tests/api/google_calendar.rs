@@ -243,3 +243,28 @@ async fn a_revoked_grant_shows_reconnect_and_calls_still_book() {
     assert!(booking::availability(&app.pool, &tenant, &Preference::default(), now, 3).await.unwrap().len() == 3);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_push_channel_is_renewed_before_it_ends_and_the_old_one_stopped() {
+    let (app, google) = app_with_google(&[]).await;
+    let owner = app.signed_in_owner("dana@example.com", "Dana Dental").await;
+    connect(&owner).await;
+    let first = google.state().channels[0].0.clone();
+    // Far from its end: nothing to renew.
+    app.state.calendar.run_once(Utc::now()).await.unwrap();
+    assert_eq!(google.state().channels.len(), 1);
+
+    sqlx::query("UPDATE google_connections SET channel_expires_at = now() + interval '10 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.state.calendar.run_once(Utc::now()).await.unwrap();
+    let state = google.state();
+    assert_eq!(state.channels.len(), 2, "a new channel opened before the old one ended");
+    assert_eq!(state.stopped, vec![first]);
+    drop(state);
+    let stored: String = sqlx::query_scalar("SELECT channel_id FROM google_connections").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored, google.state().channels[1].0);
+    assert_eq!(google.push(&app.base_url).await, reqwest::StatusCode::OK, "pushes on the new channel are accepted");
+    app.stop().await;
+}

@@ -189,9 +189,14 @@ pub async fn connect(
     .bind(refresh_token_sealed)
     .bind(access_token_sealed)
     .bind(access_expires_at)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .execute(&mut *conn)
+    .await?;
+    // Changes that waited for a reconnect go now.
+    sqlx::query("UPDATE calendar_sync_jobs SET next_attempt_at = now() WHERE client_id = $1")
+        .bind(client_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 pub async fn connection(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<Connection>> {
