@@ -15,10 +15,10 @@ use crate::domain::ids::{AppointmentId, CallId, ContactId, MessageId};
 use crate::domain::language::Language;
 use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
+use crate::services::calendar_sync::{BusySource, CalendarSync};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::tenants::{self, Tenant};
 use crate::storage::postgres::{begin_tenant, calls, contacts, google, messages, reminders};
-use crate::services::calendar_sync::{BusySource, CalendarSync};
 
 /// How far ahead availability is searched.
 pub const LOOKAHEAD_DAYS: i64 = 31;

@@ -314,7 +314,12 @@ impl CalendarSync {
         }
     }
 
-    async fn free_busy(&self, c: &Connection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Busy>, GoogleError> {
+    async fn free_busy(
+        &self,
+        c: &Connection,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Busy>, GoogleError> {
         let google = self.google.as_ref().ok_or(GoogleError::Retryable("not configured".into()))?;
         let spans = with_token!(self, c, |token| google.free_busy(&token, &c.calendar_id, from, to).await)?;
         Ok(spans.into_iter().map(|s| Busy { starts_at: s.starts_at, ends_at: s.ends_at }).collect())
@@ -323,9 +328,16 @@ impl CalendarSync {
     /// A usable access token: the stored one, or a refreshed one (stored sealed). A revoked
     /// grant marks the connection `reconnect`.
     async fn token_of(&self, c: &Connection, force_refresh: bool) -> Result<String, GoogleError> {
-        let key = self.key.as_ref().ok_or(GoogleError::Rejected { status: 0, message: "INTEGRATIONS_KEY is not set".into() })?;
-        let google = self.google.as_ref().ok_or(GoogleError::Rejected { status: 0, message: "not configured".into() })?;
-        let unopenable = |_| GoogleError::Rejected { status: 0, message: "the stored token does not open with INTEGRATIONS_KEY".into() };
+        let key = self
+            .key
+            .as_ref()
+            .ok_or(GoogleError::Rejected { status: 0, message: "INTEGRATIONS_KEY is not set".into() })?;
+        let google =
+            self.google.as_ref().ok_or(GoogleError::Rejected { status: 0, message: "not configured".into() })?;
+        let unopenable = |_| GoogleError::Rejected {
+            status: 0,
+            message: "the stored token does not open with INTEGRATIONS_KEY".into(),
+        };
         if !force_refresh
             && let (Some(sealed), Some(expires)) = (&c.access_token_sealed, c.access_expires_at)
             && expires - TOKEN_MARGIN > Utc::now()
@@ -343,7 +355,9 @@ impl CalendarSync {
             }
             Err(GoogleError::InvalidGrant) => {
                 tracing::warn!(tenant_id = %c.client_id, "Google refused the grant; the owner must reconnect");
-                if let Err(e) = store::mark_reconnect(&self.pool, c.client_id, &GoogleError::InvalidGrant.to_string()).await {
+                if let Err(e) =
+                    store::mark_reconnect(&self.pool, c.client_id, &GoogleError::InvalidGrant.to_string()).await
+                {
                     tracing::warn!(tenant_id = %c.client_id, error = %e, "could not mark the connection for reconnecting");
                 }
                 Err(GoogleError::InvalidGrant)
@@ -477,9 +491,17 @@ impl CalendarSync {
         loop {
             match self.list_all(google, c, sync_token.as_deref(), now, zone).await {
                 Ok((busy, removed, next)) => {
-                    store::apply_sync(&self.pool, c.client_id, sync_token.is_none(), &busy, &removed, next.as_deref(), now)
-                        .await
-                        .map_err(|e| GoogleError::Retryable(format!("database: {e}")))?;
+                    store::apply_sync(
+                        &self.pool,
+                        c.client_id,
+                        sync_token.is_none(),
+                        &busy,
+                        &removed,
+                        next.as_deref(),
+                        now,
+                    )
+                    .await
+                    .map_err(|e| GoogleError::Retryable(format!("database: {e}")))?;
                     return Ok(());
                 }
                 Err(GoogleError::SyncTokenExpired) if sync_token.is_some() => {
@@ -503,8 +525,8 @@ impl CalendarSync {
         let mut page_token: Option<String> = None;
         loop {
             let page = with_token!(self, c, |token| {
-                    google.list_events(&token, &c.calendar_id, sync_token, page_token.as_deref(), now - SYNC_SINCE).await
-                })?;
+                google.list_events(&token, &c.calendar_id, sync_token, page_token.as_deref(), now - SYNC_SINCE).await
+            })?;
             for event in page.events {
                 match busy_interval(&event, zone) {
                     Some((starts_at, ends_at)) => {
@@ -526,13 +548,19 @@ impl CalendarSync {
         let address = format!("{}/integrations/google/notify", self.public_url);
         let expires = now + chrono::Duration::from_std(self.watch_ttl).unwrap_or(chrono::Duration::days(7));
         let opened = with_token!(self, c, |token| {
-                google.watch(&token, &c.calendar_id, &channel_id, &address, &channel_token, expires).await
-            });
+            google.watch(&token, &c.calendar_id, &channel_id, &address, &channel_token, expires).await
+        });
         let db = |e: sqlx::Error| GoogleError::Retryable(format!("database: {e}"));
         match opened {
             Ok(channel) => {
-                store::set_channel(&self.pool, c.client_id, &channel.id, &channel_token, &channel.resource_id,
-                    Some(channel.expires_at.unwrap_or(expires)))
+                store::set_channel(
+                    &self.pool,
+                    c.client_id,
+                    &channel.id,
+                    &channel_token,
+                    &channel.resource_id,
+                    Some(channel.expires_at.unwrap_or(expires)),
+                )
                 .await
                 .map_err(db)?;
                 if let (Some(old), Some(resource)) = (&c.channel_id, &c.resource_id) {
@@ -563,10 +591,9 @@ fn busy_interval(event: &google::CalendarEvent, zone: Tz) -> Option<(DateTime<Ut
     }
     let at = |t: EventTime| match t {
         EventTime::At(at) => Some(at),
-        EventTime::Day(day) => zone
-            .from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
-            .earliest()
-            .map(|t| t.with_timezone(&Utc)),
+        EventTime::Day(day) => {
+            zone.from_local_datetime(&day.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc))
+        }
     };
     let (starts, ends) = (at(event.starts?)?, at(event.ends?)?);
     (ends > starts).then_some((starts, ends))

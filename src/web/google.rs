@@ -40,7 +40,11 @@ pub struct Callback {
 }
 
 /// `GET /integrations/google/callback`: the owner is back from consent.
-pub async fn callback(State(app): State<WebState>, owner: Owner, Query(back): Query<Callback>) -> Result<Response, Error> {
+pub async fn callback(
+    State(app): State<WebState>,
+    owner: Owner,
+    Query(back): Query<Callback>,
+) -> Result<Response, Error> {
     let result = match (back.error, back.code, back.state) {
         (Some(error), _, _) => Err(ConnectError::Denied(error)),
         (None, Some(code), Some(state)) => {

@@ -126,9 +126,10 @@ async fn an_owners_busy_block_is_never_offered_and_a_410_triggers_a_full_resync(
     assert_eq!(copied, 1);
 
     // A push with the wrong token is refused and changes nothing.
+    let channel = google.state().channels[0].0.clone();
     let wrong = reqwest::Client::new()
         .post(format!("{}/integrations/google/notify", app.base_url))
-        .header("X-Goog-Channel-ID", google.state().channels[0].0.clone())
+        .header("X-Goog-Channel-ID", channel)
         .header("X-Goog-Channel-Token", "guessed")
         .send()
         .await
@@ -157,12 +158,15 @@ async fn a_booking_lands_in_google_once_after_a_429_with_two_workers_and_a_cance
     let later = Utc::now() + Days::minutes(5);
     let (ra, rb) = tokio::join!(a.run_once(later), b.run_once(later));
     assert_eq!(ra.unwrap() + rb.unwrap(), 1);
-    let state = google.state();
-    let ours: Vec<_> = state.events.keys().filter(|k| **k == id).collect();
-    assert_eq!(ours.len(), 1);
-    assert_eq!(state.events[&id].json["extendedProperties"]["private"]["ringlyproAppointment"], booked.appointment.id.0.to_string());
-    assert_eq!(state.insert_requests.iter().filter(|r| **r == id).count(), 2, "one refused, one written");
-    drop(state);
+    {
+        let state = google.state();
+        assert_eq!(state.events.keys().filter(|k| **k == id).count(), 1);
+        assert_eq!(
+            state.events[&id].json["extendedProperties"]["private"]["ringlyproAppointment"],
+            booked.appointment.id.0.to_string()
+        );
+        assert_eq!(state.insert_requests.iter().filter(|r| **r == id).count(), 2, "one refused, one written");
+    }
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM calendar_sync_jobs").fetch_one(&app.pool).await.unwrap();
     assert_eq!(left, 0);
 
@@ -187,13 +191,15 @@ async fn a_google_outage_does_not_hold_availability_past_its_budget() {
     let now = Utc::now() + Days::seconds(1);
 
     let started = Instant::now();
-    let (_, healthy) = booking::availability_checked(&app.pool, &app.state.calendar, &tenant, &pref, now, 3).await.unwrap();
+    let (_, healthy) =
+        booking::availability_checked(&app.pool, &app.state.calendar, &tenant, &pref, now, 3).await.unwrap();
     let with_google = started.elapsed();
     assert_eq!(healthy, BusySource::FreeBusy);
 
     google.state().freebusy_delay = Duration::from_secs(5);
     let started = Instant::now();
-    let (slots, source) = booking::availability_checked(&app.pool, &app.state.calendar, &tenant, &pref, now, 3).await.unwrap();
+    let (slots, source) =
+        booking::availability_checked(&app.pool, &app.state.calendar, &tenant, &pref, now, 3).await.unwrap();
     let during_outage = started.elapsed();
     assert_eq!(source, BusySource::LocalCopyAfterTimeout, "the answer came from the local copy");
     assert_eq!(slots.len(), 3);
@@ -238,7 +244,8 @@ async fn a_revoked_grant_shows_reconnect_and_calls_still_book() {
 
     let page = owner.get("/app/integrations").await.text().await.unwrap();
     assert!(page.contains("id=\"google-reconnect\""), "{page}");
-    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM calendar_sync_jobs").fetch_one(&app.pool).await.unwrap();
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM calendar_sync_jobs").fetch_one(&app.pool).await.unwrap();
     assert_eq!(waiting, 1, "the booking waits for the reconnect");
     assert!(booking::availability(&app.pool, &tenant, &Preference::default(), now, 3).await.unwrap().len() == 3);
     app.stop().await;
@@ -259,11 +266,13 @@ async fn the_push_channel_is_renewed_before_it_ends_and_the_old_one_stopped() {
         .await
         .unwrap();
     app.state.calendar.run_once(Utc::now()).await.unwrap();
-    let state = google.state();
-    assert_eq!(state.channels.len(), 2, "a new channel opened before the old one ended");
-    assert_eq!(state.stopped, vec![first]);
-    drop(state);
-    let stored: String = sqlx::query_scalar("SELECT channel_id FROM google_connections").fetch_one(&app.pool).await.unwrap();
+    {
+        let state = google.state();
+        assert_eq!(state.channels.len(), 2, "a new channel opened before the old one ended");
+        assert_eq!(state.stopped, vec![first]);
+    }
+    let stored: String =
+        sqlx::query_scalar("SELECT channel_id FROM google_connections").fetch_one(&app.pool).await.unwrap();
     assert_eq!(stored, google.state().channels[1].0);
     assert_eq!(google.push(&app.base_url).await, reqwest::StatusCode::OK, "pushes on the new channel are accepted");
     app.stop().await;

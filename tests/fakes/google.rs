@@ -140,7 +140,9 @@ impl FakeGoogle {
 }
 
 async fn consent(Query(q): Query<BTreeMap<String, String>>) -> Response {
-    for (key, value) in [("access_type", "offline"), ("prompt", "consent"), ("response_type", "code"), ("client_id", CLIENT_ID)] {
+    for (key, value) in
+        [("access_type", "offline"), ("prompt", "consent"), ("response_type", "code"), ("client_id", CLIENT_ID)]
+    {
         if q.get(key).map(String::as_str) != Some(value) {
             return (StatusCode::BAD_REQUEST, format!("{key} must be {value}")).into_response();
         }
@@ -148,7 +150,10 @@ async fn consent(Query(q): Query<BTreeMap<String, String>>) -> Response {
     let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
     let state = q.get("state").cloned().unwrap_or_default();
     let mut url = url::Url::parse(&redirect).unwrap();
-    url.query_pairs_mut().append_pair("code", "4/fake-code").append_pair("state", &state).append_pair("scope", "calendar");
+    url.query_pairs_mut()
+        .append_pair("code", "4/fake-code")
+        .append_pair("state", &state)
+        .append_pair("scope", "calendar");
     Redirect::to(url.as_str()).into_response()
 }
 
@@ -173,7 +178,10 @@ async fn token(State(g): State<FakeGoogle>, Form(form): Form<BTreeMap<String, St
             Json(json!({"access_token": access, "expires_in": 3599, "scope": "calendar", "token_type": "Bearer"}))
                 .into_response()
         }
-        _ => (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})))
+        _ => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})),
+        )
             .into_response(),
     }
 }
@@ -222,7 +230,11 @@ async fn patch_event(
     Json(event.json.clone()).into_response()
 }
 
-async fn delete_event(State(g): State<FakeGoogle>, headers: HeaderMap, Path((_, id)): Path<(String, String)>) -> Response {
+async fn delete_event(
+    State(g): State<FakeGoogle>,
+    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+) -> Response {
     if !g.authorized(&headers) {
         return error(401, "authError", "Invalid Credentials");
     }

@@ -115,7 +115,10 @@ pub async fn finish_job(pool: &PgPool, job: &Job) -> sqlx::Result<()> {
         .await?
         .rows_affected();
     if deleted == 0 {
-        sqlx::query("UPDATE calendar_sync_jobs SET lease_until = NULL WHERE id = $1").bind(job.id).execute(pool).await?;
+        sqlx::query("UPDATE calendar_sync_jobs SET lease_until = NULL WHERE id = $1")
+            .bind(job.id)
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }
@@ -144,8 +147,15 @@ pub async fn pending_jobs(conn: &mut PgConnection, client_id: TenantId) -> sqlx:
 }
 
 /// Remembers the `state` of a consent started by the session with `session_csrf`.
-pub async fn save_state(conn: &mut PgConnection, state: &str, client_id: TenantId, session_csrf: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM google_oauth_states WHERE created_at < now() - interval '1 hour'").execute(&mut *conn).await?;
+pub async fn save_state(
+    conn: &mut PgConnection,
+    state: &str,
+    client_id: TenantId,
+    session_csrf: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM google_oauth_states WHERE created_at < now() - interval '1 hour'")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("INSERT INTO google_oauth_states (state, client_id, session_csrf) VALUES ($1, $2, $3)")
         .bind(state)
         .bind(client_id)
@@ -372,12 +382,14 @@ pub async fn apply_sync(
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE google_connections SET sync_token = $2, last_synced_at = $3, last_error = NULL WHERE client_id = $1")
-        .bind(client_id)
-        .bind(sync_token)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE google_connections SET sync_token = $2, last_synced_at = $3, last_error = NULL WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .bind(sync_token)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 
@@ -421,7 +433,11 @@ pub struct Conflict {
 }
 
 /// Upcoming conflicts, soonest first.
-pub async fn conflicts(conn: &mut PgConnection, client_id: TenantId, now: DateTime<Utc>) -> sqlx::Result<Vec<Conflict>> {
+pub async fn conflicts(
+    conn: &mut PgConnection,
+    client_id: TenantId,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<Conflict>> {
     sqlx::query_as(
         "SELECT g.summary, g.starts_at, g.ends_at, a.id AS appointment_id, a.customer_name, \
              a.starts_at AS appointment_starts_at \

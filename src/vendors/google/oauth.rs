@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 
 use super::{GoogleEndpoints, GoogleError, SCOPES, secret};
@@ -113,8 +113,11 @@ pub(super) async fn exchange_code(
         .set_token_uri(token_url(endpoints)?)
         .set_redirect_uri(redirect);
     let carrier = |request: HttpRequest| send(http.clone(), request);
-    let answer =
-        client.exchange_code(AuthorizationCode::new(code.to_owned())).request_async(&carrier).await.map_err(token_error)?;
+    let answer = client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .request_async(&carrier)
+        .await
+        .map_err(token_error)?;
     Ok(tokens(&answer))
 }
 

@@ -155,7 +155,10 @@ impl FreeBusyResponse {
     /// The calendar's busy spans; its per-calendar errors (sent inside a 200) are a refusal.
     pub(super) fn busy_for(mut self, calendar: &str) -> Result<Vec<BusySpan>, GoogleError> {
         let Some(found) = self.calendars.remove(calendar) else {
-            return Err(GoogleError::Rejected { status: 200, message: format!("freeBusy did not answer for {calendar}") });
+            return Err(GoogleError::Rejected {
+                status: 200,
+                message: format!("freeBusy did not answer for {calendar}"),
+            });
         };
         if let Some(e) = found.errors.first() {
             return Err(GoogleError::Rejected { status: 200, message: format!("freeBusy: {}", e.reason) });
