@@ -277,3 +277,46 @@ async fn the_push_channel_is_renewed_before_it_ends_and_the_old_one_stopped() {
     assert_eq!(google.push(&app.base_url).await, reqwest::StatusCode::OK, "pushes on the new channel are accepted");
     app.stop().await;
 }
+
+/// Polls `check` every 10 ms for up to 10 s; how long it took to hold.
+async fn time_until<F: AsyncFn() -> bool>(check: F) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(10), "never happened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn sync_lag_both_ways_is_measured_with_the_running_worker() {
+    let (app, google) = app_with_google(&[("GOOGLE_SYNC_POLL_MS", "250")]).await;
+    let owner = app.signed_in_owner("dana@example.com", "Dana Dental").await;
+    connect(&owner).await;
+    let tenant = tenant(&app, owner.client_id).await;
+    let now = Utc::now();
+
+    // In: the owner adds an event; Google pushes; the worker syncs.
+    let starts = now + Days::days(2);
+    google.add_owner_event("lunch", "Lunch", starts, starts + Days::hours(1));
+    google.push(&app.base_url).await;
+    let pool = app.pool.clone();
+    let inbound = time_until(async || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM google_busy WHERE event_id = 'lunch'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+
+    // Out: a booking reaches Google.
+    let slot = booking::availability(&app.pool, &tenant, &Preference::default(), now, 1).await.unwrap()[0];
+    let booked = booking::book(&app.pool, &tenant, &request(slot), now).await.unwrap();
+    let id = event_id(owner.client_id.0, booked.appointment.id.0);
+    let outbound = time_until(async || google.state().events.contains_key(&id)).await;
+    println!(
+        "sync lag with GOOGLE_SYNC_POLL_MS=250: Google to RinglyPro {inbound:?}, RinglyPro to Google {outbound:?}"
+    );
+    app.stop().await;
+}
