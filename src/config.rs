@@ -625,6 +625,33 @@ mod tests {
     }
 
     #[test]
+    fn google_settings_default_to_googles_hosts_and_keep_secrets_out_of_debug() {
+        let c = config(&[]).unwrap();
+        assert!(!c.google.enabled());
+        assert_eq!(endpoint(&c.google.oauth_base), "https://oauth2.googleapis.com");
+        assert_eq!(c.google.freebusy_budget, std::time::Duration::from_millis(300));
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = config(&[
+            ("GOOGLE_CLIENT_ID", "id.apps.googleusercontent.com"),
+            ("GOOGLE_CLIENT_SECRET", "very-secret"),
+            ("INTEGRATIONS_KEY", key),
+            ("GOOGLE_FREEBUSY_BUDGET_MS", "150"),
+        ])
+        .unwrap();
+        assert!(c.google.enabled());
+        assert_eq!(c.google.freebusy_budget, std::time::Duration::from_millis(150));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret") && !shown.contains(key), "{shown}");
+    }
+
+    #[test]
+    fn a_short_integrations_key_is_refused_without_repeating_it() {
+        let e = config(&[("INTEGRATIONS_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
+        assert!(e.contains("INTEGRATIONS_KEY must be 32 bytes"), "{e}");
+        assert!(!e.contains("c2hvcnQ="), "{e}");
+    }
+
+    #[test]
     fn defaults_run_locally_without_keys() {
         let c = config(&[]).unwrap();
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
