@@ -453,7 +453,8 @@ impl CalendarSync {
         let tenant = tenants::find(&self.pool, job.client_id).await.map_err(unexpected)?;
         drop(conn);
         let id = google::event_id(job.client_id.0, job.appointment_id.0);
-        let live = appointment.filter(|a| a.status != AppointmentStatus::Cancelled && job.action == "upsert");
+        let live =
+            appointment.filter(|a| a.status != AppointmentStatus::Cancelled && job.action == store::SyncAction::Upsert);
         let (Some(a), Some(tenant)) = (live, tenant) else {
             return with_token!(self, c, |token| google.delete_event(&token, &c.calendar_id, &id).await);
         };

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::domain::ids::{AppointmentId, TenantId};
+use crate::domain::names::named;
 use crate::domain::scheduling::Busy;
 
 /// A connection as stored (tokens sealed).
@@ -14,8 +15,8 @@ use crate::domain::scheduling::Busy;
 pub struct Connection {
     pub client_id: TenantId,
     pub calendar_id: String,
-    /// `connected`, or `reconnect` once Google refused the grant.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ConnectionStatus,
     pub refresh_token_sealed: String,
     pub access_token_sealed: Option<String>,
     pub access_expires_at: Option<DateTime<Utc>>,
@@ -30,26 +31,41 @@ pub struct Connection {
 
 impl Connection {
     pub fn needs_reconnect(&self) -> bool {
-        self.status == "reconnect"
+        self.status == ConnectionStatus::Reconnect
     }
 }
 
 const COLUMNS: &str = "client_id, calendar_id, status, refresh_token_sealed, access_token_sealed, access_expires_at, \
      sync_token, channel_id, channel_token, resource_id, channel_expires_at, last_synced_at, last_error";
 
-/// What the queue does for an appointment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncAction {
-    Upsert,
-    Delete,
+named! {
+    /// What the queue does for an appointment's event.
+    pub enum SyncAction {
+        Upsert = "upsert",
+        Delete = "delete",
+    }
 }
 
-impl SyncAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncAction::Upsert => "upsert",
-            SyncAction::Delete => "delete",
-        }
+named! {
+    /// Whether Google still accepts the connection.
+    pub enum ConnectionStatus {
+        Connected = "connected",
+        /// Google refused the grant: the owner must connect again.
+        Reconnect = "reconnect",
+    }
+}
+
+impl TryFrom<String> for SyncAction {
+    type Error = crate::domain::names::UnknownName;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl TryFrom<String> for ConnectionStatus {
+    type Error = crate::domain::names::UnknownName;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
     }
 }
 
@@ -82,7 +98,8 @@ pub struct Job {
     pub id: i64,
     pub client_id: TenantId,
     pub appointment_id: AppointmentId,
-    pub action: String,
+    #[sqlx(try_from = "String")]
+    pub action: SyncAction,
     pub version: i32,
     pub attempts: i32,
 }
