@@ -144,6 +144,7 @@ impl Application {
             tracing::warn!("SMTP_URL is not set: e-mails wait in the outbox (shown on the Messages page)");
         }
         let summaries = Summaries::new(pool.clone(), &config);
+        let calendar = crate::services::calendar_sync::CalendarSync::new(pool.clone(), &config)?;
         let config = Arc::new(config);
         let telephony_state = TelephonyState {
             payments: payments.clone(),
@@ -172,7 +173,7 @@ impl Application {
                 crate::vendors::twilio::Twilio::from_config(&config),
             ),
             numbers: NumberOrders::new(pool.clone(), &config),
-            calendar: crate::services::calendar_sync::CalendarSync::new(pool.clone(), &config)?,
+            calendar,
             config,
             pool,
             store,

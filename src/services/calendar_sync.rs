@@ -92,6 +92,21 @@ pub enum BusySource {
     LocalCopyAfterError,
 }
 
+impl BusySource {
+    /// What a call's record says when availability could not use Google's answer.
+    pub fn fallback_note(self) -> Option<&'static str> {
+        match self {
+            BusySource::LocalCopyAfterTimeout => {
+                Some("Google Calendar did not answer in time; times were offered from the last sync")
+            }
+            BusySource::LocalCopyAfterError => {
+                Some("Google Calendar refused the busy-time check; times were offered from the last sync")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Connection status as the Integrations page shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Status {
