@@ -56,6 +56,57 @@ pub struct Config {
     pub mail: MailSettings,
     /// `REMINDER_SWEEP_SECS`: how often due appointment reminders are queued (default 60).
     pub reminder_sweep_every: std::time::Duration,
+    /// Google Calendar: OAuth client, endpoints, the key tokens are sealed with.
+    pub google: GoogleSettings,
+}
+
+/// Google Calendar, both ways. Without a client id and secret the Integrations page says
+/// so; without `INTEGRATIONS_KEY` connecting is refused (tokens are never stored in clear).
+#[derive(Clone)]
+pub struct GoogleSettings {
+    /// `GOOGLE_CLIENT_ID`, `GOOGLE_CLIENT_SECRET`: the OAuth client (type "Web application").
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// `GOOGLE_OAUTH_BASE` (token endpoint host), `GOOGLE_AUTH_URL` (consent page),
+    /// `GOOGLE_API_BASE` (Calendar API host); tests point them at a fake.
+    pub oauth_base: Url,
+    pub auth_url: Url,
+    pub api_base: Url,
+    /// `INTEGRATIONS_KEY`: 32 bytes in base64, sealing vendor tokens at rest.
+    pub integrations_key: Option<SecretString>,
+    /// `GOOGLE_FREEBUSY_BUDGET_MS`: the longest availability waits on freeBusy (default 300).
+    pub freebusy_budget: std::time::Duration,
+    /// `GOOGLE_STALE_SECS`: a busy copy older than this is checked with freeBusy (default 900).
+    pub stale_after: std::time::Duration,
+    /// `GOOGLE_SYNC_POLL_MS`: how often the calendar worker looks for work (default 1000).
+    pub poll: std::time::Duration,
+    /// `GOOGLE_WATCH_TTL_SECS`: how long a push channel is asked to live (default 7 days);
+    /// it is renewed a day (or a tenth of its life) before it ends.
+    pub watch_ttl: std::time::Duration,
+}
+
+impl GoogleSettings {
+    /// The OAuth client is configured.
+    pub fn enabled(&self) -> bool {
+        self.client_id.is_some() && self.client_secret.is_some()
+    }
+}
+
+impl fmt::Debug for GoogleSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redact(&self.client_secret))
+            .field("oauth_base", &self.oauth_base.as_str())
+            .field("auth_url", &self.auth_url.as_str())
+            .field("api_base", &self.api_base.as_str())
+            .field("integrations_key", &redact(&self.integrations_key))
+            .field("freebusy_budget", &self.freebusy_budget)
+            .field("stale_after", &self.stale_after)
+            .field("poll", &self.poll)
+            .field("watch_ttl", &self.watch_ttl)
+            .finish()
+    }
 }
 
 /// Sending e-mail through SMTP (without a server configured, mails wait in the outbox) and
@@ -249,6 +300,33 @@ struct Environment {
     mail_sweep_secs: u64,
     #[arg(long, env = "REMINDER_SWEEP_SECS", default_value = "60", value_parser = number::<u64>("REMINDER_SWEEP_SECS", "a number of seconds"))]
     reminder_sweep_secs: u64,
+    #[arg(long, env = "GOOGLE_CLIENT_ID")]
+    google_client_id: Option<String>,
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", value_parser = secret)]
+    google_client_secret: Option<SecretString>,
+    #[arg(long, env = "GOOGLE_OAUTH_BASE", default_value = "https://oauth2.googleapis.com", value_parser = api_base("GOOGLE_OAUTH_BASE"))]
+    google_oauth_base: Url,
+    #[arg(long, env = "GOOGLE_AUTH_URL", default_value = "https://accounts.google.com/o/oauth2/v2/auth", value_parser = url("GOOGLE_AUTH_URL"))]
+    google_auth_url: Url,
+    #[arg(long, env = "GOOGLE_API_BASE", default_value = "https://www.googleapis.com", value_parser = api_base("GOOGLE_API_BASE"))]
+    google_api_base: Url,
+    #[arg(long, env = "INTEGRATIONS_KEY", value_parser = integrations_key)]
+    integrations_key: Option<SecretString>,
+    #[arg(long, env = "GOOGLE_FREEBUSY_BUDGET_MS", default_value = "300", value_parser = number::<u64>("GOOGLE_FREEBUSY_BUDGET_MS", "a number of milliseconds"))]
+    google_freebusy_budget_ms: u64,
+    #[arg(long, env = "GOOGLE_STALE_SECS", default_value = "900", value_parser = number::<u64>("GOOGLE_STALE_SECS", "a number of seconds"))]
+    google_stale_secs: u64,
+    #[arg(long, env = "GOOGLE_SYNC_POLL_MS", default_value = "1000", value_parser = number::<u64>("GOOGLE_SYNC_POLL_MS", "a number of milliseconds"))]
+    google_sync_poll_ms: u64,
+    #[arg(long, env = "GOOGLE_WATCH_TTL_SECS", default_value = "604800", value_parser = number::<u64>("GOOGLE_WATCH_TTL_SECS", "a number of seconds"))]
+    google_watch_ttl_secs: u64,
+}
+
+/// `INTEGRATIONS_KEY` is checked at start (a wrong key would only show when connecting);
+/// the message never repeats the value.
+fn integrations_key(v: &str) -> Result<SecretString, String> {
+    crate::vendors::sealed::SealingKey::from_base64(v).map_err(|e| e.to_string())?;
+    Ok(SecretString::from(v.to_owned()))
 }
 
 /// `RINGLYPRO_NUMBER_POOL`, parsed: a newtype so clap takes the whole list as one value.
@@ -443,6 +521,18 @@ impl Config {
                 sweep_every: std::time::Duration::from_secs(env.mail_sweep_secs.max(1)),
             },
             reminder_sweep_every: std::time::Duration::from_secs(env.reminder_sweep_secs.max(1)),
+            google: GoogleSettings {
+                client_id: env.google_client_id,
+                client_secret: env.google_client_secret,
+                oauth_base: env.google_oauth_base,
+                auth_url: env.google_auth_url,
+                api_base: env.google_api_base,
+                integrations_key: env.integrations_key,
+                freebusy_budget: std::time::Duration::from_millis(env.google_freebusy_budget_ms),
+                stale_after: std::time::Duration::from_secs(env.google_stale_secs),
+                poll: std::time::Duration::from_millis(env.google_sync_poll_ms.max(1)),
+                watch_ttl: std::time::Duration::from_secs(env.google_watch_ttl_secs.max(60)),
+            },
         })
     }
 
@@ -504,6 +594,7 @@ impl fmt::Debug for Config {
             .field("billing", &self.billing)
             .field("mail", &self.mail)
             .field("reminder_sweep_every", &self.reminder_sweep_every)
+            .field("google", &self.google)
             .finish()
     }
 }
@@ -531,6 +622,33 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn google_settings_default_to_googles_hosts_and_keep_secrets_out_of_debug() {
+        let c = config(&[]).unwrap();
+        assert!(!c.google.enabled());
+        assert_eq!(endpoint(&c.google.oauth_base), "https://oauth2.googleapis.com");
+        assert_eq!(c.google.freebusy_budget, std::time::Duration::from_millis(300));
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = config(&[
+            ("GOOGLE_CLIENT_ID", "id.apps.googleusercontent.com"),
+            ("GOOGLE_CLIENT_SECRET", "very-secret"),
+            ("INTEGRATIONS_KEY", key),
+            ("GOOGLE_FREEBUSY_BUDGET_MS", "150"),
+        ])
+        .unwrap();
+        assert!(c.google.enabled());
+        assert_eq!(c.google.freebusy_budget, std::time::Duration::from_millis(150));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret") && !shown.contains(key), "{shown}");
+    }
+
+    #[test]
+    fn a_short_integrations_key_is_refused_without_repeating_it() {
+        let e = config(&[("INTEGRATIONS_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
+        assert!(e.contains("INTEGRATIONS_KEY must be 32 bytes"), "{e}");
+        assert!(!e.contains("c2hvcnQ="), "{e}");
     }
 
     #[test]

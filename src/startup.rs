@@ -144,6 +144,7 @@ impl Application {
             tracing::warn!("SMTP_URL is not set: e-mails wait in the outbox (shown on the Messages page)");
         }
         let summaries = Summaries::new(pool.clone(), &config);
+        let calendar = crate::services::calendar_sync::CalendarSync::new(pool.clone(), &config)?;
         let config = Arc::new(config);
         let telephony_state = TelephonyState {
             payments: payments.clone(),
@@ -172,6 +173,7 @@ impl Application {
                 crate::vendors::twilio::Twilio::from_config(&config),
             ),
             numbers: NumberOrders::new(pool.clone(), &config),
+            calendar,
             config,
             pool,
             store,
@@ -206,6 +208,7 @@ impl Application {
         let texter = crate::services::texting::Texting::new(self.state.pool.clone(), &self.state.config).spawn_worker();
         let webhooks =
             crate::services::webhooks::Webhooks::new(self.state.pool.clone(), &self.state.config)?.spawn_worker();
+        let calendar_worker = self.state.calendar.spawn_worker();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -232,6 +235,7 @@ impl Application {
         reminder_sweeper.abort();
         texter.abort();
         webhooks.abort();
+        calendar_worker.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

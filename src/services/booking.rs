@@ -15,9 +15,10 @@ use crate::domain::ids::{AppointmentId, CallId, ContactId, MessageId};
 use crate::domain::language::Language;
 use crate::domain::messages::Direction;
 use crate::domain::scheduling::{self, Preference, Slot};
+use crate::services::calendar_sync::{BusySource, CalendarSync};
 use crate::storage::postgres::appointments::{self, Appointment, InsertError, NewAppointment};
 use crate::storage::postgres::tenants::{self, Tenant};
-use crate::storage::postgres::{begin_tenant, calls, contacts, messages, reminders};
+use crate::storage::postgres::{begin_tenant, calls, contacts, google, messages, reminders};
 
 /// How far ahead availability is searched.
 pub const LOOKAHEAD_DAYS: i64 = 31;
@@ -44,17 +45,32 @@ pub async fn availability(
     now: DateTime<Utc>,
     count: usize,
 ) -> anyhow::Result<Vec<Slot>> {
+    let (from, to) = (now - Duration::days(1), now + Duration::days(LOOKAHEAD_DAYS + 2));
     let mut tx = begin_tenant(pool, tenant.id).await?;
-    let busy = appointments::busy_between(
-        &mut tx,
-        tenant.id,
-        now - Duration::days(1),
-        now + Duration::days(LOOKAHEAD_DAYS + 2),
-    )
-    .await
-    .context("reading busy times")?;
+    let mut busy = appointments::busy_between(&mut tx, tenant.id, from, to).await.context("reading busy times")?;
+    // The owner's own Google Calendar events, as last synced.
+    busy.extend(google::busy_between(&mut tx, tenant.id, from, to).await.context("reading Google busy times")?);
     tx.commit().await?;
     Ok(scheduling::offer(&tenant.calendar(), &busy, now, pref, count))
+}
+
+/// [`availability`], checking Google's freeBusy within its budget when the local copy of
+/// the owner's calendar is stale; says where the Google busy times came from.
+pub async fn availability_checked(
+    pool: &PgPool,
+    calendar: &CalendarSync,
+    tenant: &Tenant,
+    pref: &Preference,
+    now: DateTime<Utc>,
+    count: usize,
+) -> anyhow::Result<(Vec<Slot>, BusySource)> {
+    let (from, to) = (now - Duration::days(1), now + Duration::days(LOOKAHEAD_DAYS + 2));
+    let (google_busy, source) = calendar.busy(tenant.id, from, to, now).await.context("reading Google busy times")?;
+    let mut tx = begin_tenant(pool, tenant.id).await?;
+    let mut busy = appointments::busy_between(&mut tx, tenant.id, from, to).await.context("reading busy times")?;
+    tx.commit().await?;
+    busy.extend(google_busy);
+    Ok((scheduling::offer(&tenant.calendar(), &busy, now, pref, count), source))
 }
 
 /// A booking request from a call (or the dashboard).

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod agenda;
 pub mod booking;
+pub mod calendar_sync;
 pub mod calls;
 pub mod credits;
 pub mod mail;

@@ -184,6 +184,7 @@ pub async fn page(app: &WebState, owner: &Owner, shown: Shown<'_>) -> Result<Res
             notice => shown.notice,
             error => shown.error,
             public_url => app.config.public_url.clone(),
+            google => minijinja::Value::from(minijinja::value::Serde(app.calendar.status(owner.client_id, chrono::Utc::now()).await?)),
         },
     )
 }

@@ -33,6 +33,7 @@ pub mod calls;
 pub mod credits;
 pub mod crm;
 pub mod error;
+pub mod google;
 pub mod integrations;
 pub mod json_body;
 pub mod limits;
@@ -72,6 +73,8 @@ pub struct WebState {
     pub call_control: CallControl,
     /// Tenants' numbers bought from (and released to) Twilio.
     pub numbers: NumberOrders,
+    /// Google Calendar connections, their sync and the busy times they add.
+    pub calendar: crate::services::calendar_sync::CalendarSync,
 }
 
 /// Every dashboard, `/api`, asset and health route. The CSRF check
@@ -103,6 +106,10 @@ pub fn routes() -> Router<WebState> {
         .route("/api/webhooks/deliveries", get(integrations::api_deliveries))
         .route("/api/webhooks/deliveries/{id}/resend", post(integrations::api_resend))
         .route("/api/webhooks/{id}", axum::routing::delete(integrations::api_remove))
+        .route("/app/integrations/google/connect", get(google::connect))
+        .route("/app/integrations/google/disconnect", post(google::disconnect))
+        .route("/integrations/google/callback", get(google::callback))
+        .route("/integrations/google/notify", post(google::notify))
         .route("/app/integrations/api-keys", post(api_keys::create_form))
         .route("/app/integrations/api-keys/{id}/revoke", post(api_keys::revoke_form))
         .route("/api/api-keys", get(api_keys::api_list).post(api_keys::api_create))

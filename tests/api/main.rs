@@ -15,6 +15,7 @@ mod calls_pages;
 mod cloud_calls;
 mod contacts;
 mod credits_pages;
+mod google_calendar;
 mod helpers;
 mod isolation;
 mod live;

@@ -5,6 +5,7 @@
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod gohighlevel;
+pub mod google;
 pub mod openai;
 pub mod smtp;
 pub mod stripe;

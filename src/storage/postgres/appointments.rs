@@ -261,7 +261,7 @@ pub async fn change(
     .map_err(InsertError::from)
 }
 
-/// Tells the business's webhooks what became of an appointment: `data.appointment` as it
+/// Tells the business's webhooks (and its Google Calendar queue) what became of an appointment: `data.appointment` as it
 /// now stands, and for a move `data.previous` (the old appointment row, or the same one
 /// with its old times).
 pub async fn announce(
@@ -275,5 +275,16 @@ pub async fn announce(
     if let Some(previous) = previous {
         data["previous"] = serde_json::to_value(previous).map_err(encode)?;
     }
-    super::webhooks::emit(conn, appointment.client_id, kind, data).await.map(|_| ())
+    super::webhooks::emit(&mut *conn, appointment.client_id, kind, data).await?;
+    // The Google Calendar event follows in the same transaction (queued, never sent here).
+    let action = if appointment.status == AppointmentStatus::Cancelled {
+        super::google::SyncAction::Delete
+    } else {
+        super::google::SyncAction::Upsert
+    };
+    super::google::enqueue(&mut *conn, appointment.client_id, appointment.id, action).await?;
+    if let Some(previous) = previous.filter(|p| p.id != appointment.id) {
+        super::google::enqueue(conn, previous.client_id, previous.id, super::google::SyncAction::Delete).await?;
+    }
+    Ok(())
 }

@@ -20,6 +20,7 @@ pub mod contacts;
 pub mod credit_reports;
 pub mod credits;
 pub mod email_outbox;
+pub mod google;
 pub mod login_failures;
 pub mod messages;
 pub mod numbers;
