@@ -157,6 +157,7 @@ impl Application {
                 engines,
                 prompts: prompts.clone(),
                 settings,
+                calendar: Some(calendar.clone()),
             },
         };
         let state = WebState {

@@ -54,6 +54,8 @@ pub struct CallDeps {
     pub engines: Engines,
     pub prompts: Arc<Prompts>,
     pub settings: CallSettings,
+    /// Google Calendar busy times (freeBusy within its budget when the copy is stale).
+    pub calendar: Option<crate::services::calendar_sync::CalendarSync>,
 }
 
 /// Who and what this call is.

@@ -3,11 +3,8 @@
 //! stays inside its own module; callers see typed requests, results and errors. `sealed`
 //! keeps their credentials encrypted at rest.
 
-<<<<<<< HEAD
 pub mod gohighlevel;
-=======
 pub mod google;
 pub mod sealed;
->>>>>>> google
 pub mod stripe;
 pub mod twilio;

@@ -103,7 +103,7 @@ fn deps(engines: Engines, store: CallStateStore) -> CallDeps {
         .connect_lazy("postgres://nobody@127.0.0.1:1/none")
         .expect("a well-formed URL");
     let prompts = Arc::new(Prompts::load().expect("the prompts load"));
-    CallDeps { pool, store, engines, prompts, settings: CallSettings::default() }
+    CallDeps { pool, store, engines, prompts, settings: CallSettings::default(), calendar: None }
 }
 
 fn start(engines: Engines) -> Call {

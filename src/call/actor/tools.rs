@@ -9,6 +9,7 @@ use crate::dialogue::policy::{FoundAppointment, Step, ToolCall, ToolResult};
 use crate::domain::appointments::BookingSource;
 use crate::domain::scheduling::Slot;
 use crate::services::booking::{self, BookingError, BookingRequest};
+use crate::services::calendar_sync::BusySource;
 
 impl CallActor {
     /// Runs the local engine's tools until it has something to say, then starts saying it.
@@ -33,10 +34,23 @@ impl CallActor {
         let tenant = &self.setup.tenant;
         let now = Utc::now();
         match call {
-            ToolCall::CheckAvailability(pref) => match booking::availability(&deps.pool, tenant, &pref, now, 3).await {
-                Ok(slots) => ToolResult::Slots(slots),
-                Err(e) => self.tool_failed("check_availability", e),
-            },
+            ToolCall::CheckAvailability(pref) => {
+                let checked = match &deps.calendar {
+                    Some(calendar) => booking::availability_checked(&deps.pool, calendar, tenant, &pref, now, 3).await,
+                    None => booking::availability(&deps.pool, tenant, &pref, now, 3)
+                        .await
+                        .map(|s| (s, BusySource::NotConnected)),
+                };
+                match checked {
+                    Ok((slots, source)) => {
+                        if let Some(note) = source.fallback_note() {
+                            self.failures.push(format!("check_availability: {note}"));
+                        }
+                        ToolResult::Slots(slots)
+                    }
+                    Err(e) => self.tool_failed("check_availability", e),
+                }
+            }
             ToolCall::Book { slot, name, phone } => {
                 let req = self.booking_request(slot, name, phone);
                 match booking::book(&deps.pool, tenant, &req, now).await {
