@@ -158,7 +158,8 @@ fn random_sid(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
-fn signed_post(
+/// A form POST signed as Twilio signs its webhooks (when the server checks signatures).
+pub(crate) fn signed_post(
     client: &reqwest::Client,
     token: Option<&str>,
     url: &str,

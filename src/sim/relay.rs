@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::domain::language::Language;
 use crate::sim::caller::{Caller, Reply};
+use crate::sim::signed_post;
 use crate::telephony::{signature, twiml};
 
 /// How long the caller waits for the agent's next reply.
@@ -56,19 +57,6 @@ async fn read_reply(ws: &mut Socket, wait: Duration) -> anyhow::Result<(String, 
             _ => {}
         }
     }
-}
-
-fn signed_post(
-    client: &reqwest::Client,
-    token: Option<&str>,
-    url: &str,
-    params: &[(String, String)],
-) -> reqwest::RequestBuilder {
-    let mut req = client.post(url).form(params);
-    if let Some(token) = token {
-        req = req.header("X-Twilio-Signature", signature::sign(token, url, params));
-    }
-    req
 }
 
 /// Places a ConversationRelay call from `from` to `to` and lets `caller` answer each reply
