@@ -3,87 +3,8 @@
 //! no sockets or clocks, so both the text and the audio paths share it.
 
 use crate::domain::language::Language;
+pub use crate::sim::scenario::Ask;
 use crate::sim::scenario::{Goal, Persona, SlotChoice};
-
-/// What the agent's turn asks of the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Ask {
-    Greeting,
-    Name,
-    NameReadback,
-    Spell,
-    PhoneConfirm,
-    Phone,
-    Offer,
-    Preference,
-    Message,
-    LeaveMessage,
-    Code,
-    ConfirmCancel,
-    BookOffer,
-    AnythingElse,
-    NotUnderstood,
-    Goodbye,
-    Transfer,
-    Other,
-}
-
-impl Ask {
-    pub const NAMES: [&'static str; 18] = [
-        "greeting",
-        "name",
-        "name_readback",
-        "spell",
-        "phone_confirm",
-        "phone",
-        "offer",
-        "preference",
-        "message",
-        "leave_message",
-        "code",
-        "confirm_cancel",
-        "book_offer",
-        "anything_else",
-        "not_understood",
-        "goodbye",
-        "transfer",
-        "other",
-    ];
-    const ALL: [Ask; 18] = [
-        Ask::Greeting,
-        Ask::Name,
-        Ask::NameReadback,
-        Ask::Spell,
-        Ask::PhoneConfirm,
-        Ask::Phone,
-        Ask::Offer,
-        Ask::Preference,
-        Ask::Message,
-        Ask::LeaveMessage,
-        Ask::Code,
-        Ask::ConfirmCancel,
-        Ask::BookOffer,
-        Ask::AnythingElse,
-        Ask::NotUnderstood,
-        Ask::Goodbye,
-        Ask::Transfer,
-        Ask::Other,
-    ];
-
-    pub fn name(self) -> &'static str {
-        let i = Self::ALL.iter().position(|a| *a == self).unwrap_or(Self::ALL.len() - 1);
-        Self::NAMES[i]
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
-    }
-
-    /// The call is over after this turn.
-    pub fn ends_call(self) -> bool {
-        matches!(self, Ask::Goodbye | Ask::Transfer)
-    }
-}
 
 /// What an agent turn reports as done, besides what it asks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -346,7 +267,7 @@ impl Caller {
             return Some(Reply::Say { text, over_agent });
         }
         let nth = *self.asked.entry(ask).and_modify(|n| *n += 1).or_insert(0);
-        let text = match self.persona.answers.get(ask.name()) {
+        let text = match self.persona.answers.get(ask.as_str()) {
             Some(lines) if !lines.is_empty() => lines[nth.min(lines.len() - 1)].clone(),
             _ => self.answer(ask, nth, agent_text),
         };

@@ -11,8 +11,40 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
 use serde::Deserialize;
 
 use crate::domain::language::Language;
+use crate::domain::names::named;
 use crate::domain::scheduling::BusinessHours;
-use crate::sim::caller::Ask;
+
+named! {
+    /// What an agent's turn asks of the caller (read by `caller::classify`); a scenario's
+    /// `caller.answers` are keyed by these names.
+    pub enum Ask {
+        Greeting = "greeting",
+        Name = "name",
+        NameReadback = "name_readback",
+        Spell = "spell",
+        PhoneConfirm = "phone_confirm",
+        Phone = "phone",
+        Offer = "offer",
+        Preference = "preference",
+        Message = "message",
+        LeaveMessage = "leave_message",
+        Code = "code",
+        ConfirmCancel = "confirm_cancel",
+        BookOffer = "book_offer",
+        AnythingElse = "anything_else",
+        NotUnderstood = "not_understood",
+        Goodbye = "goodbye",
+        Transfer = "transfer",
+        Other = "other",
+    }
+}
+
+impl Ask {
+    /// The call is over after this turn.
+    pub fn ends_call(self) -> bool {
+        matches!(self, Ask::Goodbye | Ask::Transfer)
+    }
+}
 
 /// One scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -320,8 +352,9 @@ impl Scenario {
             bail!("business.language must be en or es");
         }
         for key in self.caller.answers.keys() {
-            if Ask::from_name(key).is_none() {
-                bail!("caller.answers.{key} is not a kind of question ({})", Ask::NAMES.join(", "));
+            if key.parse::<Ask>().is_err() {
+                let kinds: Vec<&str> = Ask::ALL.iter().map(|a| a.as_str()).collect();
+                bail!("caller.answers.{key} is not a kind of question ({})", kinds.join(", "));
             }
         }
         let outcomes = ["none", "booked", "cancelled", "rescheduled", "message", "transfer", "info"];

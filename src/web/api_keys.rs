@@ -3,10 +3,10 @@
 //! manages keys: a request made with a key cannot make or revoke one. How a key is
 //! checked on each request is `web::auth`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -16,7 +16,6 @@ use crate::storage::postgres::api_keys::{self, ApiKey};
 use crate::storage::postgres::begin_tenant;
 use crate::web::auth::Owner;
 use crate::web::error::ErrorBody;
-use crate::web::integrations::{self, Shown};
 use crate::web::json_body::JsonBody;
 use crate::web::{Error, WebState};
 
@@ -51,7 +50,7 @@ pub(crate) async fn list(app: &WebState, owner: &Owner) -> Result<Vec<ApiKey>, E
     Ok(keys)
 }
 
-async fn create(app: &WebState, owner: &Owner, new: &NewApiKey) -> Result<CreatedApiKey, Error> {
+pub(crate) async fn create(app: &WebState, owner: &Owner, new: &NewApiKey) -> Result<CreatedApiKey, Error> {
     owner.in_person()?;
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
@@ -77,7 +76,7 @@ async fn create(app: &WebState, owner: &Owner, new: &NewApiKey) -> Result<Create
     Ok(CreatedApiKey { key, api_key })
 }
 
-async fn revoke(app: &WebState, owner: &Owner, id: i64) -> Result<ApiKey, Error> {
+pub(crate) async fn revoke(app: &WebState, owner: &Owner, id: i64) -> Result<ApiKey, Error> {
     owner.in_person()?;
     let mut tx = begin_tenant(&app.pool, owner.client_id).await?;
     let revoked = api_keys::revoke(&mut tx, owner.client_id, id).await?;
@@ -139,40 +138,6 @@ pub async fn api_create(
 )]
 pub async fn api_revoke(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Json<ApiKey>, Error> {
     Ok(Json(revoke(&app, &owner, id).await?))
-}
-
-/// The form that makes a key.
-#[derive(Debug, Deserialize)]
-pub struct KeyForm {
-    #[serde(default)]
-    pub name: String,
-}
-
-/// `POST /app/integrations/api-keys`: the page again, with the new key shown once (never
-/// in a URL, so it stays out of history and logs).
-pub async fn create_form(
-    State(app): State<WebState>,
-    owner: Owner,
-    Form(form): Form<KeyForm>,
-) -> Result<Response, Error> {
-    match create(&app, &owner, &NewApiKey { name: form.name }).await {
-        Ok(created) => {
-            let shown = Shown { created_key: Some(&created), ..Shown::default() };
-            let mut response = integrations::page(&app, &owner, shown).await?;
-            response
-                .headers_mut()
-                .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-            Ok(response)
-        }
-        Err(e @ (Error::Invalid(_) | Error::Conflict { .. })) => integrations::refused(&app, &owner, e).await,
-        Err(e) => Err(e),
-    }
-}
-
-/// `POST /app/integrations/api-keys/{id}/revoke`
-pub async fn revoke_form(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
-    revoke(&app, &owner, id).await?;
-    Ok(Redirect::to("/app/integrations?done=revoked#api-keys").into_response())
 }
 
 /// The API keys' part of the API document.

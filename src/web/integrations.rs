@@ -16,7 +16,7 @@ use crate::domain::events::EventKind;
 use crate::services::webhooks::{self, EndpointError, MAX_ENDPOINTS};
 use crate::storage::postgres::begin_tenant;
 use crate::storage::postgres::webhooks::{self as store, Delivery, Endpoint};
-use crate::web::api_keys::{self, CreatedApiKey};
+use crate::web::api_keys::{self, CreatedApiKey, NewApiKey};
 use crate::web::auth::Owner;
 use crate::web::error::ErrorBody;
 use crate::web::json_body::JsonBody;
@@ -253,6 +253,44 @@ pub async fn remove_form(State(app): State<WebState>, owner: Owner, Path(id): Pa
 pub async fn resend_form(State(app): State<WebState>, owner: Owner, Path(id): Path<i64>) -> Result<Response, Error> {
     resend(&app, &owner, id).await?;
     Ok(Redirect::to("/app/integrations?done=resent#deliveries").into_response())
+}
+
+/// The form that makes a key.
+#[derive(Debug, Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST /app/integrations/api-keys`: the page again, with the new key shown once (never
+/// in a URL, so it stays out of history and logs).
+pub async fn create_key_form(
+    State(app): State<WebState>,
+    owner: Owner,
+    Form(form): Form<KeyForm>,
+) -> Result<Response, Error> {
+    match api_keys::create(&app, &owner, &NewApiKey { name: form.name }).await {
+        Ok(created) => {
+            let shown = Shown { created_key: Some(&created), ..Shown::default() };
+            let mut response = page(&app, &owner, shown).await?;
+            response
+                .headers_mut()
+                .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+        Err(e @ (Error::Invalid(_) | Error::Conflict { .. })) => refused(&app, &owner, e).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /app/integrations/api-keys/{id}/revoke`
+pub async fn revoke_key_form(
+    State(app): State<WebState>,
+    owner: Owner,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
+    api_keys::revoke(&app, &owner, id).await?;
+    Ok(Redirect::to("/app/integrations?done=revoked#api-keys").into_response())
 }
 
 /// The webhooks' part of the API document.
