@@ -20,21 +20,22 @@ const NUMBER: &str = "+15550001111";
 const EMAIL: &str = "maria@brightsmile.example";
 const PASSWORD: &str = "plaque-free-smiles-42";
 
-/// chromedriver and the browser session it drives; both stop on drop.
-struct Browser {
-    client: Client,
+/// chromedriver and the browser session it drives; both stop on `close`. Shared by the
+/// browser tests of other pages.
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     shots: PathBuf,
     taken: usize,
 }
 
 impl Browser {
-    async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         Browser::start_at(375, 812).await
     }
 
     /// A phone's viewport of `width` × `height` CSS pixels.
-    async fn start_at(width: u32, height: u32) -> Browser {
+    pub(crate) async fn start_at(width: u32, height: u32) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -75,7 +76,7 @@ impl Browser {
         panic!("chromedriver did not start: {last_error:?}");
     }
 
-    async fn screenshot(&mut self, name: &str) {
+    pub(crate) async fn screenshot(&mut self, name: &str) {
         self.taken += 1;
         let png = self.client.screenshot().await.expect("screenshot");
         let path = self.shots.join(format!("{:02}-{name}.png", self.taken));
@@ -83,13 +84,13 @@ impl Browser {
         println!("screenshot {}", path.display());
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let element = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
         element.unwrap_or_else(|e| panic!("{css} is on the page: {e}")).text().await.unwrap()
     }
 
     /// Waits until the element's text contains `needle` (the page updates by itself).
-    async fn wait_for_text(&self, css: &str, needle: &str, within: Duration) -> String {
+    pub(crate) async fn wait_for_text(&self, css: &str, needle: &str, within: Duration) -> String {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let text = match self.client.find(Locator::Css(css)).await {
@@ -105,14 +106,14 @@ impl Browser {
     }
 
     /// Clicks an element once scrolled to the middle of the screen, clear of the tab bar.
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
         let arg = serde_json::to_value(&element).unwrap();
         self.client.execute("arguments[0].scrollIntoView({block: 'center'});", vec![arg]).await.unwrap();
         element.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
     }
 
-    async fn fill(&self, form: &str, fields: &[(&str, &str)]) {
+    pub(crate) async fn fill(&self, form: &str, fields: &[(&str, &str)]) {
         let form = self.client.form(Locator::Css(form)).await.unwrap_or_else(|e| panic!("form {form}: {e}"));
         for (name, value) in fields {
             form.set_by_name(name, value).await.unwrap_or_else(|e| panic!("field {name}: {e}"));
@@ -120,7 +121,27 @@ impl Browser {
         form.submit_direct().await.unwrap();
     }
 
-    async fn close(mut self) {
+    /// Signs Maria up as the owner of Bright Smile Dental (New York) through the signup
+    /// form of `base_url`; she lands on the Today page.
+    pub(crate) async fn sign_up(&self, base_url: &str) {
+        self.client.goto(&format!("{base_url}/signup")).await.unwrap();
+        self.fill(
+            "form[action='/signup']",
+            &[
+                ("business_name", "Bright Smile Dental"),
+                ("business_phone", "+1 (555) 010-2000"),
+                ("business_type", "Dental"),
+                ("timezone", "America/New_York"),
+                ("owner_name", "Maria Lopez"),
+                ("owner_phone", "+1 555 010 2001"),
+                ("email", EMAIL),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    }
+
+    pub(crate) async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -447,22 +468,7 @@ async fn a_locked_owner_pays_on_stripes_checkout_page_and_the_next_call_reaches_
 async fn an_owner_makes_an_api_key_and_adds_a_webhook_on_a_phone_screen() {
     let app = spawn_app().await;
     let mut browser = Browser::start().await;
-    browser.client.goto(&format!("{}/signup", app.base_url)).await.unwrap();
-    browser
-        .fill(
-            "form[action='/signup']",
-            &[
-                ("business_name", "Bright Smile Dental"),
-                ("business_phone", "+1 (555) 010-2000"),
-                ("business_type", "Dental"),
-                ("timezone", "America/New_York"),
-                ("owner_name", "Maria Lopez"),
-                ("owner_phone", "+1 555 010 2001"),
-                ("email", EMAIL),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    browser.sign_up(&app.base_url).await;
     browser.client.goto(&format!("{}/app/settings", app.base_url)).await.unwrap();
     browser.click("#open-integrations").await;
     assert!(browser.text("#no-keys").await.contains("No keys yet"));

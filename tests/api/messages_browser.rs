@@ -2,14 +2,13 @@
 //! a delivered text with its Twilio SID, a failed one with Twilio's reason, and a text
 //! received while the conversation is open appearing in it by itself.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use ringlypro::domain::ids::{ContactId, MessageId, TenantId};
 use ringlypro::storage::postgres::messages::{self, Direction, NewMessage};
-use serde_json::json;
 
+use crate::browser::Browser;
 use crate::fakes::twilio::{self, FakeTwilio};
 use crate::helpers::{Options, spawn_app_with};
 use crate::texting::wait_for_status;
@@ -17,65 +16,6 @@ use crate::texting::wait_for_status;
 const NUMBER: &str = "+15550001111";
 const CUSTOMER: &str = "+15550107777";
 const BAD_NUMBER: &str = "+15550108888";
-
-/// chromedriver and its browser session; both stop on `close`.
-struct Browser {
-    client: Client,
-    driver: Child,
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is installed (scripts/setup installs chromium-driver)");
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--no-first-run", "--window-size=375,812"],
-            }
-        });
-        let capabilities = capabilities.as_object().unwrap().clone();
-        let mut last_error = None;
-        for _ in 0..100 {
-            match ClientBuilder::rustls()
-                .expect("TLS roots")
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(client) => return Browser { client, driver },
-                Err(e) => last_error = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("chromedriver did not start: {last_error:?}");
-    }
-
-    async fn text(&self, css: &str) -> String {
-        let element = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
-        element.unwrap_or_else(|e| panic!("{css} is on the page: {e}")).text().await.unwrap()
-    }
-
-    async fn fill(&self, form: &str, fields: &[(&str, &str)]) {
-        let form = self.client.form(Locator::Css(form)).await.unwrap_or_else(|e| panic!("form {form}: {e}"));
-        for (name, value) in fields {
-            form.set_by_name(name, value).await.unwrap_or_else(|e| panic!("field {name}: {e}"));
-        }
-        form.submit_direct().await.unwrap();
-    }
-
-    async fn close(mut self) {
-        let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
 
 async fn queue(pool: &sqlx::PgPool, tenant: TenantId, contact: Option<ContactId>, to: &str, body: &str) -> MessageId {
     let mut conn = pool.acquire().await.unwrap();
@@ -105,22 +45,7 @@ async fn the_messages_pages_show_delivered_and_failed_texts_and_a_received_one_a
     env.push(("RINGLYPRO_NUMBER_POOL", NUMBER.into()));
     let app = spawn_app_with(Options { env, ..Options::default() }).await;
     let browser = Browser::start().await;
-    browser.client.goto(&format!("{}/signup", app.base_url)).await.unwrap();
-    browser
-        .fill(
-            "form[action='/signup']",
-            &[
-                ("business_name", "Bright Smile Dental"),
-                ("business_phone", "+1 (555) 010-2000"),
-                ("business_type", "Dental"),
-                ("timezone", "America/New_York"),
-                ("owner_name", "Maria Lopez"),
-                ("owner_phone", "+1 555 010 2001"),
-                ("email", "maria@brightsmile.example"),
-                ("password", "plaque-free-smiles-42"),
-            ],
-        )
-        .await;
+    browser.sign_up(&app.base_url).await;
     browser.text("#rachel").await;
     let tenant: TenantId = sqlx::query_scalar("SELECT id FROM clients WHERE ringlypro_number = $1")
         .bind(NUMBER)
