@@ -262,6 +262,9 @@ impl Summaries {
         summary: &str,
         source: &str,
     ) -> anyhow::Result<()> {
+        if !crate::storage::postgres::webhooks::wanted(conn, tenant.id, EventKind::CallCompleted).await? {
+            return Ok(());
+        }
         let (summary, source) = if summary.is_empty() && call.handled_by == HandledBy::Agent {
             let lang = Language::from_code(&prefs.summary_language).unwrap_or_default();
             let facts = self.facts(conn, tenant, call, lang).await?;

@@ -94,6 +94,19 @@ pub async fn emit(
     Ok((written > 0).then_some(event_id))
 }
 
+/// Whether any of the business's endpoints takes `kind`: lets a caller skip building an
+/// event nobody receives.
+pub async fn wanted(conn: &mut PgConnection, client_id: TenantId, kind: EventKind) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints \
+                        WHERE client_id = $1 AND removed_at IS NULL AND $2 = ANY(events))",
+    )
+    .bind(client_id)
+    .bind(kind.as_str())
+    .fetch_one(conn)
+    .await
+}
+
 const ENDPOINT_COLUMNS: &str = "id, url, secret, events, description, created_at";
 
 pub async fn add_endpoint(
