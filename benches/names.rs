@@ -13,6 +13,8 @@
 //!   running PocketSphinx, so another recogniser is read by the same NLU and table.
 //! - `NAMES_LABEL=x` names the CSV `names-x.csv`; `NAMES_VERBOSE=1` prints every miss.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +24,6 @@ use ringlypro::audio::mulaw;
 use ringlypro::dialogue::nlu::read_name_answer;
 use ringlypro::domain::language::Language;
 use ringlypro::providers::stt::sphinx::{SphinxConfig, SphinxStt};
-use ringlypro::providers::stt::{SpeechToText, SttEvent, SttInput, SttStream};
 use ringlypro::providers::tts::flite::{FliteTts, FliteVoice};
 use ringlypro::providers::tts::{TextToSpeech, TtsRequest};
 
@@ -315,24 +316,7 @@ async fn recognise_all(stt: &Arc<SphinxStt>, utterances: &[Utterance]) -> anyhow
 }
 
 async fn recognise(stt: &SphinxStt, audio: &[u8]) -> anyhow::Result<String> {
-    let SttStream { input, mut events } = stt.open(Language::English)?;
-    let collector = tokio::spawn(async move {
-        let mut finals = Vec::new();
-        while let Some(event) = events.recv().await {
-            match event {
-                SttEvent::Final { text, .. } => finals.push(text),
-                SttEvent::Error(e) => return Err(anyhow::Error::from(e)),
-                _ => {}
-            }
-        }
-        Ok(finals)
-    });
-    let silence = std::iter::repeat_n(vec![0xFF; 160], TRAILING_SILENCE.as_millis() as usize / 20);
-    for frame in audio.chunks(160).map(<[u8]>::to_vec).chain(silence) {
-        input.send(SttInput::Audio(frame)).await?;
-    }
-    drop(input);
-    Ok(collector.await??.join(" "))
+    Ok(support::recognise(stt, audio, TRAILING_SILENCE).await?.join(" "))
 }
 
 fn score(u: &Utterance, heard: &str) -> Scored {

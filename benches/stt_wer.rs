@@ -7,6 +7,8 @@
 //! pass, `STT_WER_VERBOSE=1` to print every mis-recognised phrase). Results also go to
 //! `<target>/bench-results/stt_wer.json`.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -261,24 +263,8 @@ fn silence() -> impl Iterator<Item = Vec<u8>> {
 async fn accuracy(stt: &SphinxStt, utterances: &[Utterance]) -> anyhow::Result<Score> {
     let mut score = Score::default();
     for u in utterances {
-        let SttStream { input, mut events } = stt.open(Language::English)?;
         let started = Instant::now();
-        let collector = tokio::spawn(async move {
-            let mut finals = Vec::new();
-            while let Some(event) = events.recv().await {
-                match event {
-                    SttEvent::Final { text, .. } => finals.push(text),
-                    SttEvent::Error(e) => return Err(anyhow::Error::from(e)),
-                    _ => {}
-                }
-            }
-            Ok(finals)
-        });
-        for frame in u.audio.chunks(160).map(<[u8]>::to_vec).chain(silence()) {
-            input.send(SttInput::Audio(frame)).await?;
-        }
-        drop(input);
-        let finals = collector.await??;
+        let finals = support::recognise(stt, &u.audio, TRAILING_SILENCE).await?;
         score.decode_wall += started.elapsed();
         score.audio += Duration::from_secs_f64(u.audio.len() as f64 / 8000.0) + TRAILING_SILENCE;
 

@@ -1,5 +1,5 @@
-//! What the call benchmarks share: a fresh database with the demo tenant, percentiles,
-//! and where results are written.
+//! What the benchmarks share: a fresh database with the demo tenant, percentiles, where
+//! results are written, and one utterance put through the local recogniser.
 #![allow(dead_code)]
 
 pub mod plots;
@@ -81,4 +81,32 @@ pub fn write_results(file: &str, value: &serde_json::Value) -> anyhow::Result<()
     std::fs::write(&path, serde_json::to_string_pretty(value)?)?;
     println!("written to {}", path.display());
     Ok(())
+}
+
+/// The finals the local recogniser makes of one utterance of 8 kHz μ-law, fed as 20 ms
+/// frames as fast as it takes them, followed by `trailing` silence so it can close the turn.
+pub async fn recognise(
+    stt: &ringlypro::providers::stt::sphinx::SphinxStt,
+    audio: &[u8],
+    trailing: std::time::Duration,
+) -> anyhow::Result<Vec<String>> {
+    use ringlypro::providers::stt::{SpeechToText, SttEvent, SttInput, SttStream};
+    let SttStream { input, mut events } = stt.open(ringlypro::domain::language::Language::English)?;
+    let collector = tokio::spawn(async move {
+        let mut finals = Vec::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                SttEvent::Final { text, .. } => finals.push(text),
+                SttEvent::Error(e) => return Err(anyhow::Error::from(e)),
+                _ => {}
+            }
+        }
+        Ok(finals)
+    });
+    let silence = std::iter::repeat_n(vec![0xFF; 160], trailing.as_millis() as usize / 20);
+    for frame in audio.chunks(160).map(<[u8]>::to_vec).chain(silence) {
+        input.send(SttInput::Audio(frame)).await?;
+    }
+    drop(input);
+    collector.await?
 }
