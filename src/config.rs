@@ -56,8 +56,40 @@ pub struct Config {
     pub mail: MailSettings,
     /// `REMINDER_SWEEP_SECS`: how often due appointment reminders are queued (default 60).
     pub reminder_sweep_every: std::time::Duration,
-    /// Google Calendar: OAuth client, endpoints, the key tokens are sealed with.
+    /// `INTEGRATIONS_KEY`: 32 bytes in base64, sealing vendor tokens (Google Calendar,
+    /// GoHighLevel) at rest; without it connecting either is refused.
+    pub integrations_key: Option<SecretString>,
+    /// Google Calendar: OAuth client and endpoints.
     pub google: GoogleSettings,
+    /// GoHighLevel: OAuth app and endpoints.
+    pub gohighlevel: GoHighLevelSettings,
+}
+
+/// GoHighLevel (LeadConnector API v2). Without a client id and secret the Integrations
+/// page says so.
+#[derive(Clone)]
+pub struct GoHighLevelSettings {
+    /// `GHL_CLIENT_ID`, `GHL_CLIENT_SECRET`: the marketplace app's OAuth client.
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// `GHL_API_BASE` (API and token host), `GHL_AUTH_URL` (the location chooser); tests
+    /// point them at a fake.
+    pub api_base: Url,
+    pub auth_url: Url,
+    /// `GHL_SYNC_POLL_MS`: how often the GoHighLevel worker looks for work (default 1000).
+    pub poll: std::time::Duration,
+}
+
+impl fmt::Debug for GoHighLevelSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoHighLevelSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redact(&self.client_secret))
+            .field("api_base", &self.api_base.as_str())
+            .field("auth_url", &self.auth_url.as_str())
+            .field("poll", &self.poll)
+            .finish()
+    }
 }
 
 /// Google Calendar, both ways. Without a client id and secret the Integrations page says
@@ -72,8 +104,6 @@ pub struct GoogleSettings {
     pub oauth_base: Url,
     pub auth_url: Url,
     pub api_base: Url,
-    /// `INTEGRATIONS_KEY`: 32 bytes in base64, sealing vendor tokens at rest.
-    pub integrations_key: Option<SecretString>,
     /// `GOOGLE_FREEBUSY_BUDGET_MS`: the longest availability waits on freeBusy (default 300).
     pub freebusy_budget: std::time::Duration,
     /// `GOOGLE_STALE_SECS`: a busy copy older than this is checked with freeBusy (default 900).
@@ -100,7 +130,6 @@ impl fmt::Debug for GoogleSettings {
             .field("oauth_base", &self.oauth_base.as_str())
             .field("auth_url", &self.auth_url.as_str())
             .field("api_base", &self.api_base.as_str())
-            .field("integrations_key", &redact(&self.integrations_key))
             .field("freebusy_budget", &self.freebusy_budget)
             .field("stale_after", &self.stale_after)
             .field("poll", &self.poll)
@@ -320,6 +349,16 @@ struct Environment {
     google_sync_poll_ms: u64,
     #[arg(long, env = "GOOGLE_WATCH_TTL_SECS", default_value = "604800", value_parser = number::<u64>("GOOGLE_WATCH_TTL_SECS", "a number of seconds"))]
     google_watch_ttl_secs: u64,
+    #[arg(long, env = "GHL_CLIENT_ID")]
+    ghl_client_id: Option<String>,
+    #[arg(long, env = "GHL_CLIENT_SECRET", value_parser = secret)]
+    ghl_client_secret: Option<SecretString>,
+    #[arg(long, env = "GHL_API_BASE", default_value = "https://services.leadconnectorhq.com", value_parser = api_base("GHL_API_BASE"))]
+    ghl_api_base: Url,
+    #[arg(long, env = "GHL_AUTH_URL", default_value = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation", value_parser = url("GHL_AUTH_URL"))]
+    ghl_auth_url: Url,
+    #[arg(long, env = "GHL_SYNC_POLL_MS", default_value = "1000", value_parser = number::<u64>("GHL_SYNC_POLL_MS", "a number of milliseconds"))]
+    ghl_sync_poll_ms: u64,
 }
 
 /// `INTEGRATIONS_KEY` is checked at start (a wrong key would only show when connecting);
@@ -527,12 +566,19 @@ impl Config {
                 oauth_base: env.google_oauth_base,
                 auth_url: env.google_auth_url,
                 api_base: env.google_api_base,
-                integrations_key: env.integrations_key,
                 freebusy_budget: std::time::Duration::from_millis(env.google_freebusy_budget_ms),
                 stale_after: std::time::Duration::from_secs(env.google_stale_secs),
                 poll: std::time::Duration::from_millis(env.google_sync_poll_ms.max(1)),
                 watch_ttl: std::time::Duration::from_secs(env.google_watch_ttl_secs.max(60)),
             },
+            gohighlevel: GoHighLevelSettings {
+                client_id: env.ghl_client_id,
+                client_secret: env.ghl_client_secret,
+                api_base: env.ghl_api_base,
+                auth_url: env.ghl_auth_url,
+                poll: std::time::Duration::from_millis(env.ghl_sync_poll_ms.max(1)),
+            },
+            integrations_key: env.integrations_key,
         })
     }
 
@@ -594,7 +640,9 @@ impl fmt::Debug for Config {
             .field("billing", &self.billing)
             .field("mail", &self.mail)
             .field("reminder_sweep_every", &self.reminder_sweep_every)
+            .field("integrations_key", &redact(&self.integrations_key))
             .field("google", &self.google)
+            .field("gohighlevel", &self.gohighlevel)
             .finish()
     }
 }
@@ -642,6 +690,17 @@ mod tests {
         assert_eq!(c.google.freebusy_budget, std::time::Duration::from_millis(150));
         let shown = format!("{c:?}");
         assert!(!shown.contains("very-secret") && !shown.contains(key), "{shown}");
+    }
+
+    #[test]
+    fn gohighlevel_settings_default_to_leadconnector_and_keep_the_secret_out_of_debug() {
+        let c = config(&[]).unwrap();
+        assert_eq!(endpoint(&c.gohighlevel.api_base), "https://services.leadconnectorhq.com");
+        assert_eq!(c.gohighlevel.auth_url.as_str(), "https://marketplace.gohighlevel.com/v2/oauth/chooselocation");
+        let c = config(&[("GHL_CLIENT_ID", "app-id"), ("GHL_CLIENT_SECRET", "ghl-very-secret")]).unwrap();
+        assert_eq!(c.gohighlevel.client_id.as_deref(), Some("app-id"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("ghl-very-secret"), "{shown}");
     }
 
     #[test]

@@ -145,6 +145,7 @@ impl Application {
         }
         let summaries = Summaries::new(pool.clone(), &config);
         let calendar = crate::services::calendar_sync::CalendarSync::new(pool.clone(), &config)?;
+        let gohighlevel = crate::services::gohighlevel::GhlSync::new(pool.clone(), &config)?;
         let config = Arc::new(config);
         let telephony_state = TelephonyState {
             payments: payments.clone(),
@@ -175,6 +176,7 @@ impl Application {
             ),
             numbers: NumberOrders::new(pool.clone(), &config),
             calendar,
+            gohighlevel,
             config,
             pool,
             store,
@@ -210,6 +212,7 @@ impl Application {
         let webhooks =
             crate::services::webhooks::Webhooks::new(self.state.pool.clone(), &self.state.config)?.spawn_worker();
         let calendar_worker = self.state.calendar.spawn_worker();
+        let gohighlevel_worker = self.state.gohighlevel.spawn_worker();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Small frames (20–40 ms of audio, marks) must not wait for Nagle's algorithm.
         let listener = self.listener.tap_io(|stream| {
@@ -237,6 +240,7 @@ impl Application {
         texter.abort();
         webhooks.abort();
         calendar_worker.abort();
+        gohighlevel_worker.abort();
         let _ = stop_tx.send(());
         let wrap_up = grace.min(std::time::Duration::from_secs(20));
         let left = registry.drain(grace.saturating_sub(wrap_up), wrap_up).await;

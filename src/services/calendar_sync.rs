@@ -13,10 +13,12 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::domain::appointments::AppointmentStatus;
-use crate::domain::ids::TenantId;
+use crate::domain::ids::{AppointmentId, TenantId};
 use crate::domain::scheduling::Busy;
 use crate::services::accounts::random_token;
-use crate::storage::postgres::google::{self as store, BusyEvent, Connection, Job};
+use crate::storage::postgres::google::{self as store, BusyEvent, Connection};
+use crate::storage::postgres::oauth_states;
+use crate::storage::postgres::sync_jobs::{self, Job, Subject, SyncAction, Target};
 use crate::storage::postgres::{appointments, begin_tenant, tenants};
 use crate::vendors::google::{self, EventDraft, EventTime, Google, GoogleEndpoints, GoogleError};
 use crate::vendors::sealed::SealingKey;
@@ -37,6 +39,8 @@ macro_rules! with_token {
     }};
 }
 
+/// The vendor name consents are stored under.
+const VENDOR: &str = "google";
 /// Jobs (and calendars) handled per round.
 const BATCH: i64 = 20;
 /// How long a claim holds: past any request's timeout.
@@ -137,7 +141,9 @@ fn owner(client_id: TenantId) -> String {
     format!("google:{client_id}")
 }
 
-fn backoff(attempts: i32) -> chrono::Duration {
+/// How long a sync job that failed `attempts` times waits: doubling from 30 s to an hour,
+/// plus up to a fifth more. Shared with the GoHighLevel worker.
+pub(crate) fn backoff(attempts: i32) -> chrono::Duration {
     let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
     let delay = FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY);
     // Up to a fifth more, so businesses rate-limited together do not retry together.
@@ -158,7 +164,7 @@ impl CalendarSync {
             })?),
             _ => None,
         };
-        let key = match &settings.integrations_key {
+        let key = match &config.integrations_key {
             Some(text) => Some(SealingKey::from_base64(secrecy::ExposeSecret::expose_secret(text))?),
             None => None,
         };
@@ -189,9 +195,7 @@ impl CalendarSync {
     pub async fn start_connect(&self, client_id: TenantId, session_csrf: &str) -> Result<String, ConnectError> {
         let (google, _) = self.ready()?;
         let state = random_token();
-        let mut tx = begin_tenant(&self.pool, client_id).await?;
-        store::save_state(&mut tx, &state, client_id, session_csrf).await?;
-        tx.commit().await?;
+        oauth_states::remember(&self.pool, VENDOR, &state, client_id, session_csrf).await?;
         Ok(google.authorize_url(&self.redirect_uri(), &state)?)
     }
 
@@ -206,10 +210,7 @@ impl CalendarSync {
         code: &str,
     ) -> Result<(), ConnectError> {
         let (google, key) = self.ready()?;
-        let mut tx = begin_tenant(&self.pool, client_id).await?;
-        let bound = store::take_state(&mut tx, state, client_id).await?;
-        tx.commit().await?;
-        if bound.as_deref() != Some(session_csrf) {
+        if !oauth_states::redeem(&self.pool, VENDOR, state, client_id, session_csrf).await? {
             return Err(ConnectError::BadState);
         }
         let tokens = google.exchange_code(code, &self.redirect_uri()).await?;
@@ -257,7 +258,7 @@ impl CalendarSync {
     pub async fn status(&self, client_id: TenantId, now: DateTime<Utc>) -> anyhow::Result<Status> {
         let mut tx = begin_tenant(&self.pool, client_id).await?;
         let connection = store::connection(&mut tx, client_id).await?;
-        let pending = store::pending_jobs(&mut tx, client_id).await?;
+        let pending = sync_jobs::pending_jobs(&mut tx, client_id, Target::Google).await?;
         let conflicts = store::conflicts(&mut tx, client_id, now).await?;
         tx.commit().await?;
         Ok(Status {
@@ -402,7 +403,7 @@ impl CalendarSync {
         if self.google.is_none() || self.key.is_none() {
             return Ok(0);
         }
-        let jobs = store::claim_jobs(&self.pool, now, BATCH, LEASE.as_secs() as i64).await?;
+        let jobs = sync_jobs::claim_jobs(&self.pool, Target::Google, now, BATCH, LEASE.as_secs() as i64).await?;
         let count = jobs.len();
         for job in &jobs {
             self.run_job(job, now).await?;
@@ -430,46 +431,47 @@ impl CalendarSync {
     }
 
     async fn run_job(&self, job: &Job, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let Some(connection) = store::connection(&mut *self.pool.acquire().await?, job.client_id).await? else {
-            return Ok(store::finish_job(&self.pool, job).await?);
+        let connection = store::connection(&mut *self.pool.acquire().await?, job.client_id).await?;
+        let (Some(connection), Some(Subject::Appointment(appointment_id))) = (connection, job.subject()) else {
+            return Ok(sync_jobs::finish_job(&self.pool, job).await?);
         };
         if connection.needs_reconnect() {
             let waiting = "waiting for the owner to reconnect Google Calendar";
-            return Ok(store::retry_job(&self.pool, job, now + RECONNECT_WAIT, waiting).await?);
+            return Ok(sync_jobs::retry_job(&self.pool, job, now + RECONNECT_WAIT, waiting).await?);
         }
-        match self.apply_job(&connection, job).await {
+        match self.apply_job(&connection, job, appointment_id).await {
             Ok(()) => {
                 metrics::counter!("ringlypro_google_events_total", "result" => "sent").increment(1);
-                store::finish_job(&self.pool, job).await?;
+                sync_jobs::finish_job(&self.pool, job).await?;
             }
             Err(e) if e.is_retryable() => {
-                tracing::warn!(tenant_id = %job.client_id, appointment = %job.appointment_id, attempts = job.attempts,
+                tracing::warn!(tenant_id = %job.client_id, appointment = %appointment_id, attempts = job.attempts,
                     error = %e, "Google event not written; trying again");
-                store::retry_job(&self.pool, job, now + backoff(job.attempts), &e.to_string()).await?;
+                sync_jobs::retry_job(&self.pool, job, now + backoff(job.attempts), &e.to_string()).await?;
             }
             Err(GoogleError::InvalidGrant) => {
-                store::retry_job(&self.pool, job, now + RECONNECT_WAIT, &GoogleError::InvalidGrant.to_string()).await?;
+                sync_jobs::retry_job(&self.pool, job, now + RECONNECT_WAIT, &GoogleError::InvalidGrant.to_string())
+                    .await?;
             }
             Err(e) => {
-                tracing::warn!(tenant_id = %job.client_id, appointment = %job.appointment_id, error = %e,
+                tracing::warn!(tenant_id = %job.client_id, appointment = %appointment_id, error = %e,
                     "Google refused the event; giving up on this change");
-                store::finish_job(&self.pool, job).await?;
+                sync_jobs::finish_job(&self.pool, job).await?;
             }
         }
         Ok(())
     }
 
     /// Creates, moves or deletes the appointment's own event, by its deterministic id.
-    async fn apply_job(&self, c: &Connection, job: &Job) -> Result<(), GoogleError> {
+    async fn apply_job(&self, c: &Connection, job: &Job, appointment_id: AppointmentId) -> Result<(), GoogleError> {
         let google = self.google.as_ref().ok_or(GoogleError::Retryable("not configured".into()))?;
         let unexpected = |e: sqlx::Error| GoogleError::Retryable(format!("database: {e}"));
         let mut conn = self.pool.acquire().await.map_err(unexpected)?;
-        let appointment = appointments::find(&mut conn, job.client_id, job.appointment_id).await.map_err(unexpected)?;
+        let appointment = appointments::find(&mut conn, job.client_id, appointment_id).await.map_err(unexpected)?;
         let tenant = tenants::find(&self.pool, job.client_id).await.map_err(unexpected)?;
         drop(conn);
-        let id = google::event_id(job.client_id.0, job.appointment_id.0);
-        let live =
-            appointment.filter(|a| a.status != AppointmentStatus::Cancelled && job.action == store::SyncAction::Upsert);
+        let id = google::event_id(job.client_id.0, appointment_id.0);
+        let live = appointment.filter(|a| a.status != AppointmentStatus::Cancelled && job.action == SyncAction::Upsert);
         let (Some(a), Some(tenant)) = (live, tenant) else {
             return with_token!(self, c, |token| google.delete_event(&token, &c.calendar_id, &id).await);
         };

@@ -6,6 +6,7 @@ pub mod booking;
 pub mod calendar_sync;
 pub mod calls;
 pub mod credits;
+pub mod gohighlevel;
 pub mod mail;
 pub mod numbers;
 pub mod passwords;

@@ -185,6 +185,7 @@ pub async fn page(app: &WebState, owner: &Owner, shown: Shown<'_>) -> Result<Res
             error => shown.error,
             public_url => app.config.public_url.clone(),
             google => minijinja::Value::from(minijinja::value::Serde(app.calendar.status(owner.client_id, chrono::Utc::now()).await?)),
+            gohighlevel => minijinja::Value::from(minijinja::value::Serde(app.gohighlevel.status(owner.client_id).await?)),
         },
     )
 }

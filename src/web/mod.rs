@@ -33,6 +33,7 @@ pub mod calls;
 pub mod credits;
 pub mod crm;
 pub mod error;
+pub mod gohighlevel;
 pub mod google;
 pub mod integrations;
 pub mod json_body;
@@ -75,6 +76,8 @@ pub struct WebState {
     pub numbers: NumberOrders,
     /// Google Calendar connections, their sync and the busy times they add.
     pub calendar: crate::services::calendar_sync::CalendarSync,
+    /// GoHighLevel connections and the worker that sends contacts and bookings there.
+    pub gohighlevel: crate::services::gohighlevel::GhlSync,
 }
 
 /// Every dashboard, `/api`, asset and health route. The CSRF check
@@ -110,6 +113,10 @@ pub fn routes() -> Router<WebState> {
         .route("/app/integrations/google/disconnect", post(google::disconnect))
         .route("/integrations/google/callback", get(google::callback))
         .route("/integrations/google/notify", post(google::notify))
+        .route("/app/integrations/gohighlevel/connect", get(gohighlevel::connect))
+        .route("/app/integrations/gohighlevel/calendar", post(gohighlevel::choose_calendar))
+        .route("/app/integrations/gohighlevel/disconnect", post(gohighlevel::disconnect))
+        .route("/integrations/gohighlevel/callback", get(gohighlevel::callback))
         .route("/app/integrations/api-keys", post(integrations::create_key_form))
         .route("/app/integrations/api-keys/{id}/revoke", post(integrations::revoke_key_form))
         .route("/api/api-keys", get(api_keys::api_list).post(api_keys::api_create))

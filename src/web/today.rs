@@ -57,6 +57,7 @@ pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response,
     let bookings = today::bookings(&mut tx, owner.client_id, from, to).await?;
     let messages = today::messages(&mut tx, owner.client_id, from, to).await?;
     let credits = today::credits(&mut tx, owner.client_id).await?;
+    let reconnect = today::reconnect_needed(&mut tx, owner.client_id).await?;
     tx.commit().await?;
 
     let time = |t: DateTime<Utc>| t.with_timezone(&tz).format("%-I:%M %p").to_string();
@@ -107,6 +108,7 @@ pub async fn page(State(app): State<WebState>, owner: Owner) -> Result<Response,
             owner => minijinja::Value::from(minijinja::value::Serde(&owner)),
             active => "today",
             number_trouble,
+            reconnect,
             business_name => tenant.business_name,
             today => now.with_timezone(&tz).format("%A, %B %-d").to_string(),
             number => tenant.ringlypro_number,

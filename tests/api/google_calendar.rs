@@ -25,16 +25,8 @@ async fn app_with_google(extra: &[(&'static str, &str)]) -> (TestApp, FakeGoogle
     (spawn_app_with(Options { env, ..Options::default() }).await, google)
 }
 
-/// Runs the consent as a browser would: our connect page, Google's consent, our callback.
 async fn connect(owner: &SignedInOwner) -> reqwest::Response {
-    let to_google = owner.get("/app/integrations/google/connect").await;
-    assert_eq!(to_google.status(), reqwest::StatusCode::SEE_OTHER, "{:?}", to_google.text().await);
-    let consent = to_google.headers()["location"].to_str().unwrap().to_owned();
-    let back = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let back = back.get(&consent).send().await.unwrap();
-    assert_eq!(back.status(), reqwest::StatusCode::SEE_OTHER, "{:?}", back.text().await);
-    let callback = back.headers()["location"].to_str().unwrap().to_owned();
-    owner.client.get(callback).send().await.unwrap()
+    owner.through_consent("/app/integrations/google/connect").await
 }
 
 async fn tenant(app: &TestApp, id: TenantId) -> Tenant {

@@ -264,6 +264,19 @@ impl SignedInOwner {
         self.client.delete(self.url(path)).header("X-CSRF-Token", &self.csrf).send().await.unwrap()
     }
 
+    /// Connects a vendor as a browser would: our `connect_path`, the vendor's consent (or
+    /// location chooser) redirecting back, then our callback; its answer.
+    pub async fn through_consent(&self, connect_path: &str) -> reqwest::Response {
+        let to_vendor = self.get(connect_path).await;
+        assert_eq!(to_vendor.status(), reqwest::StatusCode::SEE_OTHER, "{:?}", to_vendor.text().await);
+        let consent = to_vendor.headers()["location"].to_str().unwrap().to_owned();
+        let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let back = plain.get(&consent).send().await.unwrap();
+        assert_eq!(back.status(), reqwest::StatusCode::SEE_OTHER, "{:?}", back.text().await);
+        let callback = back.headers()["location"].to_str().unwrap().to_owned();
+        self.client.get(callback).send().await.unwrap()
+    }
+
     /// A form post with the CSRF field.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = fields.to_vec();

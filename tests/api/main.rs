@@ -15,6 +15,7 @@ mod calls_pages;
 mod cloud_calls;
 mod contacts;
 mod credits_pages;
+mod gohighlevel;
 mod google_calendar;
 mod helpers;
 mod isolation;

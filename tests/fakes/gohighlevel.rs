@@ -1,8 +1,10 @@
-//! `FakeGoHighLevel`: the LeadConnector API v2 on loopback — `/oauth/token` (codes once,
-//! refresh tokens that rotate and die on use), `/contacts/upsert` (by phone within a
-//! location), `/calendars/`, `/calendars/events/appointments` (create, update) — checking
-//! the bearer token and the `Version` header each endpoint requires, answering
-//! GoHighLevel's JSON and error bodies, and a scripted 429.
+//! `FakeGoHighLevel`: the LeadConnector API v2 on loopback — the location chooser
+//! (`/oauth/chooselocation`, redirecting back with a code and the `state`), `/oauth/token`
+//! (codes once, refresh tokens that rotate and die on use), `/contacts/upsert` (by phone
+//! within a location), `/contacts/{id}/appointments`, `/calendars/`,
+//! `/calendars/events/appointments` (create, update) — checking the bearer token and the
+//! `Version` header each endpoint requires, answering GoHighLevel's JSON and error bodies,
+//! and scripted 429s, 502s and answers lost after the write.
 //!
 //! ```ignore
 //! let ghl = FakeGoHighLevel::start().await;
@@ -64,6 +66,10 @@ struct Ledger {
     calendars: HashMap<String, Vec<(String, String)>>,
     rate_limit_next: usize,
     fail_next: usize,
+    lose_next_answer: usize,
+    /// The location the chooser installs on.
+    chosen: String,
+    refreshes: usize,
     issued: usize,
     requests: usize,
 }
@@ -94,8 +100,11 @@ fn error(status: StatusCode, message: &str) -> Response {
 impl FakeGoHighLevel {
     pub async fn start() -> Self {
         let ledger: Shared = Arc::default();
+        lock(&ledger).chosen = "loc-1".into();
         let app = Router::new()
+            .route("/oauth/chooselocation", get(choose_location))
             .route("/oauth/token", post(token))
+            .route("/contacts/{id}/appointments", get(contact_appointments))
             .route("/contacts/upsert", post(upsert))
             .route("/calendars/", get(calendars))
             .route("/calendars/events/appointments", post(create_appointment))
@@ -112,12 +121,42 @@ impl FakeGoHighLevel {
     /// A location installing the app: the code its redirect carries. The location gets one
     /// calendar, `cal-<location>`.
     pub fn install(&self, location: &str) -> String {
+        install_in(&mut lock(&self.ledger), location)
+    }
+
+    /// What RinglyPro needs to talk to this fake (the worker is driven by the tests).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("GHL_CLIENT_ID", CLIENT_ID.into()),
+            ("GHL_CLIENT_SECRET", CLIENT_SECRET.into()),
+            ("GHL_API_BASE", self.base_url.clone()),
+            ("GHL_AUTH_URL", format!("{}/oauth/chooselocation", self.base_url)),
+            ("INTEGRATIONS_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+            ("GHL_SYNC_POLL_MS", "3600000".into()),
+        ]
+    }
+
+    /// The location the next pass through the chooser installs on (`loc-1` at first).
+    pub fn choose(&self, location: &str) {
+        lock(&self.ledger).chosen = location.to_owned();
+    }
+
+    /// Gives a location another calendar (after its Main one).
+    pub fn add_calendar(&self, location: &str, id: &str, name: &str) {
         let mut l = lock(&self.ledger);
-        l.issued += 1;
-        let code = format!("code-{location}-{}", l.issued);
-        l.codes.insert(code.clone(), location.to_owned());
-        l.calendars.entry(location.to_owned()).or_insert_with(|| vec![(format!("cal-{location}"), "Main".into())]);
-        code
+        let calendars = l.calendars.entry(location.to_owned()).or_insert_with(|| default_calendars(location));
+        calendars.push((id.to_owned(), name.to_owned()));
+    }
+
+    /// The next `n` appointment creations are made but answered with 502, as when the
+    /// answer is lost on the way back.
+    pub fn lose_next_answer(&self, n: usize) {
+        lock(&self.ledger).lose_next_answer = n;
+    }
+
+    /// Refresh grants accepted so far.
+    pub fn refreshes(&self) -> usize {
+        lock(&self.ledger).refreshes
     }
 
     /// The next `n` API requests get 429.
@@ -156,6 +195,19 @@ impl FakeGoHighLevel {
     }
 }
 
+fn install_in(l: &mut Ledger, location: &str) -> String {
+    l.issued += 1;
+    let code = format!("code-{location}-{}", l.issued);
+    l.codes.insert(code.clone(), location.to_owned());
+    l.calendars.entry(location.to_owned()).or_insert_with(|| default_calendars(location));
+    code
+}
+
+/// Every location starts with one calendar, `cal-<location>` named Main.
+fn default_calendars(location: &str) -> Vec<(String, String)> {
+    vec![(format!("cal-{location}"), "Main".into())]
+}
+
 fn issue(l: &mut Ledger, location: &str) -> Value {
     l.issued += 1;
     let access = format!("ghl-access-{}", l.issued);
@@ -179,7 +231,11 @@ async fn token(State(ledger): State<Shared>, body: Bytes) -> Response {
     let location = match field("grant_type") {
         "authorization_code" => l.codes.remove(field("code")),
         // Rotation: the refresh token used here never works again.
-        "refresh_token" => l.refresh.remove(field("refresh_token")),
+        "refresh_token" => {
+            let location = l.refresh.remove(field("refresh_token"));
+            l.refreshes += usize::from(location.is_some());
+            location
+        }
         _ => return error(StatusCode::BAD_REQUEST, "unsupported grant_type"),
     };
     match location {
@@ -322,6 +378,10 @@ async fn create_appointment(State(ledger): State<Shared>, headers: HeaderMap, bo
     };
     let answer = appointment_json(&appointment);
     l.appointments.push(appointment);
+    if l.lose_next_answer > 0 {
+        l.lose_next_answer -= 1;
+        return error(StatusCode::BAD_GATEWAY, "Bad Gateway");
+    }
     (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
@@ -350,4 +410,51 @@ async fn update_appointment(
         found.status = status.to_owned();
     }
     axum::Json(appointment_json(found)).into_response()
+}
+
+/// The chooser: the owner picks a location (the scripted one) and is sent back with a
+/// code, the `state` unchanged.
+async fn choose_location(State(ledger): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    for (key, value) in [("response_type", "code"), ("client_id", CLIENT_ID)] {
+        if q.get(key).map(String::as_str) != Some(value) {
+            return (StatusCode::BAD_REQUEST, format!("{key} must be {value}")).into_response();
+        }
+    }
+    let (Some(redirect), Some(scope)) = (q.get("redirect_uri"), q.get("scope")) else {
+        return (StatusCode::BAD_REQUEST, "redirect_uri and scope are required").into_response();
+    };
+    if !scope.split(' ').any(|s| s == "calendars/events.write") {
+        return (StatusCode::BAD_REQUEST, "scope must include calendars/events.write").into_response();
+    }
+    let code = {
+        let mut l = lock(&ledger);
+        let location = l.chosen.clone();
+        install_in(&mut l, &location)
+    };
+    let Ok(mut url) = url::Url::parse(redirect) else {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is not a URL").into_response();
+    };
+    url.query_pairs_mut().append_pair("code", &code);
+    if let Some(state) = q.get("state") {
+        url.query_pairs_mut().append_pair("state", state);
+    }
+    axum::response::Redirect::to(url.as_str()).into_response()
+}
+
+async fn contact_appointments(State(ledger): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let mut l = lock(&ledger);
+    let location = match authorise(&mut l, &headers, "2021-07-28") {
+        Ok(location) => location,
+        Err(response) => return *response,
+    };
+    if !l.contacts.iter().any(|c| c.id == id && c.location_id == location) {
+        return error(StatusCode::BAD_REQUEST, "Contact not found");
+    }
+    let events: Vec<Value> = l
+        .appointments
+        .iter()
+        .filter(|a| a.contact_id == id && a.location_id == location)
+        .map(appointment_json)
+        .collect();
+    axum::Json(json!({ "events": events })).into_response()
 }

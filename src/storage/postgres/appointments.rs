@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 
+use super::sync_jobs::{self, Subject, SyncAction};
 use crate::domain::appointments::{AppointmentStatus, BookingSource};
 use crate::domain::confirmation;
 use crate::domain::ids::{AppointmentId, CallId, ContactId, TenantId};
@@ -261,7 +262,7 @@ pub async fn change(
     .map_err(InsertError::from)
 }
 
-/// Tells the business's webhooks (and its Google Calendar queue) what became of an appointment: `data.appointment` as it
+/// Tells the business's webhooks (and its calendar queues) what became of an appointment: `data.appointment` as it
 /// now stands, and for a move `data.previous` (the old appointment row, or the same one
 /// with its old times).
 pub async fn announce(
@@ -276,15 +277,12 @@ pub async fn announce(
         data["previous"] = serde_json::to_value(previous).map_err(encode)?;
     }
     super::webhooks::emit(&mut *conn, appointment.client_id, kind, data).await?;
-    // The Google Calendar event follows in the same transaction (queued, never sent here).
-    let action = if appointment.status == AppointmentStatus::Cancelled {
-        super::google::SyncAction::Delete
-    } else {
-        super::google::SyncAction::Upsert
-    };
-    super::google::enqueue(&mut *conn, appointment.client_id, appointment.id, action).await?;
+    // The owner's other calendars follow in the same transaction (queued, never sent here).
+    let action =
+        if appointment.status == AppointmentStatus::Cancelled { SyncAction::Delete } else { SyncAction::Upsert };
+    sync_jobs::enqueue(&mut *conn, appointment.client_id, Subject::Appointment(appointment.id), action).await?;
     if let Some(previous) = previous.filter(|p| p.id != appointment.id) {
-        super::google::enqueue(conn, previous.client_id, previous.id, super::google::SyncAction::Delete).await?;
+        sync_jobs::enqueue(conn, previous.client_id, Subject::Appointment(previous.id), SyncAction::Delete).await?;
     }
     Ok(())
 }

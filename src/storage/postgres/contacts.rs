@@ -31,7 +31,7 @@ pub async fn upsert_by_phone(
     Ok(id)
 }
 
-/// Tells the business's webhooks of a contact just created.
+/// Tells the business's webhooks (and its GoHighLevel queue) of a contact just created.
 pub async fn announce(conn: &mut PgConnection, client_id: TenantId, id: ContactId) -> sqlx::Result<()> {
     let contact: Option<Contact> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE client_id = $1 AND id = $2")))
@@ -39,11 +39,24 @@ pub async fn announce(conn: &mut PgConnection, client_id: TenantId, id: ContactI
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
-    if let Some(contact) = contact {
-        let data = serde_json::to_value(&contact).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        super::webhooks::emit(conn, client_id, EventKind::ContactCreated, data).await?;
+    match contact {
+        Some(contact) => created(conn, client_id, &contact).await,
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// A contact was made: `contact.created` to the webhooks, and the contact queued for
+/// GoHighLevel (never sent here).
+async fn created(conn: &mut PgConnection, client_id: TenantId, contact: &Contact) -> sqlx::Result<()> {
+    let data = serde_json::to_value(contact).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    super::webhooks::emit(&mut *conn, client_id, EventKind::ContactCreated, data).await?;
+    changed(conn, client_id, contact.id).await
+}
+
+/// Queues the contact for GoHighLevel, where it is matched by phone.
+async fn changed(conn: &mut PgConnection, client_id: TenantId, id: ContactId) -> sqlx::Result<()> {
+    let subject = super::sync_jobs::Subject::Contact(id);
+    super::sync_jobs::enqueue(conn, client_id, subject, super::sync_jobs::SyncAction::Upsert).await
 }
 
 /// A contact as the CRM pages show it.
@@ -158,8 +171,7 @@ pub async fn insert(
     .fetch_one(&mut *conn)
     .await
     .map_err(on_save_error)?;
-    let data = serde_json::to_value(&contact).map_err(|e| ContactError::Database(sqlx::Error::Encode(Box::new(e))))?;
-    super::webhooks::emit(conn, client_id, EventKind::ContactCreated, data).await?;
+    created(conn, client_id, &contact).await?;
     Ok(contact)
 }
 
@@ -170,7 +182,7 @@ pub async fn update(
     id: ContactId,
     fields: &ContactFields<'_>,
 ) -> Result<Option<Contact>, ContactError> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let updated: Option<Contact> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE contacts SET name = $3, phone = $4, email = $5, notes = $6, updated_at = now() \
          WHERE client_id = $1 AND id = $2 RETURNING {COLUMNS}"
     )))
@@ -180,9 +192,13 @@ pub async fn update(
     .bind(fields.phone)
     .bind(fields.email)
     .bind(fields.notes)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(on_save_error)
+    .map_err(on_save_error)?;
+    if let Some(contact) = &updated {
+        changed(conn, client_id, contact.id).await?;
+    }
+    Ok(updated)
 }
 
 /// Deletes a contact; its calls, messages and appointments stay, unlinked.

@@ -1,6 +1,6 @@
-//! A business's Google Calendar connection (tokens as sealed text only), the local copy of
-//! the owner's busy intervals, and the queue of appointment changes waiting to reach
-//! Google. Jobs are claimed with `FOR UPDATE SKIP LOCKED` and a lease, like webhooks.
+//! A business's Google Calendar connection (tokens as sealed text only) and the local copy
+//! of the owner's busy intervals. The queue of changes waiting to reach Google is
+//! `sync_jobs`; consents in progress are `oauth_states`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,14 +39,6 @@ const COLUMNS: &str = "client_id, calendar_id, status, refresh_token_sealed, acc
      sync_token, channel_id, channel_token, resource_id, channel_expires_at, last_synced_at, last_error";
 
 named! {
-    /// What the queue does for an appointment's event.
-    pub enum SyncAction {
-        Upsert = "upsert",
-        Delete = "delete",
-    }
-}
-
-named! {
     /// Whether Google still accepts the connection.
     pub enum ConnectionStatus {
         Connected = "connected",
@@ -55,143 +47,11 @@ named! {
     }
 }
 
-impl TryFrom<String> for SyncAction {
-    type Error = crate::domain::names::UnknownName;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
-    }
-}
-
 impl TryFrom<String> for ConnectionStatus {
     type Error = crate::domain::names::UnknownName;
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
     }
-}
-
-/// Queues the appointment's Google event to be brought in line, in the caller's
-/// transaction; nothing when the business has no Google connection. A job already
-/// waiting for the appointment takes the newer action and runs again.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    client_id: TenantId,
-    appointment_id: AppointmentId,
-    action: SyncAction,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO calendar_sync_jobs (client_id, appointment_id, action, unique_key) \
-         SELECT client_id, $2, $3, 'google:' || client_id || ':' || $2 FROM google_connections WHERE client_id = $1 \
-         ON CONFLICT (unique_key) DO UPDATE SET action = EXCLUDED.action, version = calendar_sync_jobs.version + 1, \
-             attempts = 0, next_attempt_at = now(), last_error = NULL",
-    )
-    .bind(client_id)
-    .bind(appointment_id)
-    .bind(action.as_str())
-    .execute(conn)
-    .await
-    .map(|_| ())
-}
-
-/// A job claimed for running.
-#[derive(Debug, Clone, FromRow)]
-pub struct Job {
-    pub id: i64,
-    pub client_id: TenantId,
-    pub appointment_id: AppointmentId,
-    #[sqlx(try_from = "String")]
-    pub action: SyncAction,
-    pub version: i32,
-    pub attempts: i32,
-}
-
-/// Claims up to `limit` due jobs for `lease_secs`, counting the attempt.
-pub async fn claim_jobs(pool: &PgPool, now: DateTime<Utc>, limit: i64, lease_secs: i64) -> sqlx::Result<Vec<Job>> {
-    sqlx::query_as(
-        "WITH due AS ( \
-             SELECT id FROM calendar_sync_jobs \
-             WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) \
-             ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED \
-         ) \
-         UPDATE calendar_sync_jobs j SET lease_until = $1 + make_interval(secs => $3), attempts = j.attempts + 1 \
-         FROM due WHERE j.id = due.id \
-         RETURNING j.id, j.client_id, j.appointment_id, j.action, j.version, j.attempts",
-    )
-    .bind(now)
-    .bind(limit)
-    .bind(lease_secs as f64)
-    .fetch_all(pool)
-    .await
-}
-
-/// The job is done: gone, unless a newer change arrived meanwhile (then it runs again).
-pub async fn finish_job(pool: &PgPool, job: &Job) -> sqlx::Result<()> {
-    let deleted = sqlx::query("DELETE FROM calendar_sync_jobs WHERE id = $1 AND version = $2")
-        .bind(job.id)
-        .bind(job.version)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        sqlx::query("UPDATE calendar_sync_jobs SET lease_until = NULL WHERE id = $1")
-            .bind(job.id)
-            .execute(pool)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The job failed for now: tried again at `at`.
-pub async fn retry_job(pool: &PgPool, job: &Job, at: DateTime<Utc>, error: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE calendar_sync_jobs SET lease_until = NULL, last_error = $2, \
-             next_attempt_at = CASE WHEN version = $4 THEN $3 ELSE now() END WHERE id = $1",
-    )
-    .bind(job.id)
-    .bind(error)
-    .bind(at)
-    .bind(job.version)
-    .execute(pool)
-    .await
-    .map(|_| ())
-}
-
-/// Jobs waiting for the business (for its Integrations page).
-pub async fn pending_jobs(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM calendar_sync_jobs WHERE client_id = $1")
-        .bind(client_id)
-        .fetch_one(conn)
-        .await
-}
-
-/// Remembers the `state` of a consent started by the session with `session_csrf`.
-pub async fn save_state(
-    conn: &mut PgConnection,
-    state: &str,
-    client_id: TenantId,
-    session_csrf: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM google_oauth_states WHERE created_at < now() - interval '1 hour'")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("INSERT INTO google_oauth_states (state, client_id, session_csrf) VALUES ($1, $2, $3)")
-        .bind(state)
-        .bind(client_id)
-        .bind(session_csrf)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// Takes (once) a consent's `state` if it is under 15 minutes old: the session's CSRF token.
-pub async fn take_state(conn: &mut PgConnection, state: &str, client_id: TenantId) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "DELETE FROM google_oauth_states WHERE state = $1 AND client_id = $2 \
-             AND created_at > now() - interval '15 minutes' RETURNING session_csrf",
-    )
-    .bind(state)
-    .bind(client_id)
-    .fetch_optional(conn)
-    .await
 }
 
 /// Stores a (new or renewed) connection: its tokens, and a full sync to come.
@@ -219,11 +79,7 @@ pub async fn connect(
     .execute(&mut *conn)
     .await?;
     // Changes that waited for a reconnect go now.
-    sqlx::query("UPDATE calendar_sync_jobs SET next_attempt_at = now() WHERE client_id = $1")
-        .bind(client_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    super::sync_jobs::wake(conn, client_id, super::sync_jobs::Target::Google).await
 }
 
 pub async fn connection(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Option<Connection>> {
@@ -242,7 +98,7 @@ pub async fn disconnect(conn: &mut PgConnection, client_id: TenantId) -> sqlx::R
     .fetch_optional(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM google_busy WHERE client_id = $1").bind(client_id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM calendar_sync_jobs WHERE client_id = $1").bind(client_id).execute(conn).await?;
+    super::sync_jobs::drop_all(conn, client_id, super::sync_jobs::Target::Google).await?;
     Ok(removed)
 }
 

@@ -126,3 +126,15 @@ pub async fn credits(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Resu
     .fetch_optional(conn)
     .await
 }
+
+/// The connected systems that refuse our access and wait for the owner to reconnect them:
+/// `Google Calendar`, `GoHighLevel`.
+pub async fn reconnect_needed(conn: &mut PgConnection, client_id: TenantId) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT 'Google Calendar' FROM google_connections WHERE client_id = $1 AND status = 'reconnect' \
+         UNION ALL SELECT 'GoHighLevel' FROM ghl_connections WHERE client_id = $1 AND status = 'reconnect'",
+    )
+    .bind(client_id)
+    .fetch_all(conn)
+    .await
+}

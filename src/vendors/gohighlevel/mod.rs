@@ -1,6 +1,6 @@
 //! GoHighLevel's LeadConnector API v2: OAuth tokens for a location (the refresh token
 //! rotates on every use, so each refresh returns the one to store next), contact upsert by
-//! phone, the location's calendars, and appointments created and moved in a chosen calendar.
+//! phone, the location's calendars, and appointments created, moved and listed per contact.
 //! Requests to one location are paced under its limit of 100 per 10 seconds. It never
 //! retries: the sync queue decides when to try again.
 //!
@@ -115,6 +115,16 @@ pub struct AppointmentWrite {
     pub title: String,
     /// `confirmed`, `cancelled`, `showed`, `noshow`.
     pub status: String,
+}
+
+/// An appointment as GoHighLevel lists a contact's.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct RemoteAppointment {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(rename = "calendarId", default)]
+    pub calendar_id: String,
 }
 
 /// A client for the LeadConnector API. Cheap to clone; shares its pacing across clones.
@@ -247,6 +257,23 @@ impl GoHighLevel {
         Ok(())
     }
 
+    /// The contact's appointments, to find one written before its answer was lost.
+    pub async fn contact_appointments(
+        &self,
+        token: &str,
+        location_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<RemoteAppointment>, GhlError> {
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            events: Vec<RemoteAppointment>,
+        }
+        let path = ["contacts", contact_id, "appointments"];
+        let wire: Wire = self.send(token, location_id, Method::GET, &path, CONTACTS_VERSION, &[], None).await?;
+        Ok(wire.events)
+    }
+
     fn url(&self, path: &[&str]) -> Result<Url, GhlError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -329,7 +356,6 @@ impl GoHighLevel {
 
 fn appointment_body(a: &AppointmentWrite, new: bool) -> Value {
     let mut body = json!({
-        "calendarId": a.calendar_id,
         "startTime": a.start.to_rfc3339(),
         "endTime": a.end.to_rfc3339(),
         "title": a.title,
@@ -338,6 +364,9 @@ fn appointment_body(a: &AppointmentWrite, new: bool) -> Value {
         "ignoreFreeSlotValidation": true,
         "toNotify": false,
     });
+    if !a.calendar_id.is_empty() {
+        body["calendarId"] = json!(a.calendar_id);
+    }
     if new {
         body["locationId"] = json!(a.location_id);
         body["contactId"] = json!(a.contact_id);
