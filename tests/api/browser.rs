@@ -491,3 +491,30 @@ async fn an_owner_makes_an_api_key_and_adds_a_webhook_on_a_phone_screen() {
     browser.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_owner_connects_gohighlevel_and_picks_a_calendar_on_a_phone_screen() {
+    let ghl = crate::fakes::gohighlevel::FakeGoHighLevel::start().await;
+    ghl.add_calendar("loc-1", "cal-cleanings", "Cleanings");
+    let app = spawn_app_with(Options { env: ghl.env(), ..Default::default() }).await;
+    let mut browser = Browser::start().await;
+    browser.sign_up(&app.base_url).await;
+    browser.client.goto(&format!("{}/app/integrations", app.base_url)).await.unwrap();
+    browser.click("#ghl-connect").await;
+    let status = browser.wait_for_text("#ghl-status", "loc-1", Duration::from_secs(10)).await;
+    assert!(status.contains("the calendar Main"), "{status}");
+    browser.fill("form[action='/app/integrations/gohighlevel/calendar']", &[("calendar_id", "cal-cleanings")]).await;
+    let chosen = browser.wait_for_text("#ghl-status", "Cleanings", Duration::from_secs(10)).await;
+    assert!(chosen.contains("the calendar Cleanings"), "{chosen}");
+    browser
+        .client
+        .execute(
+            "document.getElementById('gohighlevel').scrollIntoView(); window.scrollBy(0, -70); return null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("integrations-gohighlevel").await;
+    browser.close().await;
+    app.stop().await;
+}
