@@ -236,6 +236,8 @@ async fn a_revoked_grant_shows_reconnect_and_calls_still_book() {
 
     let page = owner.get("/app/integrations").await.text().await.unwrap();
     assert!(page.contains("id=\"google-reconnect\""), "{page}");
+    let today = owner.get("/app").await.text().await.unwrap();
+    assert!(today.contains("Google Calendar no longer accepts"), "the Today page asks too: {today}");
     let waiting: i64 =
         sqlx::query_scalar("SELECT count(*) FROM calendar_sync_jobs").fetch_one(&app.pool).await.unwrap();
     assert_eq!(waiting, 1, "the booking waits for the reconnect");
