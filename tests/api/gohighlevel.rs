@@ -336,3 +336,19 @@ async fn an_uninstalled_app_shows_reconnect_calls_still_book_and_reconnecting_se
     assert!(!page.contains("id=\"ghl-reconnect\""), "{page}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sync_lag_to_gohighlevel_is_measured_with_the_running_worker() {
+    let (app, ghl) = app_with_ghl(&[("GHL_SYNC_POLL_MS", "250")]).await;
+    let (_owner, tenant) = connected(&app).await;
+    let now = Utc::now();
+    let slot = booking::availability(&app.pool, &tenant, &Preference::default(), now, 1).await.unwrap()[0];
+    let started = std::time::Instant::now();
+    booking::book(&app.pool, &tenant, &request(slot, "Pat Caller", "+15557654321"), now).await.unwrap();
+    while ghl.appointments().is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the booking never reached GoHighLevel");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    println!("sync lag with GHL_SYNC_POLL_MS=250: RinglyPro to GoHighLevel {:?}", started.elapsed());
+    app.stop().await;
+}
