@@ -10,7 +10,8 @@
 //! - `--duration SECS` keeps N calls live for that long (a soak), plotting memory over time;
 //! - `--barge-in` makes every call's second line talk over the agent's reply;
 //! - `--pin` runs the server on CPU 0 and the callers and vendor fakes on CPU 1;
-//! - `--pace MS` sets the agent's speech per character of text (default 65, a real voice).
+//! - `--pace MS` sets the agent's speech per character of text (default 65, a real voice);
+//! - `--server-bin PATH` runs another build of the server (to compare two builds).
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
@@ -82,6 +83,9 @@ struct Args {
     pace_ms: usize,
     /// Server on CPU 0, this harness (callers and vendor fakes) on CPU 1.
     pin: bool,
+    /// Another build of the server to run instead of this one (to compare two builds on
+    /// the same machine, one run after the other).
+    server_bin: Option<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -93,6 +97,7 @@ fn args() -> anyhow::Result<Args> {
         barge_in: false,
         pace_ms: 65,
         pin: false,
+        server_bin: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -108,6 +113,7 @@ fn args() -> anyhow::Result<Args> {
             "--barge-in" => out.barge_in = true,
             "--pace" => out.pace_ms = value()?.parse()?,
             "--pin" => out.pin = true,
+            "--server-bin" => out.server_bin = Some(value()?),
             "--bench" => {}
             _ => {}
         }
@@ -243,7 +249,7 @@ async fn start_server(
 ) -> anyhow::Result<(Server, u32, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base_url = format!("http://127.0.0.1:{port}");
-    let bin = env!("CARGO_BIN_EXE_ringlypro");
+    let bin = args.server_bin.as_deref().unwrap_or(env!("CARGO_BIN_EXE_ringlypro"));
     let mut command = if args.pin {
         let mut c = Command::new("taskset");
         c.args(["-c", "0", bin]);

@@ -13,6 +13,7 @@ pub mod playback;
 pub mod recording;
 pub mod registry;
 pub mod setup;
+pub mod tap;
 pub mod turn_taking;
 pub mod voice;
 

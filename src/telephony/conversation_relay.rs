@@ -196,7 +196,7 @@ async fn relay_session(app: TelephonyState, socket: WebSocket) {
             return;
         }
     };
-    let read = |text: &str| match parse(text) {
+    let read = |text: &str, _: &crate::call::tap::AudioTap| match parse(text) {
         Ok(RelayEvent::Prompt { text, last: true }) => Inbound::Send(CallInput::Prompt(text)),
         Ok(RelayEvent::Prompt { .. } | RelayEvent::Setup { .. }) => Inbound::Skip,
         Ok(RelayEvent::Dtmf(d)) => Inbound::Send(CallInput::Dtmf(d)),

@@ -2,6 +2,7 @@
 //! the opening message, then run the call's actor between a reader task (frames → actor
 //! input) and a writer task (actor output → frames). Only the translations differ.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -11,6 +12,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::call::tap::AudioTap;
 use crate::call::{CallActor, CallInput, CallOutput, CallSetup};
 use crate::domain::ids::TenantId;
 use crate::storage::postgres::{calls, tenants};
@@ -27,7 +29,8 @@ pub fn configure(ws: axum::extract::ws::WebSocketUpgrade) -> axum::extract::ws::
 /// How long a socket may stay silent before its opening message.
 const OPENING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What to do with one text frame from Twilio.
+/// What to do with one text frame from Twilio (caller audio goes through the call's
+/// [`AudioTap`]: to the recogniser, and to the actor only when it must see it).
 pub enum Inbound {
     /// Hand it to the actor, waiting for room.
     Send(CallInput),
@@ -105,7 +108,7 @@ pub async fn run(
     setup: CallSetup,
     mut sink: SplitSink<WebSocket, Message>,
     mut stream: SplitStream<WebSocket>,
-    read: impl Fn(&str) -> Inbound + Send + 'static,
+    read: impl Fn(&str, &AudioTap) -> Inbound + Send + 'static,
     write: impl Fn(CallOutput) -> Outbound + Send + 'static,
 ) {
     let path = if setup.relay { "relay" } else { "stream" };
@@ -113,6 +116,8 @@ pub async fn run(
     let (registration, commands) = app.registry.register(&setup.call_sid, setup.tenant.id);
     let (in_tx, in_rx) = mpsc::channel::<CallInput>(512);
     let (out_tx, mut out_rx) = mpsc::channel::<CallOutput>(256);
+    let tap = Arc::new(AudioTap::default());
+    let reader_tap = tap.clone();
     let writer = tokio::spawn(
         async move {
             // Everything the actor has queued goes out in one write (a chunk of audio and
@@ -153,7 +158,7 @@ pub async fn run(
                     Ok(Message::Close(_)) | Err(_) => break,
                     Ok(_) => continue,
                 };
-                match read(&text) {
+                match read(&text, &reader_tap) {
                     Inbound::Send(input) => {
                         if in_tx.send(input).await.is_err() {
                             return;
@@ -172,7 +177,7 @@ pub async fn run(
         }
         .instrument(span.clone()),
     );
-    let actor = CallActor::new(app.call_deps.clone(), setup, out_tx);
+    let actor = CallActor::new(app.call_deps.clone(), setup, out_tx).with_tap(tap);
     let summary = actor.run(in_rx, commands, app.registry.shutdown_signal()).instrument(span.clone()).await;
     reader.abort();
     let _ = writer.await;

@@ -6,6 +6,7 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
+use crate::call::tap::AudioTap;
 use crate::call::{CallInput, CallOutput};
 use crate::domain::calls::{HandledBy, Outcome};
 use crate::domain::phone::PhoneNumber;
@@ -186,10 +187,13 @@ async fn media_session(app: TelephonyState, socket: WebSocket) {
         }
     };
     let stream_sid = setup.stream_sid.clone();
-    let read = |text: &str| match media_stream::parse(text) {
+    let read = |text: &str, tap: &AudioTap| match media_stream::parse(text) {
         Ok(StreamEvent::Audio { bytes, .. }) if bytes.is_empty() => Inbound::Skip,
         // Audio is real-time: if the actor is behind, drop rather than queue.
-        Ok(StreamEvent::Audio { bytes, timestamp_ms }) => Inbound::Offer(CallInput::Audio { bytes, timestamp_ms }),
+        Ok(StreamEvent::Audio { bytes, timestamp_ms }) => match tap.route(bytes, timestamp_ms) {
+            Some(input) => Inbound::Offer(input),
+            None => Inbound::Skip,
+        },
         Ok(StreamEvent::Dtmf(d)) => Inbound::Send(CallInput::Dtmf(d)),
         Ok(StreamEvent::Mark(m)) => Inbound::Send(CallInput::Mark(m)),
         Ok(StreamEvent::Stop) => Inbound::Stop,

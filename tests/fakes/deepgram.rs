@@ -226,7 +226,8 @@ async fn serve_connection(tcp: TcpStream, shared: Arc<Shared>) {
         }
         Ok(response)
     };
-    let Ok(socket) = tokio_tungstenite::accept_hdr_async(tcp, check).await else {
+    let Ok(socket) = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(super::small_socket())).await
+    else {
         return;
     };
     let query = query.unwrap_or_default();

@@ -321,7 +321,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             }
         }
     };
-    let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+    let Ok(socket) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(super::small_socket())).await
+    else {
         return;
     };
     let Some(index) = connection else {

@@ -16,7 +16,7 @@ impl CallActor {
         loop {
             match self.stt_engine.open(language) {
                 Ok(stream) => {
-                    self.stt = Some(stream);
+                    self.set_stt(Some(stream));
                     return;
                 }
                 Err(e) => {
@@ -53,7 +53,7 @@ impl CallActor {
     pub(super) fn on_stt_failure(&mut self, e: ProviderError) {
         tracing::error!(call_sid = %self.setup.call_sid, error = %e, "speech recognition failed");
         self.failures.push(format!("stt: {e}"));
-        self.stt = None;
+        self.set_stt(None);
         self.stt_to_local();
         self.open_stt();
     }

@@ -28,6 +28,7 @@ use crate::call::conversation::LlmConversation;
 use crate::call::io::{CallInput, CallOutput};
 use crate::call::recording::Recorder;
 use crate::call::setup::{CallDeps, CallSetup, CallSummary};
+use crate::call::tap::{AudioTap, CALLER_VOICE_LEVEL};
 use crate::call::turn_taking::TurnTaking;
 use crate::call::voice::Voice;
 use crate::dialogue::nlu;
@@ -45,9 +46,6 @@ use reply::LlmReply;
 /// When the caller stopped speaking and when the recogniser's final came: the start of
 /// every latency figure of the agent's answer.
 type CallerTiming = (DateTime<Utc>, DateTime<Utc>);
-
-/// Mean absolute level (of 32767) above which a caller's frame counts as their voice.
-const CALLER_VOICE_LEVEL: u32 = 400;
 
 /// The agent turn being spoken.
 struct AgentTurn {
@@ -87,6 +85,9 @@ pub struct CallActor {
     owner_note: Option<String>,
     /// When the next housekeeping tick runs (pacing, timers).
     next_tick: Instant,
+    /// The socket reader's audio route, when the transport has one: it feeds the
+    /// recogniser and hands the actor only the frames it must see.
+    tap: Option<Arc<AudioTap>>,
 }
 
 impl CallActor {
@@ -120,9 +121,26 @@ impl CallActor {
             handing_over: false,
             owner_note: None,
             next_tick: now,
+            tap: None,
             deps,
             setup,
         }
+    }
+
+    /// Lets the socket reader feed the recogniser through `tap` (the actor is then handed
+    /// only loud frames, or every frame of a recorded call).
+    pub fn with_tap(mut self, tap: Arc<AudioTap>) -> Self {
+        tap.hand_every_frame(self.voice.is_recording());
+        self.tap = Some(tap);
+        self
+    }
+
+    /// The recogniser the caller's audio goes to from now on.
+    pub(super) fn set_stt(&mut self, stt: Option<SttStream>) {
+        if let Some(tap) = &self.tap {
+            tap.set_recogniser(stt.as_ref().map(|s| s.input.clone()));
+        }
+        self.stt = stt;
     }
 
     /// Runs the call until the caller hangs up, the agent ends it, or shutdown; then saves
@@ -135,7 +153,14 @@ impl CallActor {
     ) -> CallSummary {
         let mut commands = Some(commands);
         self.begin().await;
+        // The tick's timer lives as long as the call and is moved only when the next tick
+        // changes, not registered anew on each of the fifty frames a second.
+        let tick = tokio::time::sleep_until(self.next_tick);
+        tokio::pin!(tick);
         while !self.closed && !self.voice.is_gone() {
+            if tick.deadline() != self.next_tick {
+                tick.as_mut().reset(self.next_tick);
+            }
             let barge_at = self.floor.barge_deadline();
             let llm_deadline = self.reply.as_ref().and_then(|r| r.deadline);
             tokio::select! {
@@ -154,7 +179,7 @@ impl CallActor {
                 event = reply::recv(&mut self.reply) => self.on_llm(event).await,
                 _ = sleep_until(llm_deadline) => self.on_llm(Some(LlmEvent::Error(ProviderError::retryable("llm", "no first token in time")))).await,
                 _ = sleep_until(barge_at) => self.on_barge_deadline().await,
-                _ = tokio::time::sleep_until(self.next_tick) => {
+                _ = &mut tick => {
                     self.on_tick().await;
                     self.next_tick = Instant::now() + self.tick_period();
                 }
@@ -249,6 +274,8 @@ impl CallActor {
         // Fifty frames a second per call: the clock is read only for a loud frame or a
         // recorded call; the rest only go to the recogniser.
         let loud = mulaw::mean_level(&bytes) >= CALLER_VOICE_LEVEL;
+        // With a tap, the reader already fed the recogniser.
+        let to_stt = self.tap.is_none();
         if loud || self.voice.is_recording() {
             let now = Instant::now();
             if loud {
@@ -260,7 +287,7 @@ impl CallActor {
                 self.drop_recording(e);
             }
         }
-        if let Some(stt) = &self.stt {
+        if let Some(stt) = self.stt.as_ref().filter(|_| to_stt) {
             // Never block the call on a slow recogniser: drop and count instead.
             if let Err(mpsc::error::TrySendError::Full(_)) = stt.input.try_send(SttInput::Audio(bytes)) {
                 metrics::counter!("ringlypro_stt_frames_dropped_total").increment(1);

@@ -89,6 +89,9 @@ impl CallActor {
         tracing::error!(call_sid = %self.setup.call_sid, error = %e, "recording failed; the call goes on unrecorded");
         self.failures.push(format!("recording: {e}"));
         self.voice.drop_recording();
+        if let Some(tap) = &self.tap {
+            tap.hand_every_frame(false);
+        }
     }
 
     /// Stores the recording with the call, retrying once. One that cannot be stored is
@@ -116,6 +119,9 @@ impl CallActor {
 
     /// Words the caller said just before hanging up: flush the recogniser and keep them.
     async fn last_words(&mut self) {
+        if let Some(tap) = &self.tap {
+            tap.set_recogniser(None);
+        }
         let Some(mut stt) = self.stt.take() else { return };
         if stt.input.send(SttInput::Finalize).await.is_err() {
             return;

@@ -370,7 +370,12 @@ impl Session {
             }
             close_deadline = Some(Instant::now() + CLOSE_GRACE);
         }
-        let mut keepalive_at = Instant::now() + self.config.keepalive_every;
+        // One timer for the socket's life, looked at when it fires rather than reset for
+        // every frame: fifty frames a second would otherwise register and cancel fifty
+        // timers a second per call.
+        let mut sent_at = Instant::now();
+        let keepalive = tokio::time::sleep_until(sent_at + self.config.keepalive_every);
+        tokio::pin!(keepalive);
 
         loop {
             let closing = close_deadline.is_some();
@@ -403,7 +408,7 @@ impl Session {
                     let sent = match input {
                         Some(SttInput::Audio(audio)) => {
                             self.replay.push(&audio);
-                            keepalive_at = Instant::now() + self.config.keepalive_every;
+                            sent_at = Instant::now();
                             socket.send(Message::binary(audio)).await
                         }
                         Some(SttInput::Finalize) => {
@@ -421,13 +426,17 @@ impl Session {
                         return Ended::Dropped(format!("send failed: {e}"));
                     }
                 }
-                _ = sleep_until(keepalive_at), if !closing => {
-                    keepalive_at = Instant::now() + self.config.keepalive_every;
-                    if let Err(e) = socket.send(control("KeepAlive")).await {
-                        return Ended::Dropped(format!("sending KeepAlive: {e}"));
+                _ = &mut keepalive, if !closing => {
+                    let now = Instant::now();
+                    if now >= sent_at + self.config.keepalive_every {
+                        sent_at = now;
+                        if let Err(e) = socket.send(control("KeepAlive")).await {
+                            return Ended::Dropped(format!("sending KeepAlive: {e}"));
+                        }
                     }
+                    keepalive.as_mut().reset(sent_at + self.config.keepalive_every);
                 }
-                _ = sleep_until(carried_turn_deadline.unwrap_or(keepalive_at)), if carried_turn_deadline.is_some() => {
+                _ = sleep_until(carried_turn_deadline.unwrap_or(sent_at)), if carried_turn_deadline.is_some() => {
                     carried_turn_deadline = None;
                     if let Some(event) = self.turn.end_turn()
                         && self.events.send(event).await.is_err()
@@ -435,7 +444,7 @@ impl Session {
                         return Ended::Abandoned;
                     }
                 }
-                _ = sleep_until(close_deadline.unwrap_or(keepalive_at)), if closing => {
+                _ = sleep_until(close_deadline.unwrap_or(sent_at)), if closing => {
                     tracing::debug!(provider = PROVIDER, "no close from Deepgram within the grace period");
                     let _ = socket.close(None).await;
                     return Ended::Finished;
