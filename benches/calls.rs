@@ -9,7 +9,13 @@
 //! - `--sweep 100,200,400` runs each count with a fresh server and plots the curve;
 //! - `--duration SECS` keeps N calls live for that long (a soak), plotting memory over time;
 //! - `--barge-in` makes every call's second line talk over the agent's reply;
-//! - `--pin` runs the server on CPU 0 and the callers and vendor fakes on CPU 1;
+//! - `--pin` runs the server on `--server-cpus` (default `0`) and this harness on
+//!   `--harness-cpus` (default `1`), e.g. `--server-cpus 0,1 --harness-cpus 2-15`;
+//! - `--role vendors` only runs the vendor fakes: it prints their addresses as one JSON
+//!   line and serves until its standard input closes; `--role callers` only runs the
+//!   callers, against the vendors named by `--vendors FILE` (that JSON line) or, without it,
+//!   a `--role vendors` child of its own (pinned to `--vendor-cpus` with `--pin`);
+//!   `--role all` (the default) runs both in this process;
 //! - `--pace MS` sets the agent's speech per character of text (default 65, a real voice);
 //! - `--server-bin PATH` runs another build of the server (to compare two builds).
 
@@ -86,6 +92,24 @@ struct Args {
     /// Another build of the server to run instead of this one (to compare two builds on
     /// the same machine, one run after the other).
     server_bin: Option<String>,
+    role: Role,
+    /// `--vendors FILE`: where a `--role vendors` process serves (its JSON line).
+    vendors_file: Option<String>,
+    server_cpus: String,
+    harness_cpus: String,
+    /// Where a vendors child runs (default: with the harness).
+    vendor_cpus: Option<String>,
+}
+
+/// What this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Vendor fakes and callers.
+    All,
+    /// Callers only; the vendors run in another process.
+    Callers,
+    /// Vendor fakes only, for a `callers` process.
+    Vendors,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -98,6 +122,11 @@ fn args() -> anyhow::Result<Args> {
         pace_ms: 65,
         pin: false,
         server_bin: None,
+        role: Role::All,
+        vendors_file: None,
+        server_cpus: "0".into(),
+        harness_cpus: "1".into(),
+        vendor_cpus: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -114,6 +143,18 @@ fn args() -> anyhow::Result<Args> {
             "--pace" => out.pace_ms = value()?.parse()?,
             "--pin" => out.pin = true,
             "--server-bin" => out.server_bin = Some(value()?),
+            "--role" => {
+                out.role = match value()?.as_str() {
+                    "all" => Role::All,
+                    "callers" => Role::Callers,
+                    "vendors" => Role::Vendors,
+                    other => bail!("--role {other:?}: all, callers or vendors"),
+                }
+            }
+            "--vendors" => out.vendors_file = Some(value()?),
+            "--server-cpus" => out.server_cpus = value()?,
+            "--harness-cpus" => out.harness_cpus = value()?,
+            "--vendor-cpus" => out.vendor_cpus = Some(value()?),
             "--bench" => {}
             _ => {}
         }
@@ -199,16 +240,51 @@ fn first_clause_ms(text: &str, tokens_per_second: u32) -> f64 {
     (chars.len().div_ceil(4).saturating_sub(1)) as f64 * 1000.0 / tokens_per_second as f64
 }
 
-/// The modeled vendors, shared by every run of a sweep.
-struct Vendors {
-    dg: FakeDeepgram,
-    _llm: FakeOpenAi,
-    tts: FakeElevenLabs,
-    llm_base_url: String,
-    llm_api_key: String,
+/// Where the modeled vendors listen: what a `--role vendors` process prints.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct VendorAddresses {
+    deepgram_url: String,
+    openai_base_url: String,
+    openai_api_key: String,
+    elevenlabs_url: String,
 }
 
-async fn vendors(args: &Args) -> Vendors {
+/// The vendor fakes, when they run in this process.
+struct LocalVendors {
+    dg: FakeDeepgram,
+    llm: FakeOpenAi,
+    tts: FakeElevenLabs,
+}
+
+/// The modeled vendors, shared by every run of a sweep: here, or in another process.
+struct Vendors {
+    addresses: VendorAddresses,
+    local: Option<LocalVendors>,
+    /// A `--role vendors` child; it stops when its standard input closes.
+    child: Option<Child>,
+}
+
+impl Drop for Vendors {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The sentence the fake recogniser hears for every caller line.
+fn heard(i: usize) -> String {
+    format!("yes please that sounds good number {i}")
+}
+
+/// Final transcripts a run of `n` calls needs (each line, plus slack for fillers).
+fn transcripts_for(args: &Args, n: usize) -> usize {
+    let rounds = args.duration.map_or(1, |t| t.as_secs() as usize / 15 + 2);
+    n * (args.lines + 2) * rounds
+}
+
+async fn local_vendors(args: &Args) -> LocalVendors {
     let d = args.delays;
     let dg = FakeDeepgram::start().await;
     dg.final_delay(Duration::from_millis(d.stt_final_ms));
@@ -225,8 +301,81 @@ async fn vendors(args: &Args) -> Vendors {
         ..Knobs::default()
     })
     .await;
-    let (llm_base_url, llm_api_key) = (llm.base_url(), llm.api_key().to_owned());
-    Vendors { dg, _llm: llm, tts, llm_base_url, llm_api_key }
+    LocalVendors { dg, llm, tts }
+}
+
+fn addresses_of(local: &LocalVendors) -> VendorAddresses {
+    VendorAddresses {
+        deepgram_url: local.dg.url(),
+        openai_base_url: local.llm.base_url(),
+        openai_api_key: local.llm.api_key().to_owned(),
+        elevenlabs_url: local.tts.base_url(),
+    }
+}
+
+async fn vendors(args: &Args) -> anyhow::Result<Vendors> {
+    match (args.role, &args.vendors_file) {
+        (Role::Callers, Some(file)) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+            let addresses =
+                serde_json::from_str(text.trim()).with_context(|| format!("{file} is not a vendors line"))?;
+            Ok(Vendors { addresses, local: None, child: None })
+        }
+        (Role::Callers, None) => spawn_vendors(args),
+        _ => {
+            let local = local_vendors(args).await;
+            Ok(Vendors { addresses: addresses_of(&local), local: Some(local), child: None })
+        }
+    }
+}
+
+/// Starts `--role vendors` as a child with this run's arguments, pinned where asked, and
+/// reads the addresses it prints.
+fn spawn_vendors(args: &Args) -> anyhow::Result<Vendors> {
+    use std::io::BufRead as _;
+    let exe = std::env::current_exe()?;
+    let mut passed: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = passed.iter().position(|a| a == "--role") {
+        passed.drain(i..(i + 2).min(passed.len()));
+    }
+    let mut command = match (&args.pin, &args.vendor_cpus) {
+        (true, cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus.as_deref().unwrap_or(&args.harness_cpus)]).arg(&exe);
+            c
+        }
+        (false, _) => Command::new(&exe),
+    };
+    let mut child = command
+        .args(&passed)
+        .args(["--role", "vendors"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the vendors process")?;
+    let stdout = child.stdout.take().context("the vendors process has no output")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).context("reading the vendors' addresses")?;
+    let addresses = serde_json::from_str(line.trim()).with_context(|| format!("not a vendors line: {line:?}"))?;
+    Ok(Vendors { addresses, local: None, child: Some(child) })
+}
+
+/// `--role vendors`: the fakes with every transcript the runs will need, their addresses
+/// on standard output, served until standard input closes.
+async fn serve_vendors(args: &Args) -> anyhow::Result<()> {
+    let local = local_vendors(args).await;
+    let total: usize = args.calls.iter().map(|&n| transcripts_for(args, n)).sum();
+    for i in 0..total {
+        local.dg.say_next([heard(i)]);
+    }
+    println!("{}", serde_json::to_string(&addresses_of(&local))?);
+    tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    })
+    .await?;
+    Ok(())
 }
 
 /// What one run measured.
@@ -252,7 +401,7 @@ async fn start_server(
     let bin = args.server_bin.as_deref().unwrap_or(env!("CARGO_BIN_EXE_ringlypro"));
     let mut command = if args.pin {
         let mut c = Command::new("taskset");
-        c.args(["-c", "0", bin]);
+        c.args(["-c", &args.server_cpus, bin]);
         c
     } else {
         Command::new(bin)
@@ -263,11 +412,11 @@ async fn start_server(
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("PUBLIC_URL", &base_url)
         .env("DEEPGRAM_API_KEY", FakeDeepgram::API_KEY)
-        .env("DEEPGRAM_URL", v.dg.url())
-        .env("OPENAI_API_KEY", &v.llm_api_key)
-        .env("OPENAI_BASE_URL", &v.llm_base_url)
+        .env("DEEPGRAM_URL", &v.addresses.deepgram_url)
+        .env("OPENAI_API_KEY", &v.addresses.openai_api_key)
+        .env("OPENAI_BASE_URL", &v.addresses.openai_base_url)
         .env("ELEVENLABS_API_KEY", fakes::elevenlabs::API_KEY)
-        .env("ELEVENLABS_URL", v.tts.base_url())
+        .env("ELEVENLABS_URL", &v.addresses.elevenlabs_url)
         .env("RUST_LOG", "warn")
         .env("SHUTDOWN_GRACE_SECS", "5")
         .env("DATABASE_POOL_SIZE", "60")
@@ -300,14 +449,17 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
         args.lines,
         if args.barge_in { ", barge-in on line 2" } else { "" }
     );
-    let rounds = args.duration.map_or(1, |t| t.as_secs() as usize / 15 + 2);
-    for i in 0..n * (args.lines + 2) * rounds {
-        v.dg.say_next([format!("yes please that sounds good number {i}")]);
+    if let Some(local) = &v.local {
+        for i in 0..transcripts_for(args, n) {
+            local.dg.say_next([heard(i)]);
+        }
     }
     let log = support::results_dir()?.join(format!("calls-server-{n}.log"));
     let (server, pid, base_url) = start_server(args, db, v, &log).await?;
     let (cpu_before, _, rss_idle) = process_usage(pid);
     let (harness_cpu_before, _, _) = process_usage(std::process::id());
+    let vendors_pid = v.child.as_ref().map(Child::id);
+    let (vendors_cpu_before, _, _) = vendors_pid.map_or((0.0, 0, 0), process_usage);
 
     // Memory over time, sampled every second until told to stop.
     let (stop_sampling, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -365,6 +517,8 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     let (cpu_after, peak_rss, _) = process_usage(pid);
     let (harness_cpu_after, _, _) = process_usage(std::process::id());
     let harness_cores = (harness_cpu_after - harness_cpu_before) / run_started.elapsed().as_secs_f64();
+    let (vendors_cpu_after, _, _) = vendors_pid.map_or((0.0, 0, 0), process_usage);
+    let vendors_cores = (vendors_cpu_after - vendors_cpu_before) / run_started.elapsed().as_secs_f64();
     let wall = run_started.elapsed().as_secs_f64();
     let _ = stop_sampling.send(());
     let rss_samples = sampler.await.unwrap_or_default();
@@ -434,14 +588,18 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     }
     let server_log = std::fs::read_to_string(&log).unwrap_or_default();
     let (warnings, server_errors) = (server_log.matches("WARN").count(), server_log.matches("ERROR").count());
-    println!("harness (callers and vendor fakes) CPU: {harness_cores:.3} cores");
+    if vendors_pid.is_some() {
+        println!("harness CPU: callers {harness_cores:.3} cores, vendor fakes {vendors_cores:.3} cores");
+    } else {
+        println!("harness (callers and vendor fakes) CPU: {harness_cores:.3} cores");
+    }
     println!("server log: {warnings} warnings, {server_errors} errors ({})", log.display());
     let summary = json!({
         "calls": n, "lines_per_call": args.lines, "barge_in": args.barge_in, "pinned": args.pin,
         "delays": format!("{d:?}"), "pace_ms_per_char": args.pace_ms, "completed": reports.len(),
         "errors": errors, "server_log_warnings": warnings, "server_log_errors": server_errors, "stages": stages, "modeled_floor_ms": floor, "late_frames_total": total_late,
         "calls_with_late_frames": calls_with_late, "marks_after_clear": marks_after_clear,
-        "server_cpu_seconds": cpu, "harness_cores": harness_cores, "wall_seconds": wall, "server_cores": cpu / wall,
+        "server_cpu_seconds": cpu, "harness_cores": harness_cores, "vendor_process_cores": vendors_cores, "wall_seconds": wall, "server_cores": cpu / wall,
         "peak_rss_kib": peak_rss, "idle_rss_kib": rss_idle, "rss_per_call_kib": rss_per_call,
         "rss_over_time_kib": rss_samples,
     });
@@ -461,21 +619,32 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = args()?;
-    if args.pin {
-        // This process (callers and vendor fakes) on CPU 1, the server on CPU 0.
+    if args.pin && args.role != Role::Vendors {
+        // This process on the harness's CPUs, the server on its own.
         let status = Command::new("taskset")
-            .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
+            .args(["-a", "-p", "-c", &args.harness_cpus, &std::process::id().to_string()])
             .stdout(Stdio::null())
             .status();
         if !status.is_ok_and(|s| s.success()) {
             bail!("--pin needs taskset (util-linux) and two CPUs");
         }
     }
+    if args.role == Role::Vendors {
+        return serve_vendors(&args).await;
+    }
     println!(
-        "calls {:?}, {} caller lines each, delays {:?}, duration {:?}, pace {} ms/char, pinned {}",
-        args.calls, args.lines, args.delays, args.duration, args.pace_ms, args.pin
+        "calls {:?}, {} caller lines each, delays {:?}, duration {:?}, pace {} ms/char, pinned {} (server on {}, harness on {}), role {:?}",
+        args.calls,
+        args.lines,
+        args.delays,
+        args.duration,
+        args.pace_ms,
+        args.pin,
+        args.server_cpus,
+        args.harness_cpus,
+        args.role
     );
-    let v = vendors(&args).await;
+    let v = vendors(&args).await?;
     let (db, pool) = support::database(Some("Hello, Bright Smile Dental, how can I help?")).await?;
     let mut runs = Vec::new();
     for &n in &args.calls {

@@ -334,15 +334,22 @@ impl TwilioStream {
 
     /// A `media` frame of the caller's 8 kHz μ-law audio (20 ms).
     pub fn media(&mut self, mulaw: &[u8]) -> String {
-        let sequence_number = self.next_sequence();
+        // Written directly, as Twilio lays it out: a load run sends fifty a second per call.
+        use std::fmt::Write as _;
+        self.sequence += 1;
         self.chunks += 1;
-        let media = MediaPayload {
-            track: Some("inbound".to_owned()),
-            chunk: Some(self.chunks.to_string()),
-            timestamp: Some(self.chunks * 20),
-            payload: Cow::Owned(STANDARD.encode(mulaw)),
-        };
-        Frame { sequence_number, media: Some(media), ..self.frame("media") }.to_json()
+        let mut out = String::with_capacity(160 + self.stream_sid.len() + mulaw.len().div_ceil(3) * 4);
+        let _ = write!(out, r#"{{"event":"media","sequenceNumber":"{}","streamSid":"#, self.sequence);
+        push_json_str(&mut out, &self.stream_sid);
+        let _ = write!(
+            out,
+            r#","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":""#,
+            self.chunks,
+            self.chunks * 20
+        );
+        STANDARD.encode_string(mulaw, &mut out);
+        out.push_str("\"}}");
+        out
     }
 
     /// A `mark` frame echoing one the server sent, once its audio has played.

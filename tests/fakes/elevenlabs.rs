@@ -376,8 +376,13 @@ impl Connection {
         let mut last_message = Instant::now();
         let interval = self.shared.knobs().chunk_interval.max(Duration::from_millis(1));
         let mut ticker = tokio::time::interval(interval);
+        // After an idle spell the ticks start again from now, not in a burst.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let inactivity = self.shared.knobs().inactivity_timeout;
+            // Nothing to pace while no context is open: a thousand idle sockets must not
+            // wake five hundred times a second each.
+            let pacing = !self.contexts.is_empty() || self.closing_socket;
             tokio::select! {
                 frame = self.socket.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
@@ -400,7 +405,7 @@ impl Connection {
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                     Some(Ok(_)) => {}
                 },
-                _ = ticker.tick() => {
+                _ = ticker.tick(), if pacing => {
                     if self.send_ready().await.is_err() {
                         return;
                     }
