@@ -549,6 +549,12 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
             tts_to_sent.extend(ms(t.tts_first_byte_at, t.first_audio_sent_at));
         }
     }
+    if server_added.is_empty() {
+        bail!(
+            "{n} calls ended without one agent turn (see {}): the measurement would be empty",
+            log.display()
+        );
+    }
     let millis = |d: &Duration| d.as_secs_f64() * 1000.0;
     let voice_to_voice: Vec<f64> = reports.iter().flat_map(|r| r.response_times.iter().map(millis)).collect();
     let barge_in: Vec<f64> = reports.iter().flat_map(|r| r.barge_in_times.iter().map(millis)).collect();
