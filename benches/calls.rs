@@ -550,10 +550,7 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
         }
     }
     if server_added.is_empty() {
-        bail!(
-            "{n} calls ended without one agent turn (see {}): the measurement would be empty",
-            log.display()
-        );
+        bail!("{n} calls ended without one agent turn (see {}): the measurement would be empty", log.display());
     }
     let millis = |d: &Duration| d.as_secs_f64() * 1000.0;
     let voice_to_voice: Vec<f64> = reports.iter().flat_map(|r| r.response_times.iter().map(millis)).collect();

@@ -44,9 +44,7 @@ pub async fn database(greeting: Option<&str>) -> anyhow::Result<(String, PgPool)
     .await?;
     // Load runs use thousands of minutes: give the tenant credit for all of them, so no
     // run of a sweep finds the account locked and its calls sent to the owner.
-    sqlx::query("UPDATE credit_accounts SET balance_cents = 1000000000")
-        .execute(&pool)
-        .await?;
+    sqlx::query("UPDATE credit_accounts SET balance_cents = 1000000000").execute(&pool).await?;
     Ok((db, pool))
 }
 

@@ -181,7 +181,7 @@ async fn a_dropped_recogniser_socket_loses_no_words() {
     dg.say_next(["i would like", "i would like to book an appointment"]);
     // Drop the connection in the middle of the caller's first sentence: the greeting lasts
     // about 5 s (250 frames), the sentence about 2 s more.
-    dg.drop_after(330);
+    dg.drop_after_audio_ms(330 * 20);
     let app = spawn_app_with(Options { engines: Some(cloud_engines(&dg, None)), ..Options::default() }).await;
     app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
     let mut script = CallScript::new(

@@ -56,6 +56,13 @@ pub struct HeardUtterance {
     pub speech_ms: u64,
 }
 
+/// Where an armed drop happens.
+#[derive(Debug, Clone, Copy)]
+enum DropPoint {
+    Messages(usize),
+    AudioBytes(usize),
+}
+
 /// A Deepgram stand-in. Dropping it stops the server and every connection.
 pub struct FakeDeepgram {
     addr: SocketAddr,
@@ -118,7 +125,13 @@ impl FakeDeepgram {
     /// messages (audio or control), then loses its TCP stream without a close frame.
     /// Call twice to drop two connections.
     pub fn drop_after(&self, n_messages: usize) {
-        self.shared.state().drops.push_back(n_messages);
+        self.shared.state().drops.push_back(DropPoint::Messages(n_messages));
+    }
+
+    /// Arms one abrupt drop once the connection has heard `ms` of audio (8 kHz μ-law),
+    /// however the client cut it into messages.
+    pub fn drop_after_audio_ms(&self, ms: usize) {
+        self.shared.state().drops.push_back(DropPoint::AudioBytes(ms * 8));
     }
 
     /// Precede every message with junk: bad JSON, an unknown type, a malformed `Results`
@@ -167,7 +180,7 @@ struct State {
     utterance_end: bool,
     garbage: bool,
     reject_key: bool,
-    drops: VecDeque<usize>,
+    drops: VecDeque<DropPoint>,
     stats: FakeDeepgramStats,
     heard: Vec<HeardUtterance>,
     last_query: Vec<(String, String)>,
@@ -422,8 +435,8 @@ enum Ending {
 }
 
 impl Connection {
-    async fn run(mut self, drop_after: Option<usize>) {
-        let mut handled = 0;
+    async fn run(mut self, drop_after: Option<DropPoint>) {
+        let (mut handled, mut heard_bytes) = (0, 0);
         loop {
             let due = self.pending_final.as_ref().map(|p| p.due);
             let message = tokio::select! {
@@ -436,7 +449,10 @@ impl Connection {
                 }
             };
             let outcome = match message {
-                Some(Ok(Message::Binary(audio))) => self.on_audio(&audio).await,
+                Some(Ok(Message::Binary(audio))) => {
+                    heard_bytes += audio.len();
+                    self.on_audio(&audio).await
+                }
                 Some(Ok(Message::Text(text))) => self.on_control(text.as_str()).await,
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => Ok(Flow::Continue),
@@ -446,7 +462,12 @@ impl Connection {
                 Ok(Flow::Closed) | Err(_) => break,
             }
             handled += 1;
-            if drop_after == Some(handled) {
+            let due = match drop_after {
+                Some(DropPoint::Messages(n)) => handled == n,
+                Some(DropPoint::AudioBytes(n)) => heard_bytes >= n,
+                None => false,
+            };
+            if due {
                 self.drop_abruptly().await;
                 break;
             }
