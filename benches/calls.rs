@@ -593,6 +593,8 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     let (warnings, server_errors) = (server_log.matches("WARN").count(), server_log.matches("ERROR").count());
     if vendors_pid.is_some() {
         println!("harness CPU: callers {harness_cores:.3} cores, vendor fakes {vendors_cores:.3} cores");
+    } else if v.local.is_none() {
+        println!("harness CPU: callers {harness_cores:.3} cores (the vendor fakes run elsewhere)");
     } else {
         println!("harness (callers and vendor fakes) CPU: {harness_cores:.3} cores");
     }
