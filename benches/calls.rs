@@ -8,6 +8,8 @@
 //! - `--provider-delays zero` sets every modeled delay to 0;
 //! - `--sweep 100,200,400` runs each count with a fresh server and plots the curve;
 //! - `--duration SECS` keeps N calls live for that long (a soak), plotting memory over time;
+//! - `--arrival-rate R` starts R new calls a second for `--duration` (default 60 s) instead of
+//!   N at once: a steady stream, whose peak of concurrent calls is reported;
 //! - `--barge-in` makes every call's second line talk over the agent's reply;
 //! - `--pin` runs the server on `--server-cpus` (default `0`) and this harness on
 //!   `--harness-cpus` (default `1`), e.g. `--server-cpus 0,1 --harness-cpus 2-15`;
@@ -89,6 +91,8 @@ struct Args {
     pace_ms: usize,
     /// Server on CPU 0, this harness (callers and vendor fakes) on CPU 1.
     pin: bool,
+    /// New calls a second, for `--duration`, instead of N at once.
+    arrival_rate: Option<f64>,
     /// Another build of the server to run instead of this one (to compare two builds on
     /// the same machine, one run after the other).
     server_bin: Option<String>,
@@ -122,6 +126,7 @@ fn args() -> anyhow::Result<Args> {
         pace_ms: 65,
         pin: false,
         server_bin: None,
+        arrival_rate: None,
         role: Role::All,
         vendors_file: None,
         server_cpus: "0".into(),
@@ -143,6 +148,13 @@ fn args() -> anyhow::Result<Args> {
             "--pace" => out.pace_ms = value()?.parse()?,
             "--pin" => out.pin = true,
             "--server-bin" => out.server_bin = Some(value()?),
+            "--arrival-rate" => {
+                let rate: f64 = value()?.parse()?;
+                if !(rate > 0.0 && rate <= 10_000.0) {
+                    bail!("--arrival-rate must be between 0 and 10000 calls a second");
+                }
+                out.arrival_rate = Some(rate);
+            }
             "--role" => {
                 out.role = match value()?.as_str() {
                     "all" => Role::All,
@@ -280,8 +292,17 @@ fn heard(i: usize) -> String {
 
 /// Final transcripts a run of `n` calls needs (each line, plus slack for fillers).
 fn transcripts_for(args: &Args, n: usize) -> usize {
+    if let Some(rate) = args.arrival_rate {
+        let calls = (rate * arrival_window(args).as_secs_f64()).ceil() as usize + 1;
+        return calls * (args.lines + 2);
+    }
     let rounds = args.duration.map_or(1, |t| t.as_secs() as usize / 15 + 2);
     n * (args.lines + 2) * rounds
+}
+
+/// How long a steady stream of calls keeps arriving.
+fn arrival_window(args: &Args) -> Duration {
+    args.duration.unwrap_or(Duration::from_secs(60))
 }
 
 async fn local_vendors(args: &Args) -> LocalVendors {
@@ -444,8 +465,12 @@ async fn start_server(
 
 async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) -> anyhow::Result<Run> {
     let d = args.delays;
+    let shape = match args.arrival_rate {
+        Some(rate) => format!("{rate} new calls a second for {} s", arrival_window(args).as_secs()),
+        None => format!("{n} concurrent calls"),
+    };
     println!(
-        "\n=== {n} concurrent calls, {} caller lines each{} ===",
+        "\n=== {shape}, {} caller lines each{} ===",
         args.lines,
         if args.barge_in { ", barge-in on line 2" } else { "" }
     );
@@ -482,7 +507,7 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
 
     // Calls: N at once, either one round or kept up for --duration.
     let voice: Arc<dyn TextToSpeech> = Arc::new(ToneVoice);
-    let run_until = args.duration.map(|d| Instant::now() + d);
+    let run_until = args.duration.filter(|_| args.arrival_rate.is_none()).map(|d| Instant::now() + d);
     let (lines, barge_in) = (args.lines, args.barge_in);
     let place = move || {
         let script_lines = (0..lines)
@@ -493,27 +518,47 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
         let voice = voice.clone();
         tokio::spawn(async move { sim::place_call(&script, voice).await })
     };
-    // Start the calls over one second, as a busy hour's calls would not all ring at once.
-    let mut live = Vec::with_capacity(n);
-    for _ in 0..n {
-        live.push(place());
-        tokio::time::sleep(Duration::from_micros(1_000_000 / n as u64)).await;
-    }
+    let mut live = futures::stream::FuturesUnordered::new();
     let mut reports = Vec::new();
     let mut errors = Vec::new();
+    let mut record = |result: Result<anyhow::Result<sim::Report>, tokio::task::JoinError>| match result {
+        Ok(Ok(report)) => reports.push(report),
+        Ok(Err(e)) => errors.push(format!("{e:#}")),
+        Err(e) => errors.push(format!("call task: {e}")),
+    };
     let run_started = Instant::now();
-    while !live.is_empty() {
-        let (result, _, rest) = futures::future::select_all(live).await;
-        live = rest;
-        match result {
-            Ok(Ok(report)) => reports.push(report),
-            Ok(Err(e)) => errors.push(format!("{e:#}")),
-            Err(e) => errors.push(format!("call task: {e}")),
+    let mut peak_live = 0;
+    if let Some(rate) = args.arrival_rate {
+        // A steady stream: a new call every 1/rate s for the window, then the last ones end.
+        let until = Instant::now() + arrival_window(args);
+        let mut arrivals = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        loop {
+            let arriving = Instant::now() < until;
+            tokio::select! {
+                _ = arrivals.tick(), if arriving => {
+                    live.push(place());
+                    peak_live = peak_live.max(live.len());
+                }
+                Some(result) = futures::StreamExt::next(&mut live) => record(result),
+                else => break,
+            }
         }
-        if run_until.is_some_and(|t| Instant::now() < t) {
+    } else {
+        // Start the calls over one second, as a busy hour's calls would not all ring at once.
+        for _ in 0..n {
             live.push(place());
+            tokio::time::sleep(Duration::from_micros(1_000_000 / n as u64)).await;
+        }
+        peak_live = n;
+        while let Some(result) = futures::StreamExt::next(&mut live).await {
+            record(result);
+            if run_until.is_some_and(|t| Instant::now() < t) {
+                live.push(place());
+            }
         }
     }
+    // Per-call figures are per concurrent call: the most that were live at once.
+    let n = peak_live.max(1);
     let (cpu_after, peak_rss, _) = process_usage(pid);
     let (harness_cpu_after, _, _) = process_usage(std::process::id());
     let harness_cores = (harness_cpu_after - harness_cpu_before) / run_started.elapsed().as_secs_f64();
@@ -560,7 +605,7 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     let completed = reports.len().max(1) as f64;
     // Endpointing silence the recogniser waits for (300 ms), then the modeled delays.
     let floor = 300.0 + (d.stt_final_ms + d.llm_first_token_ms + d.tts_first_byte_ms) as f64;
-    println!("{} calls completed in {wall:.1} s, {} errors", reports.len(), errors.len());
+    println!("{} calls completed in {wall:.1} s, at most {n} at once, {} errors", reports.len(), errors.len());
     let stages = vec![
         percentiles("server-added (STT final -> first frame, minus vendors)", server_added.clone()),
         percentiles("STT final -> first LLM token (modeled + early start)", to_first_token),
@@ -658,7 +703,9 @@ async fn main() -> anyhow::Result<()> {
     pool.close().await;
 
     // Results and plots.
-    let tag = if args.calls.len() > 1 {
+    let tag = if let Some(rate) = args.arrival_rate {
+        format!("arrival-{rate}")
+    } else if args.calls.len() > 1 {
         "sweep".to_owned()
     } else if args.duration.is_some() {
         format!("soak-{}", args.calls[0])
