@@ -11,6 +11,8 @@ pub enum CallInput {
     Audio {
         bytes: Vec<u8>,
         timestamp_ms: Option<u64>,
+        /// Whether the frame is the caller's voice, when the transport already measured it.
+        loud: Option<bool>,
     },
     Dtmf(char),
     /// One of our marks came back.

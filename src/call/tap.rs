@@ -67,7 +67,7 @@ impl AudioTap {
         let mut guard = self.route.lock().unwrap_or_else(|e| e.into_inner());
         let route = &mut *guard;
         let Some(stt) = route.stt.as_ref() else {
-            return for_actor.then_some(CallInput::Audio { bytes, timestamp_ms });
+            return for_actor.then_some(CallInput::Audio { bytes, timestamp_ms, loud: Some(loud) });
         };
         let to_actor = for_actor.then(|| bytes.clone());
         route.quiet_bytes = if loud { 0 } else { route.quiet_bytes.saturating_add(bytes.len()) };
@@ -83,7 +83,7 @@ impl AudioTap {
         } else if let Err(mpsc::error::TrySendError::Full(_)) = stt.try_send(SttInput::Audio(piece)) {
             metrics::counter!("ringlypro_stt_frames_dropped_total").increment(1);
         }
-        to_actor.map(|bytes| CallInput::Audio { bytes, timestamp_ms })
+        to_actor.map(|bytes| CallInput::Audio { bytes, timestamp_ms, loud: Some(loud) })
     }
 }
 
@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(tap.route(vec![QUIET; 160], Some(20)), None);
         assert!(matches!(rx.try_recv(), Ok(SttInput::Audio(a)) if a == vec![QUIET; 160]));
         let handed = tap.route(loud(), Some(40));
-        assert_eq!(handed, Some(CallInput::Audio { bytes: loud(), timestamp_ms: Some(40) }));
+        assert_eq!(handed, Some(CallInput::Audio { bytes: loud(), timestamp_ms: Some(40), loud: Some(true) }));
         assert!(matches!(rx.try_recv(), Ok(SttInput::Audio(a)) if a == loud()));
     }
 
@@ -113,7 +113,11 @@ mod tests {
     fn a_recorded_call_sees_every_frame_and_without_a_recogniser_nothing_is_lost_to_it() {
         let tap = AudioTap::default();
         tap.hand_every_frame(true);
-        assert!(tap.route(vec![QUIET; 160], None).is_some());
+        assert_eq!(
+            tap.route(vec![QUIET; 160], None),
+            Some(CallInput::Audio { bytes: vec![QUIET; 160], timestamp_ms: None, loud: Some(false) }),
+            "a recorded call's quiet frame comes measured, so the actor does not measure it again"
+        );
         tap.hand_every_frame(false);
         assert_eq!(tap.route(vec![QUIET; 160], None), None);
         assert!(tap.route(loud(), None).is_some(), "the floor still hears the caller without a recogniser");

@@ -481,15 +481,23 @@ impl GhlSync {
         tx.commit().await?;
         let Some(a) = appointment else { return Ok(()) };
         let live = a.status != AppointmentStatus::Cancelled && job.action == SyncAction::Upsert;
-        if !live && linked.is_none() {
-            // Never written, nothing to cancel (unless an answer was lost: looked up below
-            // only when there is a contact to look under).
-            let mut tx = begin_tenant(&self.pool, client_id).await?;
-            let contact = store::link(&mut tx, client_id, LinkKind::Contact, &a.customer_phone).await?;
-            tx.commit().await?;
-            let Some(contact) = contact else { return Ok(()) };
-            let Some(found) = self.find_written(c, &contact, &a.confirmation_code).await? else { return Ok(()) };
-            return self.cancel_remote(c, &a, &found, &contact).await;
+        if !live {
+            let remote = match linked {
+                Some(remote) => remote,
+                None => {
+                    // Never linked; an earlier write whose answer was lost is looked up
+                    // under the caller's contact, when there is one.
+                    let mut tx = begin_tenant(&self.pool, client_id).await?;
+                    let contact = store::link(&mut tx, client_id, LinkKind::Contact, &a.customer_phone).await?;
+                    tx.commit().await?;
+                    let Some(contact) = contact else { return Ok(()) };
+                    let Some(found) = self.find_written(c, &contact, &a.confirmation_code).await? else {
+                        return Ok(());
+                    };
+                    found
+                }
+            };
+            return self.cancel_remote(c, &a, &remote).await;
         }
         let calendar_id = c.calendar_id.clone().ok_or(JobError::NoCalendar)?;
         let contact =
@@ -498,11 +506,6 @@ impl GhlSync {
                 Some(id) => id,
                 None => self.upsert_contact(c, &a.customer_phone, &a.customer_name, None).await?,
             };
-        if !live {
-            // `linked` is set here.
-            let remote = linked.unwrap_or_default();
-            return self.cancel_remote(c, &a, &remote, &contact).await;
-        }
         let zone = tenants::find(&self.pool, client_id).await?.map(|t| t.timezone).unwrap_or(chrono_tz::UTC);
         let write = AppointmentWrite {
             calendar_id,
@@ -555,18 +558,19 @@ impl GhlSync {
         Ok(listed.into_iter().find(|r| r.title.ends_with(&mark)).map(|r| r.id))
     }
 
+    /// Marks a written appointment cancelled (only its status and times are sent).
     async fn cancel_remote(
         &self,
         c: &GhlConnection,
         a: &appointments::Appointment,
         remote: &str,
-        contact: &str,
     ) -> Result<(), JobError> {
         let api = self.api()?;
         let write = AppointmentWrite {
             calendar_id: c.calendar_id.clone().unwrap_or_default(),
             location_id: c.location_id.clone(),
-            contact_id: contact.to_owned(),
+            // Not sent on an update.
+            contact_id: String::new(),
             start: a.starts_at.fixed_offset(),
             end: a.ends_at.fixed_offset(),
             title: title(&a.customer_name, &a.confirmation_code),

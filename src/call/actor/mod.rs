@@ -244,7 +244,7 @@ impl CallActor {
 
     async fn on_input(&mut self, msg: CallInput) {
         match msg {
-            CallInput::Audio { bytes, timestamp_ms } => self.on_audio(bytes, timestamp_ms),
+            CallInput::Audio { bytes, timestamp_ms, loud } => self.on_audio(bytes, timestamp_ms, loud),
             CallInput::Dtmf(digit) => self.on_dtmf(digit, Instant::now()).await,
             CallInput::Mark(name) => {
                 if self.voice.on_mark(&name)
@@ -270,10 +270,10 @@ impl CallActor {
         }
     }
 
-    fn on_audio(&mut self, bytes: Vec<u8>, timestamp_ms: Option<u64>) {
+    fn on_audio(&mut self, bytes: Vec<u8>, timestamp_ms: Option<u64>, loud: Option<bool>) {
         // Fifty frames a second per call: the clock is read only for a loud frame or a
         // recorded call; the rest only go to the recogniser.
-        let loud = mulaw::mean_level(&bytes) >= CALLER_VOICE_LEVEL;
+        let loud = loud.unwrap_or_else(|| mulaw::mean_level(&bytes) >= CALLER_VOICE_LEVEL);
         // With a tap, the reader already fed the recogniser.
         let to_stt = self.tap.is_none();
         if loud || self.voice.is_recording() {
