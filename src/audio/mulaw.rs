@@ -50,7 +50,12 @@ pub fn encode(sample: i16) -> u8 {
     !(sign | ((exponent as u8) << 4) | mantissa as u8)
 }
 
-/// Decodes `bytes` and appends the samples to `out`.
+/// The mean level at and above which 20 ms of telephone audio is a voice rather than line
+/// noise.
+pub const VOICE_LEVEL: u32 = 400;
+/// 20 ms of 8 kHz μ-law.
+const FRAME_BYTES: usize = 160;
+
 /// Mean absolute sample level of μ-law audio (0 for silence): a cheap voice-activity cue.
 pub fn mean_level(bytes: &[u8]) -> u32 {
     if bytes.is_empty() {
@@ -60,6 +65,13 @@ pub fn mean_level(bytes: &[u8]) -> u32 {
     sum / bytes.len() as u32
 }
 
+/// Whether any 20 ms of `bytes` (8 kHz μ-law) is a voice ([`VOICE_LEVEL`]); a short loud
+/// frame in a long quiet piece still counts.
+pub fn has_voice(bytes: &[u8]) -> bool {
+    bytes.chunks(FRAME_BYTES).any(|frame| mean_level(frame) >= VOICE_LEVEL)
+}
+
+/// Decodes `bytes` and appends the samples to `out`.
 pub fn decode_into(bytes: &[u8], out: &mut Vec<i16>) {
     out.reserve(bytes.len());
     out.extend(bytes.iter().map(|&b| decode(b)));

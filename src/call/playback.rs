@@ -16,6 +16,8 @@ pub const LEAD: Duration = Duration::from_millis(160);
 /// Audio kept after sending, so a hold can take back what Twilio had not played yet (the
 /// lead plus marks still on their way back): one second.
 const SENT_TAIL_BYTES: usize = 1000 * BYTES_PER_MS;
+/// The queue of audio to send keeps an allocation up to this size from turn to turn.
+const KEEP_CAPACITY: usize = 8 * 1024;
 
 /// One thing to put on the wire.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +60,7 @@ impl Default for Playback {
 impl Playback {
     pub fn new() -> Self {
         Self {
-            pending: VecDeque::with_capacity(CHUNK_BYTES * 8),
+            pending: VecDeque::new(),
             finished_input: false,
             play_end: None,
             marks: VecDeque::new(),
@@ -67,7 +69,7 @@ impl Playback {
             generation: 0,
             next_mark: 0,
             first_mark_seen: false,
-            sent_tail: VecDeque::with_capacity(SENT_TAIL_BYTES),
+            sent_tail: VecDeque::new(),
             paused: false,
         }
     }
@@ -75,6 +77,7 @@ impl Playback {
     /// Starts a new agent turn (after the previous one ended or was cleared).
     pub fn start_turn(&mut self) {
         self.pending.clear();
+        self.release_pending();
         self.finished_input = false;
         self.sent_bytes = 0;
         self.heard_bytes = 0;
@@ -82,6 +85,14 @@ impl Playback {
         self.sent_tail.clear();
         self.paused = false;
         self.generation += 1;
+    }
+
+    /// An empty queue that a long reply's audio grew gives its memory back: a thousand
+    /// live calls keep little between replies.
+    fn release_pending(&mut self) {
+        if self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = VecDeque::new();
+        }
     }
 
     /// Queues synthesized audio for the current turn.
@@ -112,6 +123,9 @@ impl Playback {
                 return;
             };
             let chunk: Vec<u8> = self.pending.drain(..take).collect();
+            if self.pending.is_empty() {
+                self.release_pending();
+            }
             let overflow = (self.sent_tail.len() + take).saturating_sub(SENT_TAIL_BYTES);
             self.sent_tail.drain(..overflow.min(self.sent_tail.len()));
             self.sent_tail.extend(&chunk);
@@ -197,6 +211,7 @@ impl Playback {
         let total = self.sent_bytes + self.pending.len();
         let heard = if total == 0 { 0.0 } else { self.heard_bytes as f32 / total as f32 };
         self.pending.clear();
+        self.release_pending();
         self.marks.clear();
         self.sent_tail.clear();
         self.paused = false;
@@ -323,6 +338,22 @@ mod tests {
         let resumed: Vec<u8> =
             out.iter().filter_map(|s| if let Send::Audio { bytes, .. } = s { Some(bytes[0]) } else { None }).collect();
         assert_eq!(resumed, vec![1, 2, 3, 4], "the turn goes on from the first unplayed chunk");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_replys_queue_gives_its_memory_back_once_sent() {
+        let mut p = Playback::new();
+        p.start_turn();
+        p.push(&vec![0xff; 8000 * 5]); // five seconds arrive at once
+        p.finish_input();
+        assert!(p.pending.capacity() >= 40_000);
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for ms in (0..=5000).step_by(20) {
+            p.pump(t0 + Duration::from_millis(ms), &mut out);
+        }
+        assert_eq!(audio(&out), 40_000);
+        assert_eq!(p.pending.capacity(), 0, "all sent: nothing held for the next turn");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::providers::stt::SttInput;
 
 /// The mean level (μ-law decoded, absolute) at and above which a frame is the caller's
 /// voice rather than line noise.
-pub const CALLER_VOICE_LEVEL: u32 = 400;
+pub const CALLER_VOICE_LEVEL: u32 = mulaw::VOICE_LEVEL;
 
 /// Quiet audio after the caller's voice that still goes frame by frame (bytes, 8 kHz μ-law).
 const PROMPT_QUIET_BYTES: usize = 500 * 8;

@@ -178,7 +178,10 @@ pub async fn run(
         .instrument(span.clone()),
     );
     let actor = CallActor::new(app.call_deps.clone(), setup, out_tx).with_tap(tap);
-    let summary = actor.run(in_rx, commands, app.registry.shutdown_signal()).instrument(span.clone()).await;
+    // Boxed: the actor's state lives in one allocation instead of being copied into this
+    // future beside it.
+    let f = Box::pin(actor.run(in_rx, commands, app.registry.shutdown_signal()));
+    let summary = f.instrument(span.clone()).await;
     reader.abort();
     let _ = writer.await;
     drop(registration);

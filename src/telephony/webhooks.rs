@@ -177,15 +177,17 @@ async fn media_session(app: TelephonyState, socket: WebSocket) {
         return;
     };
     let claimed_tenant = start.parameters.get("tenant_id").map(String::as_str);
-    let setup = match session::resolve_call(&app.pool, &start.call_sid, claimed_tenant, &start.stream_sid, false).await
-    {
-        Ok(setup) => setup,
-        Err(e) => {
-            tracing::warn!(call_sid = %start.call_sid, error = %e, "media stream for an unknown call; closing");
-            let _ = sink.close().await;
-            return;
-        }
-    };
+    let setup =
+        match Box::pin(session::resolve_call(&app.pool, &start.call_sid, claimed_tenant, &start.stream_sid, false))
+            .await
+        {
+            Ok(setup) => setup,
+            Err(e) => {
+                tracing::warn!(call_sid = %start.call_sid, error = %e, "media stream for an unknown call; closing");
+                let _ = sink.close().await;
+                return;
+            }
+        };
     let stream_sid = setup.stream_sid.clone();
     let read = |text: &str, tap: &AudioTap| match media_stream::parse(text) {
         Ok(StreamEvent::Audio { bytes, .. }) if bytes.is_empty() => Inbound::Skip,

@@ -10,7 +10,7 @@ use crate::services::calls as call_records;
 impl CallActor {
     pub(super) async fn on_command(&mut self, command: CallCommand) {
         match command {
-            CallCommand::TakeOver => self.hand_over().await,
+            CallCommand::TakeOver => Box::pin(self.hand_over()).await,
             CallCommand::Note { text } => {
                 if self.handing_over {
                     return;

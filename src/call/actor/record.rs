@@ -153,7 +153,7 @@ impl CallActor {
             }
         }
         self.last_words().await;
-        self.checkpoint().await;
+        Box::pin(self.checkpoint()).await;
         let outcome = self.policy.outcome;
         let failures = self.failures.join("; ");
         let caller_name = self.policy.name.clone();

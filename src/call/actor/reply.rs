@@ -262,12 +262,14 @@ impl CallActor {
                 if let ToolCall::Book { name, .. } = &call {
                     self.policy.name = Some(name.clone());
                 }
-                self.run_tool(call).await
+                Box::pin(self.run_tool(call)).await
             }
             ModelTool::Reschedule { appointment_id, slot } => {
                 let name = self.policy.name.clone().unwrap_or_default();
                 let req = self.booking_request(slot, name, self.setup.caller.clone());
-                match booking::reschedule(&self.deps.pool, &self.setup.tenant, appointment_id, &req, now).await {
+                match Box::pin(booking::reschedule(&self.deps.pool, &self.setup.tenant, appointment_id, &req, now))
+                    .await
+                {
                     Ok(booked) => {
                         self.policy.outcome = Outcome::Rescheduled;
                         let booked = ToolResult::Booked { code: booked.appointment.confirmation_code, slot };

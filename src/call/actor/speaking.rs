@@ -111,7 +111,7 @@ impl CallActor {
             self.publish_turn(index);
         }
         // After the flush, so the reply's audio is not held up by the store.
-        self.checkpoint().await;
+        Box::pin(self.checkpoint()).await;
     }
 
     /// Says a whole reply (the local engine's, or a fixed line) as one agent turn.
@@ -163,7 +163,7 @@ impl CallActor {
         self.failures.push(format!("tts: {e}"));
         let turn = self.speaking.as_ref().map(|t| (t.text.clone(), t.text_complete));
         let turn = turn.as_ref().map(|(text, complete)| (text.as_str(), *complete));
-        self.voice.fall_back(&self.deps.engines, self.policy.language, turn).await;
+        Box::pin(self.voice.fall_back(&self.deps.engines, self.policy.language, turn)).await;
     }
 
     async fn pump(&mut self) {
@@ -230,7 +230,7 @@ impl CallActor {
             }
         }
         if now.duration_since(self.started) > self.deps.settings.max_duration && !self.hangup_requested {
-            self.end_for_time().await;
+            Box::pin(self.end_for_time()).await;
             return;
         }
         if self.owner_note.is_some() {

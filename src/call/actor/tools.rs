@@ -17,7 +17,7 @@ impl CallActor {
         for _ in 0..8 {
             match step {
                 Step::Tool(call) => {
-                    let result = self.run_tool(call).await;
+                    let result = Box::pin(self.run_tool(call)).await;
                     step = self.with_policy(|p, ctx| p.on_tool_result(ctx, result));
                 }
                 Step::Reply { text, end, transfer } => {

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{SpeechToText, SttEvent, SttInput, SttStream};
+use crate::audio::mulaw;
 use crate::domain::language::Language;
 use crate::providers::ProviderError;
 
@@ -255,7 +256,7 @@ struct Session {
 impl Session {
     async fn run(mut self) {
         loop {
-            let socket = match self.connect_buffering().await {
+            let socket = match Box::pin(self.connect_buffering()).await {
                 Ok(Some(socket)) => socket,
                 Ok(None) => break,
                 Err(error) => {
@@ -645,33 +646,58 @@ fn append_words(settled: &mut String, words: &str) {
 
 /// The audio a new socket must hear again: bytes since the last finalised result, at most
 /// `capacity` of them. Positions are absolute byte counts since the stream opened.
+///
+/// Quiet holds no words to lose: while nothing since the last final was a voice (the
+/// caller listening to the agent, often for many seconds with no result to release it),
+/// only the last [`QUIET_REPLAY_BYTES`] are kept, for the recogniser's sense of where
+/// speech starts. That is most of a live call's memory otherwise.
 #[derive(Debug)]
 struct ReplayBuffer {
     bytes: VecDeque<u8>,
     /// Absolute position of `bytes[0]`.
     start: u64,
     capacity: usize,
+    /// Absolute position just past the last piece that held a voice (0: none yet).
+    voice_end: u64,
 }
+
+/// Quiet audio kept for replay while no voice waits to be finalised: one second.
+const QUIET_REPLAY_BYTES: usize = BYTES_PER_SECOND as usize;
+/// A released buffer whose allocation grew past this is given back to the allocator.
+const REPLAY_KEEP_CAPACITY: usize = 4 * 1024;
 
 impl ReplayBuffer {
     fn new(capacity: usize) -> Self {
-        Self { bytes: VecDeque::new(), start: 0, capacity }
+        Self { bytes: VecDeque::new(), start: 0, capacity, voice_end: 0 }
     }
 
     fn push(&mut self, audio: &[u8]) {
         self.bytes.extend(audio);
-        let excess = self.bytes.len().saturating_sub(self.capacity);
-        if excess > 0 {
-            self.bytes.drain(..excess);
-            self.start += excess as u64;
+        let end = self.start + self.bytes.len() as u64;
+        if mulaw::has_voice(audio) {
+            self.voice_end = end;
+        }
+        let limit = if self.voice_end > self.start { self.capacity } else { self.capacity.min(QUIET_REPLAY_BYTES) };
+        self.drop_oldest(self.bytes.len().saturating_sub(limit));
+    }
+
+    fn drop_oldest(&mut self, count: usize) {
+        if count > 0 {
+            self.bytes.drain(..count);
+            self.start += count as u64;
         }
     }
 
     /// Forgets audio before absolute position `end`: Deepgram has finalised it.
     fn release_until(&mut self, end: u64) {
         let settled = end.saturating_sub(self.start).min(self.bytes.len() as u64) as usize;
-        self.bytes.drain(..settled);
-        self.start += settled as u64;
+        self.drop_oldest(settled);
+        if self.voice_end <= self.start {
+            self.drop_oldest(self.bytes.len().saturating_sub(QUIET_REPLAY_BYTES));
+        }
+        if self.bytes.capacity() > REPLAY_KEEP_CAPACITY.max(self.bytes.len() * 2) {
+            self.bytes.shrink_to(REPLAY_KEEP_CAPACITY.max(self.bytes.len()));
+        }
     }
 
     fn start(&self) -> u64 {
@@ -854,6 +880,32 @@ mod tests {
         assert_eq!(frames.iter().map(Vec::len).collect::<Vec<_>>(), vec![60, 40]);
         assert_eq!(frames[0][..50], [1; 50]);
         assert_eq!(frames[1][..], [2; 40]);
+    }
+
+    #[test]
+    fn quiet_with_no_voice_to_finalise_keeps_only_its_last_second() {
+        const QUIET: u8 = 0xff;
+        let mut replay = ReplayBuffer::new(MAX_REPLAY_BYTES);
+        // Ten seconds of the caller listening: one second kept, the clock still counts.
+        for _ in 0..100 {
+            replay.push(&[QUIET; 800]);
+        }
+        assert_eq!((replay.start(), replay.len()), (72_000, 8_000));
+        // The caller speaks: from now on nothing is dropped until Deepgram finalises it.
+        replay.push(&[0x10; 160]);
+        for _ in 0..30 {
+            replay.push(&[QUIET; 800]);
+        }
+        assert_eq!((replay.start(), replay.len()), (72_000, 8_000 + 160 + 24_000));
+        // Finalised up to just past the voice: the quiet after it shrinks to a second again.
+        replay.release_until(80_160);
+        assert_eq!((replay.start(), replay.len()), (96_160, 8_000));
+        assert!(replay.bytes.capacity() < 16 * 1024, "the grown allocation is given back");
+        // A finalised segment ending before the voice keeps the voice and everything after.
+        replay.push(&[0x10; 160]);
+        replay.release_until(100_000);
+        assert_eq!(replay.start(), 100_000);
+        assert_eq!(replay.len(), 4_320);
     }
 
     #[test]

@@ -406,13 +406,13 @@ impl SocketTask {
                 },
                 result = next_connection(&mut self.connecting) => {
                     self.connecting = None;
-                    self.connected(result).await;
+                    Box::pin(self.connected(result)).await;
                 }
                 frame = next_frame(&mut self.socket) => self.received(frame).await,
                 _ = keep_alive.tick() => self.keep_alive().await,
             }
         }
-        self.close().await;
+        Box::pin(self.close()).await;
     }
 
     fn connect(&mut self) {
