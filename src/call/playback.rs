@@ -141,6 +141,18 @@ impl Playback {
         }
     }
 
+    /// When [`Playback::pump`] will next have a chunk to send: once Twilio's buffer is
+    /// under [`LEAD`], a millisecond (the timer's grain) after it reaches it. `None` while
+    /// paused or while no whole chunk waits (and more audio is still coming).
+    pub fn next_send_at(&self, now: Instant) -> Option<Instant> {
+        let ready = self.pending.len() >= CHUNK_BYTES || self.finished_input && !self.pending.is_empty();
+        if self.paused || !ready {
+            return None;
+        }
+        let due = self.play_end.and_then(|end| end.checked_sub(LEAD)).map(|at| at + Duration::from_millis(1));
+        Some(due.map_or(now, |due| due.max(now)))
+    }
+
     /// A mark came back. Returns true the first time one of this turn's marks is echoed.
     pub fn on_mark(&mut self, name: &str) -> bool {
         let Some(pos) = self.marks.iter().position(|(n, _)| n == name) else {
@@ -260,6 +272,34 @@ mod tests {
             let ahead_ms = (sent / BYTES_PER_MS) as u64 - ms;
             assert!((160..=200).contains(&ahead_ms), "at {ms} ms we are {ahead_ms} ms ahead");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_chunk_is_due_when_the_lead_falls_under_160_ms() {
+        let mut p = Playback::new();
+        p.start_turn();
+        let t0 = Instant::now();
+        assert_eq!(p.next_send_at(t0), None, "nothing to send");
+        p.push(&vec![0xff; 8000]);
+        assert_eq!(p.next_send_at(t0), Some(t0), "the first chunks go at once");
+        let mut out = Vec::new();
+        p.pump(t0, &mut out);
+        // 160 ms are queued at Twilio: the next chunk goes once any of it has played, and
+        // the one after when another 40 ms have.
+        let due = p.next_send_at(t0).unwrap();
+        assert_eq!(due, t0 + Duration::from_millis(1));
+        out.clear();
+        p.pump(due, &mut out);
+        assert_eq!(audio(&out), CHUNK_BYTES, "one chunk when due");
+        let due = p.next_send_at(due).unwrap();
+        assert_eq!(due, t0 + Duration::from_millis(41));
+        out.clear();
+        p.pump(due - Duration::from_millis(1), &mut out);
+        assert!(out.is_empty(), "not due yet");
+        p.pump(due, &mut out);
+        assert_eq!(audio(&out), CHUNK_BYTES, "one chunk when due");
+        p.pause();
+        assert_eq!(p.next_send_at(due), None, "nothing is due during a hold");
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,6 +9,9 @@
 //! half second of quiet after the caller's voice still goes frame by frame, so the
 //! recogniser hears the end of speech (its endpointing) at once, and a loud frame sends
 //! whatever quiet audio waits along with it, so the start of speech is never held back.
+//! The caller's voice goes in 40 ms pieces (two frames): half the sends, and no frame
+//! waits more than 20 ms. Whether the agent should stop for the caller is decided on each
+//! loud frame by the actor, which gets it at once; only the recogniser's copy waits.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +30,8 @@ pub const CALLER_VOICE_LEVEL: u32 = mulaw::VOICE_LEVEL;
 const PROMPT_QUIET_BYTES: usize = 500 * 8;
 /// Past that, quiet audio goes in pieces of this many bytes.
 const QUIET_PIECE_BYTES: usize = 100 * 8;
+/// The caller's voice goes in pieces of this many bytes.
+const VOICE_PIECE_BYTES: usize = 40 * 8;
 
 /// Where the recogniser's audio goes, and what waits to go there.
 #[derive(Debug, Default)]
@@ -71,14 +76,20 @@ impl AudioTap {
         };
         let to_actor = for_actor.then(|| bytes.clone());
         route.quiet_bytes = if loud { 0 } else { route.quiet_bytes.saturating_add(bytes.len()) };
-        let hold = !loud && route.quiet_bytes > PROMPT_QUIET_BYTES;
+        let piece_bytes = if loud {
+            VOICE_PIECE_BYTES
+        } else if route.quiet_bytes > PROMPT_QUIET_BYTES {
+            QUIET_PIECE_BYTES
+        } else {
+            0
+        };
         let piece = if route.waiting.is_empty() {
             bytes
         } else {
             route.waiting.extend_from_slice(&bytes);
             std::mem::take(&mut route.waiting)
         };
-        if hold && piece.len() < QUIET_PIECE_BYTES {
+        if piece.len() < piece_bytes {
             route.waiting = piece;
         } else if let Err(mpsc::error::TrySendError::Full(_)) = stt.try_send(SttInput::Audio(piece)) {
             metrics::counter!("ringlypro_stt_frames_dropped_total").increment(1);
@@ -106,7 +117,9 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(SttInput::Audio(a)) if a == vec![QUIET; 160]));
         let handed = tap.route(loud(), Some(40));
         assert_eq!(handed, Some(CallInput::Audio { bytes: loud(), timestamp_ms: Some(40), loud: Some(true) }));
-        assert!(matches!(rx.try_recv(), Ok(SttInput::Audio(a)) if a == loud()));
+        assert!(rx.try_recv().is_err(), "the recogniser's copy of the voice waits for a second frame");
+        assert!(tap.route(loud(), Some(60)).is_some(), "the actor gets every loud frame at once");
+        assert!(matches!(rx.try_recv(), Ok(SttInput::Audio(a)) if a == [loud(), loud()].concat()));
     }
 
     #[test]
@@ -135,13 +148,19 @@ mod tests {
             }
             lens
         };
-        tap.route(loud(), None);
-        assert_eq!(sent(), vec![160]);
-        // Half a second of quiet after the voice: frame by frame, for the endpointing.
+        // The voice goes two frames at a time.
+        for _ in 0..5 {
+            tap.route(loud(), None);
+        }
+        assert_eq!(sent(), vec![320, 320], "the fifth frame waits for the next");
+        // The first quiet frame after the voice takes the waiting one along, and half a
+        // second of quiet after the voice goes frame by frame, for the endpointing.
         for _ in 0..25 {
             tap.route(vec![QUIET; 160], None);
         }
-        assert_eq!(sent(), vec![160; 25]);
+        let mut after_voice = vec![320];
+        after_voice.extend([160; 24]);
+        assert_eq!(sent(), after_voice);
         // Then 100 ms pieces.
         for _ in 0..12 {
             tap.route(vec![QUIET; 160], None);

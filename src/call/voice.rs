@@ -277,6 +277,14 @@ impl Voice {
         }
     }
 
+    /// When the next chunk of the agent's audio is due to go out (`None`: none is ready).
+    pub fn next_send_at(&self, now: Instant) -> Option<Instant> {
+        match &self.way {
+            Way::Speech(s) => s.playback.next_send_at(now),
+            Way::Relay { .. } => None,
+        }
+    }
+
     /// Audio or marks wait to be sent.
     pub fn has_pending(&self) -> bool {
         matches!(&self.way, Way::Speech(s) if s.playback.has_pending())

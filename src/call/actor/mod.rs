@@ -186,7 +186,7 @@ impl CallActor {
                 _ = sleep_until(barge_at) => self.on_barge_deadline().await,
                 _ = &mut tick => {
                     self.on_tick().await;
-                    self.next_tick = Instant::now() + self.tick_period();
+                    self.next_tick = self.next_tick_at(Instant::now());
                 }
             }
         }

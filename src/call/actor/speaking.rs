@@ -34,6 +34,20 @@ impl CallActor {
         Duration::from_millis(if busy { 20 } else { 100 })
     }
 
+    /// When to tick next. While the only work is pacing the agent's audio, the tick comes
+    /// when the next 40 ms chunk is due, not every 20 ms: half the wake-ups of a speaking
+    /// call.
+    pub(super) fn next_tick_at(&self, now: Instant) -> Instant {
+        if self.reply.is_none()
+            && !self.floor.has_resume()
+            && !self.voice.end_is_planned()
+            && let Some(due) = self.voice.next_send_at(now)
+        {
+            return due.clamp(now + Duration::from_millis(1), now + Duration::from_millis(100));
+        }
+        now + self.tick_period()
+    }
+
     /// Audio is about to flow: pace it from the next 20 ms on.
     fn wake_soon(&mut self) {
         let soon = Instant::now() + Duration::from_millis(20);
