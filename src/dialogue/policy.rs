@@ -265,14 +265,23 @@ impl Policy {
         self.misunderstandings = 0;
     }
 
-    /// What the caller said (one final transcript).
-    pub fn on_utterance(&mut self, ctx: &Context<'_>, text: &str) -> Step {
-        let reading = nlu::read(text, ctx.local_now(), self.language);
+    /// Keeps the day and time the caller named, for the next availability check.
+    fn remember_when(&mut self, reading: &Reading) {
         if reading.date.is_some() {
             self.date = reading.date;
         }
         if reading.time.is_some() {
             self.time = reading.time;
+        }
+    }
+
+    /// What the caller said (one final transcript).
+    pub fn on_utterance(&mut self, ctx: &Context<'_>, text: &str) -> Step {
+        let reading = nlu::read(text, ctx.local_now(), self.language);
+        // While choosing among offers, "the first one" is an ordinal, not the 1st of the
+        // month: the choice decides what a day or time in the answer means.
+        if self.stage != Stage::ChooseSlot {
+            self.remember_when(&reading);
         }
         // A message may well end with "bye": only a refusal or a bare farewell leaves
         // instead of leaving one.
@@ -701,6 +710,7 @@ impl Policy {
             None if reading.date.is_some() || reading.time.is_some() => {
                 // A different day or time than offered: look again with it.
                 self.understood();
+                self.remember_when(reading);
                 self.check_availability()
             }
             None if reading.yes_no == Some(false) => {
@@ -1070,9 +1080,12 @@ mod tests {
         let w = World::new();
         let ctx = w.ctx();
         let mut p = w.choosing();
-        let _ = p.on_utterance(&ctx, "the first one");
+        let asked = p.preference();
+        let _ = p.on_utterance(&ctx, "the first one please");
         let step = p.on_tool_result(&ctx, ToolResult::SlotTaken);
-        assert!(matches!(step, Step::Tool(ToolCall::CheckAvailability(_))));
+        // "The first one" chose an offer: the new offers are for what the caller asked
+        // before, not for the 1st of next month.
+        assert!(matches!(&step, Step::Tool(ToolCall::CheckAvailability(pref)) if *pref == asked), "{step:?}");
         let step = p.on_tool_result(&ctx, ToolResult::Slots(w.slots()[1..].to_vec()));
         assert!(text(&step).starts_with("I'm sorry, that time was just taken."), "{step:?}");
     }
