@@ -19,7 +19,10 @@
 //!   a `--role vendors` child of its own (pinned to `--vendor-cpus` with `--pin`);
 //!   `--role all` (the default) runs both in this process;
 //! - `--pace MS` sets the agent's speech per character of text (default 65, a real voice);
-//! - `--server-bin PATH` runs another build of the server (to compare two builds).
+//! - `--server-bin PATH` runs another build of the server (to compare two builds);
+//! - `--local-engines` runs the server on its offline engines (PocketSphinx, the local
+//!   dialogue, espeak-ng) with no vendor at all: the callers speak a booking call's lines
+//!   with flite, and the server-added time is all of STT final → first frame.
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
@@ -35,6 +38,7 @@ use fakes::elevenlabs::{FakeElevenLabs, Knobs};
 use fakes::openai::{FakeOpenAi, Script};
 use ringlypro::audio::mulaw;
 use ringlypro::domain::calls::Speaker;
+use ringlypro::providers::tts::flite::FliteTts;
 use ringlypro::providers::tts::sentences::split_sentences;
 use ringlypro::providers::tts::{TextToSpeech, TtsAudio, TtsRequest};
 use ringlypro::sim::{self, Line, Script as CallScript};
@@ -103,6 +107,8 @@ struct Args {
     harness_cpus: String,
     /// Where a vendors child runs (default: with the harness).
     vendor_cpus: Option<String>,
+    /// The server runs its offline engines; the callers speak real words.
+    local_engines: bool,
 }
 
 /// What this process runs.
@@ -132,6 +138,7 @@ fn args() -> anyhow::Result<Args> {
         server_cpus: "0".into(),
         harness_cpus: "1".into(),
         vendor_cpus: None,
+        local_engines: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -167,15 +174,28 @@ fn args() -> anyhow::Result<Args> {
             "--server-cpus" => out.server_cpus = value()?,
             "--harness-cpus" => out.harness_cpus = value()?,
             "--vendor-cpus" => out.vendor_cpus = Some(value()?),
+            "--local-engines" => out.local_engines = true,
             "--bench" => {}
             _ => {}
         }
+    }
+    if out.local_engines && (out.barge_in || out.role != Role::All) {
+        bail!("--local-engines runs no vendor fakes and no barge-in: drop --barge-in and --role");
     }
     if out.calls.is_empty() || out.calls.contains(&0) {
         bail!("--calls/--sweep need at least one call");
     }
     Ok(out)
 }
+
+/// What a caller says to the offline engines: a booking call, as the local-pipeline bench.
+const BOOKING_LINES: [&str; 5] = [
+    "I would like to book an appointment please.",
+    "My name is John Smith.",
+    "Yes, that is right.",
+    "The first one please.",
+    "No, that is all. Thank you.",
+];
 
 /// The simulated caller's voice: a tone as long as the line would take to say (no speech
 /// engine, so a thousand callers cost the harness little).
@@ -196,14 +216,17 @@ impl TextToSpeech for ToneVoice {
     }
 }
 
-/// CPU seconds (user + system) and peak resident memory of a process.
+/// CPU seconds (user + system, with its finished children) and peak resident memory of a
+/// process.
 fn process_usage(pid: u32) -> (f64, u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> =
         stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // After the command name: state is field 0, utime 11, stime 12 (clock ticks, 100 Hz).
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    // After the command name: state is field 0, utime 11, stime 12, and the same of the
+    // children it has waited for 13 and 14 (clock ticks, 100 Hz). The offline voice runs
+    // espeak-ng as a child process per sentence: its CPU is the server's too.
+    let cpu = (ticks(11) + ticks(12) + ticks(13) + ticks(14)) / 100.0;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |key: &str| {
         status
@@ -427,17 +450,24 @@ async fn start_server(
     } else {
         Command::new(bin)
     };
+    command.arg("serve");
+    if args.local_engines {
+        for key in ["DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY"] {
+            command.env_remove(key);
+        }
+    } else {
+        command
+            .env("DEEPGRAM_API_KEY", FakeDeepgram::API_KEY)
+            .env("DEEPGRAM_URL", &v.addresses.deepgram_url)
+            .env("OPENAI_API_KEY", &v.addresses.openai_api_key)
+            .env("OPENAI_BASE_URL", &v.addresses.openai_base_url)
+            .env("ELEVENLABS_API_KEY", fakes::elevenlabs::API_KEY)
+            .env("ELEVENLABS_URL", &v.addresses.elevenlabs_url);
+    }
     let child = command
-        .arg("serve")
         .env("DATABASE_URL", db)
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("PUBLIC_URL", &base_url)
-        .env("DEEPGRAM_API_KEY", FakeDeepgram::API_KEY)
-        .env("DEEPGRAM_URL", &v.addresses.deepgram_url)
-        .env("OPENAI_API_KEY", &v.addresses.openai_api_key)
-        .env("OPENAI_BASE_URL", &v.addresses.openai_base_url)
-        .env("ELEVENLABS_API_KEY", fakes::elevenlabs::API_KEY)
-        .env("ELEVENLABS_URL", &v.addresses.elevenlabs_url)
         .env("RUST_LOG", "warn")
         .env("SHUTDOWN_GRACE_SECS", "5")
         .env("DATABASE_POOL_SIZE", "60")
@@ -469,17 +499,22 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
         Some(rate) => format!("{rate} new calls a second for {} s", arrival_window(args).as_secs()),
         None => format!("{n} concurrent calls"),
     };
-    println!(
-        "\n=== {shape}, {} caller lines each{} ===",
-        args.lines,
-        if args.barge_in { ", barge-in on line 2" } else { "" }
-    );
+    if args.local_engines {
+        println!("\n=== {shape} on the offline engines, {} caller lines each ===", BOOKING_LINES.len());
+    } else {
+        println!(
+            "\n=== {shape}, {} caller lines each{} ===",
+            args.lines,
+            if args.barge_in { ", barge-in on line 2" } else { "" }
+        );
+    }
     if let Some(local) = &v.local {
         for i in 0..transcripts_for(args, n) {
             local.dg.say_next([heard(i)]);
         }
     }
-    let log = support::results_dir()?.join(format!("calls-server-{n}.log"));
+    let engines = if args.local_engines { "local-" } else { "" };
+    let log = support::results_dir()?.join(format!("calls-server-{engines}{n}.log"));
     let (server, pid, base_url) = start_server(args, db, v, &log).await?;
     let (cpu_before, _, rss_idle) = process_usage(pid);
     let (harness_cpu_before, _, _) = process_usage(std::process::id());
@@ -506,14 +541,24 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     };
 
     // Calls: N at once, either one round or kept up for --duration.
-    let voice: Arc<dyn TextToSpeech> = Arc::new(ToneVoice);
+    let voice: Arc<dyn TextToSpeech> =
+        if args.local_engines { Arc::new(FliteTts::default()) } else { Arc::new(ToneVoice) };
     let run_until = args.duration.filter(|_| args.arrival_rate.is_none()).map(|d| Instant::now() + d);
-    let (lines, barge_in) = (args.lines, args.barge_in);
-    let place = move || {
-        let script_lines = (0..lines)
-            .map(|i| Line { text: "Yes please that sounds good.".into(), over_agent: barge_in && i == 1 })
-            .collect();
-        let mut script = CallScript::new(&base_url, "+15550001111", "+15557654321", script_lines);
+    let (lines, barge_in, local_engines) = (args.lines, args.barge_in, args.local_engines);
+    let mut placed = 0u32;
+    let mut place = move || {
+        placed += 1;
+        // Offline callers are different people (a caller who already has a booking is
+        // asked about it first); the vendor runs keep the one caller of earlier figures.
+        let caller = if local_engines { format!("+1555{:07}", 2_000_000 + placed) } else { "+15557654321".to_owned() };
+        let script_lines = if local_engines {
+            BOOKING_LINES.iter().map(|text| Line { text: (*text).into(), over_agent: false }).collect()
+        } else {
+            (0..lines)
+                .map(|i| Line { text: "Yes please that sounds good.".into(), over_agent: barge_in && i == 1 })
+                .collect()
+        };
+        let mut script = CallScript::new(&base_url, "+15550001111", &caller, script_lines);
         script.answer_gap = Duration::from_millis(400);
         let voice = voice.clone();
         tokio::spawn(async move { sim::place_call(&script, voice).await })
@@ -582,7 +627,10 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
             let total = ms(t.stt_final_at, t.first_audio_sent_at);
             let llm_wait = ms(t.stt_final_at, t.reply_ready_at).map(|v| v.max(0.0));
             let tts_wait = ms(t.reply_ready_at, t.tts_first_byte_at);
-            if let (Some(total), Some(llm_wait)) = (total, llm_wait) {
+            if local_engines {
+                // No vendor: the dialogue and the first words of espeak-ng are ours.
+                server_added.extend(total);
+            } else if let (Some(total), Some(llm_wait)) = (total, llm_wait) {
                 // Ours: everything but the modeled vendors: the model's first token, the
                 // model streaming the first clause (none when an early start had the reply
                 // ready at the final), and the synthesizer's first byte.
@@ -615,10 +663,21 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
         percentiles("barge-in (caller's first frame over agent -> clear)", barge_in.clone()),
     ];
     let v2v_p50 = stages[4]["p50_ms"].as_f64().unwrap_or(f64::NAN);
-    println!(
-        "modeled provider floor {floor:.0} ms (endpointing 300 + stt + llm + tts); voice-to-voice p50 is {:+.1} ms from it",
-        v2v_p50 - floor
-    );
+    if args.local_engines {
+        let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+        for r in &reports {
+            *outcomes.entry(r.outcome.clone()).or_default() += 1;
+        }
+        println!("call outcomes: {outcomes:?}");
+        // What was said, to read why a call did not book.
+        let records: Vec<&serde_json::Value> = reports.iter().map(|r| &r.record).collect();
+        support::write_results(&format!("calls-local-{n}-records.json"), &json!(records))?;
+    } else {
+        println!(
+            "modeled provider floor {floor:.0} ms (endpointing 300 + stt + llm + tts); voice-to-voice p50 is {:+.1} ms from it",
+            v2v_p50 - floor
+        );
+    }
     let total_late: u64 = late.iter().sum();
     let calls_with_late = late.iter().filter(|l| **l > 0).count();
     let cpu = cpu_after - cpu_before;
@@ -645,7 +704,7 @@ async fn run(args: &Args, n: usize, v: &Vendors, db: &str, pool: &sqlx::PgPool) 
     }
     println!("server log: {warnings} warnings, {server_errors} errors ({})", log.display());
     let summary = json!({
-        "calls": n, "lines_per_call": args.lines, "barge_in": args.barge_in, "pinned": args.pin,
+        "calls": n, "local_engines": args.local_engines, "lines_per_call": args.lines, "barge_in": args.barge_in, "pinned": args.pin,
         "delays": format!("{d:?}"), "pace_ms_per_char": args.pace_ms, "completed": reports.len(),
         "errors": errors, "server_log_warnings": warnings, "server_log_errors": server_errors, "stages": stages, "modeled_floor_ms": floor, "late_frames_total": total_late,
         "calls_with_late_frames": calls_with_late, "marks_after_clear": marks_after_clear,
@@ -703,7 +762,11 @@ async fn main() -> anyhow::Result<()> {
     pool.close().await;
 
     // Results and plots.
-    let tag = if let Some(rate) = args.arrival_rate {
+    let tag = if args.local_engines && args.calls.len() > 1 {
+        "local-sweep".to_owned()
+    } else if args.local_engines {
+        format!("local-{}", args.calls[0])
+    } else if let Some(rate) = args.arrival_rate {
         format!("arrival-{rate}")
     } else if args.calls.len() > 1 {
         "sweep".to_owned()
@@ -739,7 +802,7 @@ async fn main() -> anyhow::Result<()> {
         let curve = |f: &dyn Fn(&Run) -> f64| runs.iter().map(|r| (r.calls as f64, f(r))).collect::<Vec<_>>();
         let pick = |r: &Run, stage: usize, p: &str| r.summary["stages"][stage][p].as_f64().unwrap_or(0.0);
         plots::lines(
-            &dir.join("calls-sweep-latency.svg"),
+            &dir.join(format!("calls-{tag}-latency.svg")),
             "Server-added turn latency against concurrent calls",
             "concurrent calls",
             "milliseconds",
@@ -750,7 +813,7 @@ async fn main() -> anyhow::Result<()> {
             true,
         )?;
         plots::lines(
-            &dir.join("calls-sweep-late-frames.svg"),
+            &dir.join(format!("calls-{tag}-late-frames.svg")),
             "Late outbound frames and server CPU against concurrent calls",
             "concurrent calls",
             "late frames per call / server cores x 10",
