@@ -27,16 +27,24 @@ pub struct CallRecord<'a> {
 pub async fn save(pool: &PgPool, record: &CallRecord<'_>) -> anyhow::Result<()> {
     let mut tx = begin_tenant(pool, record.client_id).await?;
     calls::save_turns(&mut tx, record.client_id, record.call_id, record.turns).await.context("saving turns")?;
-    if let Some(phone) = record.caller_phone.filter(|p| !p.is_empty()) {
-        let contact_id = contacts::upsert_by_phone(&mut tx, record.client_id, phone, record.caller_name.unwrap_or(""))
-            .await
-            .context("saving the caller's contact")?;
-        calls::set_contact(&mut tx, record.call_id, contact_id).await?;
-    }
-    if record.outcome != Outcome::None {
-        calls::set_outcome(&mut tx, record.call_id, record.outcome).await?;
-    }
-    calls::finish_stream(&mut tx, record.call_id, record.stream_sid, record.language, record.failures).await?;
+    // The contact comes after the turns, so its row is locked only for the statements
+    // left before the commit.
+    let contact_id = match record.caller_phone.filter(|p| !p.is_empty()) {
+        Some(phone) => Some(
+            contacts::upsert_by_phone(&mut tx, record.client_id, phone, record.caller_name.unwrap_or(""))
+                .await
+                .context("saving the caller's contact")?,
+        ),
+        None => None,
+    };
+    let end = calls::StreamEnd {
+        stream_sid: record.stream_sid,
+        language: record.language,
+        failures: record.failures,
+        contact_id,
+        outcome: Some(record.outcome).filter(|o| *o != Outcome::None),
+    };
+    calls::finish_stream(&mut tx, record.call_id, &end).await.context("finishing the call")?;
     tx.commit().await.context("committing the call record")?;
     Ok(())
 }

@@ -114,12 +114,20 @@ pub async fn meter_call(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| BillingError::UnknownCall(call_sid.to_owned()))?;
-    let row = store::lock(&mut tx, call.client_id).await?.ok_or(BillingError::NoAccount(call.client_id))?;
-    let account = roll_cycle(&mut tx, &row, now).await?;
+    // Everything that needs no lock is read before the tenant's account row is taken, so
+    // the tenant's other calls ending now wait for as few statements as possible. A
+    // callback replayed meanwhile is still caught: `insert_usage` is keyed by the call.
     if store::usage_for_call(&mut tx, call.id).await?.is_some() {
+        // A replay still moves the account into the month `now` falls in.
+        let row = store::lock(&mut tx, call.client_id).await?.ok_or(BillingError::NoAccount(call.client_id))?;
+        roll_cycle(&mut tx, &row, now).await?;
         tx.commit().await?;
         return Ok((Metered::AlreadyMetered, None));
     }
+    let caller = crate::domain::phone::PhoneNumber::parse(&call.from_number)
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|_| call.from_number.clone());
+    let blocked = store::is_blocked(&mut tx, call.client_id, &caller).await?;
     let record_seconds =
         call.ended_at.map(|end| (end - call.started_at).num_seconds().clamp(0, i32::MAX as i64) as i32);
     let (seconds, source) = match reported {
@@ -139,10 +147,8 @@ pub async fn meter_call(
         (Outcome::Transfer, Some(ours)) => seconds.min(ours),
         _ => seconds,
     };
-    let caller = crate::domain::phone::PhoneNumber::parse(&call.from_number)
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|_| call.from_number.clone());
-    let blocked = store::is_blocked(&mut tx, call.client_id, &caller).await?;
+    let row = store::lock(&mut tx, call.client_id).await?.ok_or(BillingError::NoAccount(call.client_id))?;
+    let account = roll_cycle(&mut tx, &row, now).await?;
     let reason = if blocked {
         Some(NotCharged::BlockedCaller)
     } else if UNANSWERED.contains(&call.status.as_str()) {
@@ -417,56 +423,15 @@ async fn after_balance_change(
     now: DateTime<Utc>,
 ) -> Result<Option<AutoReloadDue>, BillingError> {
     let client_id = row.client_id;
-    let owner: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT business_name, owner_email FROM clients WHERE id = $1")
-            .bind(client_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((business, owner_email)) = owner else { return Ok(None) };
-    let business_name = business.as_str();
-    let zone = parse_zone(&row.timezone).context("the tenant's zone")?;
-    let link = links.credits_page.as_str();
-    let text = |key: &str, ctx: minijinja::Value| crate::dialogue::prompts::written(Language::English, key, &ctx);
-    let sms = |kind: &'static str, body: String| (kind, body);
-    let mut texts = Vec::new();
-    if before.can_answer() && !after.can_answer() {
-        let body = text("credit_locked_alert", context! { business_name, link })?;
-        texts.push(sms("credit_locked_alert", body));
-    }
-    if after.is_low() && store::claim_low_balance_alert(conn, client_id, after.cycle_start).await? {
-        {
-            let free_left = after.free_minutes_left();
-            let balance = credits::dollars(after.balance_cents);
-            let reset_day = credits::next_reset(now, zone).with_timezone(&zone).format("%B %-d").to_string();
-            let body =
-                text("credit_low_alert", context! { business_name, free_left, balance => balance.as_str(), link })?;
-            texts.push(sms("credit_low_alert", body));
-            if let Some(email) = owner_email.as_deref().filter(|e| !e.is_empty()) {
-                let subject = text("credit_low_subject", context! {})?;
-                let body = text(
-                    "credit_low_body",
-                    context! { business_name, free_left, balance => balance.as_str(), reset_day, link },
-                )?;
-                email_outbox::queue(
-                    conn,
-                    &email_outbox::NewEmail {
-                        client_id: Some(client_id),
-                        to_address: email,
-                        kind: "credit_low",
-                        subject: &subject,
-                        body: &body,
-                    },
-                )
-                .await?;
-            }
-        }
-    }
-    for (kind, body) in texts {
-        text_owner(conn, client_id, kind, &body).await?;
+    let locked_now = before.can_answer() && !after.can_answer();
+    let low_alert = after.is_low() && store::claim_low_balance_alert(conn, client_id, after.cycle_start).await?;
+    // Most calls change nothing the owner is told of; only then is the owner's row read.
+    if locked_now || low_alert {
+        tell_owner(conn, links, row, after, now, locked_now, low_alert).await?;
     }
     let crossed =
         credits::crossed_threshold(row.auto_reload_threshold_cents, before.balance_cents, after.balance_cents)
-            || (before.can_answer() && !after.can_answer());
+            || locked_now;
     let card = row.stripe_customer_id.clone().zip(row.stripe_payment_method_id.clone());
     match card {
         Some((customer, payment_method)) if row.auto_reload_enabled && crossed => {
@@ -487,4 +452,58 @@ async fn after_balance_change(
         }
         _ => Ok(None),
     }
+}
+
+/// Texts the owner that calls now go to them (`locked_now`) and/or that the balance is
+/// low (`low_alert`, also e-mailed), in the caller's transaction.
+async fn tell_owner(
+    conn: &mut PgConnection,
+    links: &Links,
+    row: &AccountRow,
+    after: &Account,
+    now: DateTime<Utc>,
+    locked_now: bool,
+    low_alert: bool,
+) -> Result<(), BillingError> {
+    let client_id = row.client_id;
+    let owner: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT business_name, owner_email FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((business, owner_email)) = owner else { return Ok(()) };
+    let business_name = business.as_str();
+    let zone = parse_zone(&row.timezone).context("the tenant's zone")?;
+    let link = links.credits_page.as_str();
+    let text = |key: &str, ctx: minijinja::Value| crate::dialogue::prompts::written(Language::English, key, &ctx);
+    let mut texts = Vec::new();
+    if locked_now {
+        texts.push(("credit_locked_alert", text("credit_locked_alert", context! { business_name, link })?));
+    }
+    if low_alert {
+        let free_left = after.free_minutes_left();
+        let balance = credits::dollars(after.balance_cents);
+        let reset_day = credits::next_reset(now, zone).with_timezone(&zone).format("%B %-d").to_string();
+        let body = text("credit_low_alert", context! { business_name, free_left, balance => balance.as_str(), link })?;
+        texts.push(("credit_low_alert", body));
+        if let Some(email) = owner_email.as_deref().filter(|e| !e.is_empty()) {
+            let subject = text("credit_low_subject", context! {})?;
+            let body = text(
+                "credit_low_body",
+                context! { business_name, free_left, balance => balance.as_str(), reset_day, link },
+            )?;
+            let email = email_outbox::NewEmail {
+                client_id: Some(client_id),
+                to_address: email,
+                kind: "credit_low",
+                subject: &subject,
+                body: &body,
+            };
+            email_outbox::queue(conn, &email).await?;
+        }
+    }
+    for (kind, body) in texts {
+        text_owner(conn, client_id, kind, &body).await?;
+    }
+    Ok(())
 }

@@ -174,3 +174,117 @@ async fn a_stream_for_an_unknown_call_is_closed() {
     assert!(matches!(next, None | Some(Ok(Message::Close(_))) | Some(Err(_))), "{next:?}");
     app.stop().await;
 }
+
+/// A call's record as the actor saves it when the stream closes: every turn field, the
+/// caller's contact and the outcome in one transaction, and safe to save again.
+#[tokio::test]
+async fn a_call_saved_twice_keeps_one_copy_of_each_turn_its_contact_and_a_hand_over() {
+    use chrono::{TimeZone, Utc};
+    use ringlypro::domain::calls::{HandledBy, Outcome};
+    use ringlypro::services::calls::{mark_handed_over, save};
+    use ringlypro::storage::postgres::begin_tenant;
+    use ringlypro::storage::postgres::calls::Turn;
+
+    let app = spawn_app().await;
+    let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
+    let mut tx = begin_tenant(&app.pool, tenant).await.unwrap();
+    let new = calls::NewCall {
+        client_id: tenant,
+        call_sid: "CA-saved",
+        from_number: "+15557654321",
+        to_number: "+15550001111",
+        handled_by: HandledBy::Agent,
+        status: "in-progress",
+    };
+    let call_id = calls::upsert(&mut tx, &new).await.unwrap();
+    tx.commit().await.unwrap();
+    // The agent handed the call over before the stream closed.
+    mark_handed_over(&app.pool, tenant, call_id).await.unwrap();
+
+    let at = |ms: i64| Utc.timestamp_millis_opt(1_764_000_000_000 + ms).unwrap();
+    let mut turns = vec![
+        Turn {
+            seq: 0,
+            speaker: Speaker::Agent,
+            text: "Thanks for calling.".into(),
+            started_at: at(0),
+            ..Turn::default()
+        },
+        Turn {
+            seq: 1,
+            speaker: Speaker::Caller,
+            text: "Can I talk to someone?".into(),
+            intent: Some("transfer".into()),
+            started_at: at(2_000),
+            ended_at: Some(at(3_000)),
+            ..Turn::default()
+        },
+        Turn {
+            seq: 2,
+            speaker: Speaker::Agent,
+            text: "Of course, one moment while I connect you.".into(),
+            heard_text: Some("Of course, one moment".into()),
+            interrupted: true,
+            started_at: at(3_400),
+            caller_stopped_at: Some(at(3_000)),
+            stt_final_at: Some(at(3_150)),
+            reply_ready_at: Some(at(3_300)),
+            tts_first_byte_at: Some(at(3_380)),
+            first_audio_sent_at: Some(at(3_390)),
+            first_mark_at: Some(at(3_600)),
+            ..Turn::default()
+        },
+    ];
+    save(&app.pool, &saved(tenant, call_id, &turns, Outcome::None)).await.unwrap();
+    assert_eq!(calls::turns(&app.pool, call_id).await.unwrap(), turns, "every field of every turn reads back");
+    let call = calls::find_by_sid(&app.pool, "CA-saved").await.unwrap().unwrap();
+    assert_eq!(call.outcome, Outcome::Transfer, "no outcome of its own keeps the hand-over");
+    assert_eq!(call.status, "completed");
+    assert!(call.ended_at.is_some());
+    let contact = call.contact_id.expect("the caller's contact is linked");
+
+    // Saved again (a retry after a lost commit reply), with a turn changed and one more.
+    turns[2].heard_text = Some("Of course, one moment while I".into());
+    turns[2].ended_at = Some(at(5_000));
+    turns.push(Turn {
+        seq: 3,
+        speaker: Speaker::Caller,
+        text: "Thanks.".into(),
+        started_at: at(6_000),
+        ..Turn::default()
+    });
+    save(&app.pool, &saved(tenant, call_id, &turns, Outcome::Message)).await.unwrap();
+    assert_eq!(calls::turns(&app.pool, call_id).await.unwrap(), turns, "turns are rewritten, not added again");
+    let call = calls::find_by_sid(&app.pool, "CA-saved").await.unwrap().unwrap();
+    assert_eq!(call.outcome, Outcome::Message);
+    assert_eq!(call.contact_id, Some(contact), "the same contact, not a second one");
+    let contacts: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts WHERE client_id = $1")
+        .bind(tenant)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(contacts, 1);
+    let name: String =
+        sqlx::query_scalar("SELECT name FROM contacts WHERE id = $1").bind(contact).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(name, "Ann Lee");
+}
+
+/// What the actor saves for the call of [`a_call_saved_twice_keeps_one_copy_of_each_turn_its_contact_and_a_hand_over`].
+fn saved(
+    client_id: ringlypro::domain::ids::TenantId,
+    call_id: ringlypro::domain::ids::CallId,
+    turns: &[ringlypro::storage::postgres::calls::Turn],
+    outcome: ringlypro::domain::calls::Outcome,
+) -> ringlypro::services::calls::CallRecord<'_> {
+    ringlypro::services::calls::CallRecord {
+        client_id,
+        call_id,
+        stream_sid: "MZ-saved",
+        language: "en",
+        caller_phone: Some("+15557654321"),
+        caller_name: Some("Ann Lee"),
+        outcome,
+        failures: "",
+        turns,
+    }
+}

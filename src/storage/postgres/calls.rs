@@ -138,24 +138,34 @@ pub async fn set_contact(conn: &mut PgConnection, call_id: CallId, contact_id: C
         .map(|_| ())
 }
 
-/// Marks the media stream finished (the socket closed), whatever Twilio reports later.
-pub async fn finish_stream(
-    conn: &mut PgConnection,
-    call_id: CallId,
-    stream_sid: &str,
-    language: &str,
-    failures: &str,
-) -> sqlx::Result<()> {
+/// What the end of a media stream writes to its call row.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamEnd<'a> {
+    pub stream_sid: &'a str,
+    pub language: &'a str,
+    pub failures: &'a str,
+    /// The caller's contact, when known.
+    pub contact_id: Option<ContactId>,
+    /// What the call achieved; `None` keeps what is recorded (a hand-over marked earlier).
+    pub outcome: Option<Outcome>,
+}
+
+/// Marks the media stream finished (the socket closed), whatever Twilio reports later,
+/// with the caller's contact and the outcome, in one statement.
+pub async fn finish_stream(conn: &mut PgConnection, call_id: CallId, end: &StreamEnd<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE calls SET stream_sid = $2, language = $3, failures = $4, \
+             contact_id = COALESCE($5, contact_id), outcome = COALESCE($6, outcome), \
              ended_at = COALESCE(ended_at, now()), \
              status = CASE WHEN status IN ('ringing', 'in-progress') THEN 'completed' ELSE status END \
          WHERE id = $1",
     )
     .bind(call_id)
-    .bind(stream_sid)
-    .bind(language)
-    .bind(failures)
+    .bind(end.stream_sid)
+    .bind(end.language)
+    .bind(end.failures)
+    .bind(end.contact_id)
+    .bind(end.outcome)
     .execute(conn)
     .await
     .map(|_| ())
@@ -180,43 +190,50 @@ pub struct Turn {
     pub first_mark_at: Option<DateTime<Utc>>,
 }
 
-/// Writes (or rewrites, on a retried save) the turns of a call.
+/// Writes (or rewrites, on a retried save) the turns of a call, all in one statement: a
+/// call's save is one round trip for its transcript however long it was.
 pub async fn save_turns(
     conn: &mut PgConnection,
     client_id: TenantId,
     call_id: CallId,
     turns: &[Turn],
 ) -> sqlx::Result<()> {
-    for t in turns {
-        sqlx::query(
-            "INSERT INTO call_turns (client_id, call_id, seq, speaker, text, heard_text, interrupted, intent, \
-                 started_at, ended_at, caller_stopped_at, stt_final_at, reply_ready_at, tts_first_byte_at, \
-                 first_audio_sent_at, first_mark_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             ON CONFLICT (call_id, seq) DO UPDATE SET text = EXCLUDED.text, heard_text = EXCLUDED.heard_text, \
-                 interrupted = EXCLUDED.interrupted, intent = EXCLUDED.intent, ended_at = EXCLUDED.ended_at, \
-                 first_mark_at = EXCLUDED.first_mark_at",
-        )
-        .bind(client_id)
-        .bind(call_id)
-        .bind(t.seq)
-        .bind(t.speaker)
-        .bind(&t.text)
-        .bind(&t.heard_text)
-        .bind(t.interrupted)
-        .bind(&t.intent)
-        .bind(t.started_at)
-        .bind(t.ended_at)
-        .bind(t.caller_stopped_at)
-        .bind(t.stt_final_at)
-        .bind(t.reply_ready_at)
-        .bind(t.tts_first_byte_at)
-        .bind(t.first_audio_sent_at)
-        .bind(t.first_mark_at)
-        .execute(&mut *conn)
-        .await?;
+    if turns.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    fn column<'a, T>(turns: &'a [Turn], f: impl Fn(&'a Turn) -> T) -> Vec<T> {
+        turns.iter().map(f).collect()
+    }
+    sqlx::query(
+        "INSERT INTO call_turns (client_id, call_id, seq, speaker, text, heard_text, interrupted, intent, \
+             started_at, ended_at, caller_stopped_at, stt_final_at, reply_ready_at, tts_first_byte_at, \
+             first_audio_sent_at, first_mark_at) \
+         SELECT $1, $2, t.* FROM UNNEST($3::int4[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[], \
+             $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], \
+             $14::timestamptz[], $15::timestamptz[], $16::timestamptz[]) AS t \
+         ON CONFLICT (call_id, seq) DO UPDATE SET text = EXCLUDED.text, heard_text = EXCLUDED.heard_text, \
+             interrupted = EXCLUDED.interrupted, intent = EXCLUDED.intent, ended_at = EXCLUDED.ended_at, \
+             first_mark_at = EXCLUDED.first_mark_at",
+    )
+    .bind(client_id)
+    .bind(call_id)
+    .bind(column(turns, |t| t.seq))
+    .bind(column(turns, |t| t.speaker.as_str()))
+    .bind(column(turns, |t| t.text.as_str()))
+    .bind(column(turns, |t| t.heard_text.as_deref()))
+    .bind(column(turns, |t| t.interrupted))
+    .bind(column(turns, |t| t.intent.as_deref()))
+    .bind(column(turns, |t| t.started_at))
+    .bind(column(turns, |t| t.ended_at))
+    .bind(column(turns, |t| t.caller_stopped_at))
+    .bind(column(turns, |t| t.stt_final_at))
+    .bind(column(turns, |t| t.reply_ready_at))
+    .bind(column(turns, |t| t.tts_first_byte_at))
+    .bind(column(turns, |t| t.first_audio_sent_at))
+    .bind(column(turns, |t| t.first_mark_at))
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 pub async fn turns<'e>(conn: impl sqlx::PgExecutor<'e>, call_id: CallId) -> sqlx::Result<Vec<Turn>> {

@@ -13,22 +13,28 @@ pub async fn upsert_by_phone(
     phone: &str,
     name: &str,
 ) -> sqlx::Result<ContactId> {
-    let (id, created): (ContactId, bool) = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Upserted {
+        #[sqlx(flatten)]
+        contact: Contact,
+        created: bool,
+    }
+    let row: Upserted = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO contacts (client_id, phone, name, last_contacted_at) VALUES ($1, $2, $3, now()) \
          ON CONFLICT (client_id, phone) DO UPDATE SET \
              name = CASE WHEN contacts.name = '' THEN EXCLUDED.name ELSE contacts.name END, \
              last_contacted_at = now(), updated_at = now() \
-         RETURNING id, (xmax = 0) AS created",
-    )
+         RETURNING {COLUMNS}, (xmax = 0) AS created"
+    )))
     .bind(client_id)
     .bind(phone)
     .bind(name)
     .fetch_one(&mut *conn)
     .await?;
-    if created {
-        announce(conn, client_id, id).await?;
+    if row.created {
+        created(conn, client_id, &row.contact).await?;
     }
-    Ok(id)
+    Ok(row.contact.id)
 }
 
 /// Tells the business's webhooks (and its GoHighLevel queue) of a contact just created.

@@ -194,8 +194,11 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// a query that forgot its `WHERE client_id`.
 pub async fn begin_tenant(pool: &PgPool, client_id: TenantId) -> sqlx::Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('app.client_id', $1, true)").bind(client_id.to_string()).execute(&mut *tx).await?;
-    sqlx::query("SET LOCAL ROLE ringlypro_tenant").execute(&mut *tx).await?;
+    // One round trip for both: `set_config('role', …, true)` is `SET LOCAL ROLE`.
+    sqlx::query("SELECT set_config('app.client_id', $1, true), set_config('role', 'ringlypro_tenant', true)")
+        .bind(client_id.to_string())
+        .execute(&mut *tx)
+        .await?;
     Ok(tx)
 }
 
