@@ -14,6 +14,9 @@ use crate::dialogue::nlu;
 pub const RESUME_AFTER: Duration = Duration::from_millis(1500);
 /// How long the agent holds for a sound over it that never becomes words.
 pub const MAX_HOLD_WITHOUT_WORDS: Duration = Duration::from_millis(1500);
+/// Voice older than this has been transcribed, or dismissed as noise, by any recogniser
+/// we use (Deepgram ends an utterance 1 s after the last word at the latest).
+pub const UNSETTLED_VOICE: Duration = Duration::from_secs(2);
 
 /// The unheard rest of a turn cut by speech that may turn out not to be a real
 /// interruption (it is said after all if the caller says nothing).
@@ -103,6 +106,14 @@ impl TurnTaking {
     /// The caller is speaking (or has said words not yet answered).
     pub fn caller_is_speaking(&self) -> bool {
         self.speech_started_at.is_some()
+    }
+
+    /// Whether the recogniser may still owe words: the caller has a turn under way, or
+    /// their voice was heard within [`UNSETTLED_VOICE`]. Nothing can come otherwise, so a
+    /// hang-up need not wait for a flush.
+    pub fn words_may_be_pending(&self, now: Instant) -> bool {
+        self.speech_started_at.is_some()
+            || self.caller_voice_at.is_some_and(|v| now.duration_since(v) < UNSETTLED_VOICE)
     }
 
     /// Something happened (a key pressed, the agent began or finished a turn).
@@ -339,6 +350,22 @@ mod tests {
         t.interim("actually no", Instant::now(), true);
         tokio::time::advance(BARGE).await;
         assert_eq!(t.barge_deadline_passed(Instant::now(), true), Reaction::BargeIn);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn words_may_be_pending_while_a_turn_is_under_way_or_the_voice_is_recent() {
+        let mut t = floor();
+        assert!(!t.words_may_be_pending(Instant::now()), "a caller who never spoke owes nothing");
+        t.caller_voice(Instant::now());
+        assert!(t.words_may_be_pending(Instant::now()), "a voice just heard may still become words");
+        tokio::time::advance(UNSETTLED_VOICE).await;
+        assert!(!t.words_may_be_pending(Instant::now()));
+        t.interim("I need to", Instant::now(), false);
+        tokio::time::advance(UNSETTLED_VOICE * 2).await;
+        assert!(t.words_may_be_pending(Instant::now()), "an unfinished turn waits for its final");
+        t.final_words("I need to move my appointment", true, Instant::now(), false);
+        t.take_caller_turn();
+        assert!(!t.words_may_be_pending(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]

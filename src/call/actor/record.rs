@@ -123,6 +123,10 @@ impl CallActor {
             tap.set_recogniser(None);
         }
         let Some(mut stt) = self.stt.take() else { return };
+        if !self.floor.words_may_be_pending(Instant::now()) {
+            // A caller quiet for a while owes no words: the call is saved at once.
+            return;
+        }
         if stt.input.send(SttInput::Finalize).await.is_err() {
             return;
         }

@@ -428,3 +428,42 @@ async fn an_owners_note_is_said_at_the_agents_next_turn_never_over_it() {
     );
     assert_eq!(call.hang_up().await.outcome, Outcome::None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_quiet_before_hanging_up_is_saved_without_flushing_the_recogniser() {
+    let mut rig = Rig::new();
+    let mut call = start(rig.engines());
+    let mut stream = rig.streams.recv().await.expect("the recogniser was opened");
+    call.over(Duration::from_secs(8)).await;
+    let hung_up = Instant::now();
+    let summary = call.hang_up().await;
+    assert_eq!(summary.turns, 1, "the greeting alone");
+    // The save fails at once here (no database) and is retried after 200 ms; a flush
+    // would have waited up to 1.5 s for words that cannot come.
+    assert!(hung_up.elapsed() < ms(1000), "ended {:?} after the hang-up", hung_up.elapsed());
+    while let Ok(input) = stream.audio.try_recv() {
+        assert!(!matches!(input, SttInput::Finalize), "no flush was asked for");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_hanging_up_mid_sentence_keeps_the_words_the_flush_brings() {
+    let mut rig = Rig::new();
+    let mut call = start(rig.engines());
+    let mut stream = rig.streams.recv().await.expect("the recogniser was opened");
+    call.over(Duration::from_secs(8)).await;
+    say(&stream, SttEvent::SpeechStarted).await;
+    say(&stream, words("I need to")).await;
+    call.over(ms(100)).await;
+    call.input.send(CallInput::Hangup).await.expect("the call listens");
+    loop {
+        match stream.audio.recv().await {
+            Some(SttInput::Finalize) => break,
+            Some(SttInput::Audio(_)) => continue,
+            None => panic!("the recogniser was closed without a flush"),
+        }
+    }
+    say(&stream, final_words("I need to move my appointment")).await;
+    let summary = call.task.await.expect("the call ends");
+    assert_eq!(summary.turns, 2, "the greeting and the caller's last words");
+}
