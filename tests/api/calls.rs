@@ -4,12 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{TimeZone, Utc};
 use futures::{SinkExt, StreamExt};
 use ringlypro::domain::appointments::BookingSource;
-use ringlypro::domain::calls::Speaker;
+use ringlypro::domain::calls::{HandledBy, Outcome, Speaker};
+use ringlypro::domain::ids::{CallId, TenantId};
 use ringlypro::providers::tts::flite::FliteTts;
+use ringlypro::services::calls::{CallRecord, mark_handed_over, save};
 use ringlypro::sim::{self, Line, Script};
-use ringlypro::storage::postgres::{appointments, calls};
+use ringlypro::storage::postgres::calls::Turn;
+use ringlypro::storage::postgres::{appointments, begin_tenant, calls};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -179,12 +183,6 @@ async fn a_stream_for_an_unknown_call_is_closed() {
 /// caller's contact and the outcome in one transaction, and safe to save again.
 #[tokio::test]
 async fn a_call_saved_twice_keeps_one_copy_of_each_turn_its_contact_and_a_hand_over() {
-    use chrono::{TimeZone, Utc};
-    use ringlypro::domain::calls::{HandledBy, Outcome};
-    use ringlypro::services::calls::{mark_handed_over, save};
-    use ringlypro::storage::postgres::begin_tenant;
-    use ringlypro::storage::postgres::calls::Turn;
-
     let app = spawn_app().await;
     let tenant = app.add_tenant("Bright Smile Dental", "+15550001111", "America/New_York").await;
     let mut tx = begin_tenant(&app.pool, tenant).await.unwrap();
@@ -270,13 +268,8 @@ async fn a_call_saved_twice_keeps_one_copy_of_each_turn_its_contact_and_a_hand_o
 }
 
 /// What the actor saves for the call of [`a_call_saved_twice_keeps_one_copy_of_each_turn_its_contact_and_a_hand_over`].
-fn saved(
-    client_id: ringlypro::domain::ids::TenantId,
-    call_id: ringlypro::domain::ids::CallId,
-    turns: &[ringlypro::storage::postgres::calls::Turn],
-    outcome: ringlypro::domain::calls::Outcome,
-) -> ringlypro::services::calls::CallRecord<'_> {
-    ringlypro::services::calls::CallRecord {
+fn saved(client_id: TenantId, call_id: CallId, turns: &[Turn], outcome: Outcome) -> CallRecord<'_> {
+    CallRecord {
         client_id,
         call_id,
         stream_sid: "MZ-saved",
